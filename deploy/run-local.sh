@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# `make run`: the gateway with a real local model server as its fallback.
+#
+# Unless OPENAI_API_ENDPOINT is set, a llama.cpp server (SmolLM2-135M-Instruct) is started
+# on LOCAL_MODEL_PORT and becomes the OpenAI-compatible fallback, so with no Ollama on the
+# machine the first request shows the fallback for real. Unless PROXY_API_TOKENS is set,
+# a random token is made once and kept in .dev-token. Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PY:-.venv/bin/python}
+export PROXY_HOST=${PROXY_HOST:-127.0.0.1}
+export PROXY_PORT=${PROXY_PORT:-8000}
+LOCAL_MODEL_PORT=${LOCAL_MODEL_PORT:-8081}
+
+if [ -z "${PROXY_API_TOKENS:-}" ]; then
+    [ -s .dev-token ] || (umask 077; "$PY" -c 'import secrets; print(secrets.token_urlsafe(24))' > .dev-token)
+    PROXY_API_TOKENS=$(cat .dev-token)
+    export PROXY_API_TOKENS
+fi
+TOKEN=${PROXY_API_TOKENS%%,*}
+
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+wait_for() {  # url, seconds, what
+    for _ in $(seq 1 $(( $2 * 10 ))); do
+        curl -s -o /dev/null "$1" && return 0
+        sleep 0.1
+    done
+    echo "$3 did not come up within $2 s" >&2
+    exit 1
+}
+
+if [ -z "${OPENAI_API_ENDPOINT:-}" ]; then
+    "$PY" -m proxy.local_model --port "$LOCAL_MODEL_PORT" > local-model.log 2>&1 &
+    pids+=($!)
+    wait_for "http://127.0.0.1:$LOCAL_MODEL_PORT/health" 60 "the local model server (see local-model.log)"
+    export OPENAI_API_ENDPOINT="http://127.0.0.1:$LOCAL_MODEL_PORT/v1"
+    echo "local model server: SmolLM2-135M-Instruct at $OPENAI_API_ENDPOINT (log: local-model.log)"
+fi
+
+"$PY" -m proxy &
+pids+=($!)
+wait_for "http://$PROXY_HOST:$PROXY_PORT/api/v1/health" 30 "the gateway"
+
+cat <<MSG
+
+The gateway is up on http://$PROXY_HOST:$PROXY_PORT (Ctrl-C stops it). Try:
+
+  curl -N http://$PROXY_HOST:$PROXY_PORT/api/v1/inference/stream \\
+    -H 'Authorization: Bearer $TOKEN' -H 'Content-Type: application/json' \\
+    -d '{"model_id": "smollm2", "input_data": "Write a haiku about the sea."}'
+
+MSG
+wait "${pids[-1]}"

@@ -1,0 +1,26 @@
+"""One access-log line per request: id, method, path, status, provider, latency.
+
+Never the query string, headers or body: they can carry tokens and prompts.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from proxy.middlewares import PROVIDER, REQUEST_ID, STARTED, elapsed_ms
+
+
+class AccessLogger(AbstractAccessLogger):
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if not isinstance(request, web.Request) or STARTED not in request:
+            return
+        self.logger.info(
+            "request_id=%s method=%s path=%s status=%s provider=%s latency_ms=%s",
+            request[REQUEST_ID],
+            request.method,
+            request.path,
+            response.status,
+            request.get(PROVIDER, "-"),
+            elapsed_ms(request),
+        )

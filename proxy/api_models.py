@@ -1,0 +1,263 @@
+"""Client request bodies of `/api/v1`, and the one cattrs converter that checks them.
+
+Bodies are structured at the edge: a body that does not fit becomes one `InvalidInput`
+listing every problem with its JSON path ("expected an integer @ $.parameters.max_tokens"),
+before anything reaches a backend. Values are checked against what *both* backend kinds
+accept, so a request valid here is never refused by the fallback for its parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NewType, TypeVar, get_args, get_origin
+
+import cattrs
+from attrs import frozen
+from cattrs.cols import list_structure_factory
+
+from proxy.errors import InvalidInput
+from proxy.llm import ChatRequest, EmbedRequest, Message, Parameters
+
+T = TypeVar("T")
+
+
+class FieldError(ValueError):
+    """A value of the right JSON type that is still wrong; its text is shown as is."""
+
+
+ModelId = NewType("ModelId", str)
+Temperature = NewType("Temperature", float)
+TopP = NewType("TopP", float)
+PositiveInt = NewType("PositiveInt", int)
+StopSequences = NewType("StopSequences", tuple[str, ...])
+Texts = NewType("Texts", tuple[str, ...])
+
+MAX_MODEL_ID = 256
+MAX_STOP_SEQUENCES = 4  # OpenAI's limit, so a fallback never refuses what Ollama took
+
+
+@frozen
+class ParametersBody:
+    temperature: Temperature | None = None
+    max_tokens: PositiveInt | None = None
+    top_p: TopP | None = None
+    top_k: PositiveInt | None = None
+    stop: StopSequences | None = None
+    seed: int | None = None
+
+    def normalized(self) -> Parameters:
+        return Parameters(
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            stop=self.stop,
+            seed=self.seed,
+        )
+
+
+@frozen
+class PromptBody:
+    """The prompt part shared by single-shot, stream and batch items."""
+
+    messages: list[Message] | None = None
+    input_data: str | None = None
+    parameters: ParametersBody | None = None
+
+
+@frozen
+class InferenceBody:
+    model_id: ModelId
+    messages: list[Message] | None = None
+    input_data: str | None = None
+    parameters: ParametersBody | None = None
+
+
+@frozen
+class BatchBody:
+    model_id: ModelId
+    inputs: list[dict[str, Any]]
+    parameters: ParametersBody | None = None
+    max_concurrency: PositiveInt | None = None
+
+
+@frozen
+class EmbeddingsBody:
+    model_id: ModelId
+    input: Texts
+
+
+# --- strict scalar hooks ------------------------------------------------------------
+# cattrs' defaults coerce ("5" -> 5, 1.9 -> 1, true -> 1); a gateway must not guess.
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _strict_int(v: object, _: object) -> int:
+    if not _is_int(v):
+        raise FieldError("expected an integer")
+    return v  # type: ignore[return-value]
+
+
+def _strict_str(v: object, _: object) -> str:
+    if not isinstance(v, str):
+        raise FieldError("expected a string")
+    return v
+
+
+def _strict_bool(v: object, _: object) -> bool:
+    if not isinstance(v, bool):
+        raise FieldError("expected true or false")
+    return v
+
+
+def _number_in(low: float, high: float) -> Callable[[object, object], float]:
+    def hook(v: object, _: object) -> float:
+        if not _is_number(v):
+            raise FieldError("expected a number")
+        if not low <= v <= high:  # type: ignore[operator]
+            raise FieldError(f"must be between {low:g} and {high:g}")
+        return float(v)  # type: ignore[arg-type]
+
+    return hook
+
+
+def _positive_int(v: object, _: object) -> int:
+    if not _is_int(v):
+        raise FieldError("expected an integer")
+    if v < 1:  # type: ignore[operator]
+        raise FieldError("must be at least 1")
+    return v  # type: ignore[return-value]
+
+
+def _model_id(v: object, _: object) -> str:
+    if not isinstance(v, str):
+        raise FieldError("expected a string")
+    if not v.strip():
+        raise FieldError("must not be empty")
+    if len(v) > MAX_MODEL_ID or not v.isprintable():
+        raise FieldError(f"must be at most {MAX_MODEL_ID} printable characters")
+    return v
+
+
+def _string_list(v: object, what: str) -> tuple[str, ...]:
+    if isinstance(v, str):
+        return (v,)
+    if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
+        raise FieldError(f"expected a string or a list of strings ({what})")
+    return tuple(v)
+
+
+def _stop(v: object, _: object) -> tuple[str, ...]:
+    stops = _string_list(v, "stop sequences")
+    if len(stops) > MAX_STOP_SEQUENCES or not all(stops):
+        raise FieldError(f"expected at most {MAX_STOP_SEQUENCES} non-empty stop sequences")
+    return stops
+
+
+def _texts(v: object, _: object) -> tuple[str, ...]:
+    texts = _string_list(v, "texts to embed")
+    if not texts:
+        raise FieldError("must not be empty")
+    return texts
+
+
+def _role_literal(v: object, literal_type: Any) -> object:
+    allowed = get_args(literal_type)
+    if v not in allowed:
+        raise FieldError(f"must be one of {', '.join(allowed)}")
+    return v
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=True)
+    for hooked_type, hook in [
+        (int, _strict_int),
+        (str, _strict_str),
+        (bool, _strict_bool),
+        (ModelId, _model_id),
+        (Temperature, _number_in(0, 2)),
+        (TopP, _number_in(0, 1)),
+        (PositiveInt, _positive_int),
+        (StopSequences, _stop),
+        (Texts, _texts),
+    ]:
+        converter.register_structure_hook(hooked_type, hook)
+    converter.register_structure_hook_func(lambda t: str(get_origin(t)) == "typing.Literal", _role_literal)
+
+    def lists_only(list_type: Any) -> Callable[[object, object], list[Any]]:
+        # cattrs would happily iterate a string or a dict where a list belongs.
+        inner = list_structure_factory(list_type, converter)
+
+        def hook(v: object, t: object) -> list[Any]:
+            if not isinstance(v, list):
+                raise FieldError("expected a list")
+            return inner(v, t)
+
+        return hook
+
+    converter.register_structure_hook_factory(lambda t: get_origin(t) is list, lists_only)
+    return converter
+
+
+CONVERTER = _make_converter()
+
+
+def _describe(exc: BaseException, _type: object) -> str:
+    if isinstance(exc, FieldError):
+        return str(exc)
+    if isinstance(exc, KeyError):
+        return "required field missing"
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        return "unknown field(s): " + ", ".join(sorted(exc.extra_fields))
+    if isinstance(exc, AttributeError | TypeError):
+        return "expected an object"
+    return f"invalid value ({exc})"
+
+
+def structure(data: object, cls: type[T], path: str = "$") -> T:
+    """`data` as a `cls`, or InvalidInput naming every problem with its path."""
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path} must be a JSON object", errors=[f"expected an object @ {path}"])
+    try:
+        return CONVERTER.structure(data, cls)
+    except Exception as exc:  # cattrs wraps every field error; transform_error lists them
+        problems = cattrs.transform_error(exc, path=path, format_exception=_describe)
+        raise InvalidInput("invalid request: " + "; ".join(problems), errors=problems) from None
+
+
+# --- from bodies to normalized requests ---------------------------------------------
+
+
+def chat_request(
+    model_id: str, prompt: InferenceBody | PromptBody, *, max_messages: int,
+    defaults: Parameters = Parameters(), path: str = "$",
+) -> ChatRequest:
+    """The normalized request: exactly one of `messages` and `input_data`."""
+    if (prompt.messages is None) == (prompt.input_data is None):
+        problem = "exactly one of messages and input_data is required"
+        raise InvalidInput(problem, errors=[f"{problem} @ {path}"])
+    if prompt.input_data is not None:
+        messages: tuple[Message, ...] = (Message(role="user", content=prompt.input_data),)
+    else:
+        messages = tuple(prompt.messages or ())
+        if not messages:
+            raise InvalidInput("messages must not be empty", errors=[f"must not be empty @ {path}.messages"])
+        if len(messages) > max_messages:
+            problem = f"at most {max_messages} messages are accepted"
+            raise InvalidInput(problem, errors=[f"{problem} @ {path}.messages"])
+    parameters = prompt.parameters.normalized() if prompt.parameters else Parameters()
+    return ChatRequest(model=model_id, messages=messages, parameters=parameters.merged_over(defaults))
+
+
+def embed_request(body: EmbeddingsBody, *, max_inputs: int) -> EmbedRequest:
+    if len(body.input) > max_inputs:
+        problem = f"at most {max_inputs} texts are accepted"
+        raise InvalidInput(problem, errors=[f"{problem} @ $.input"])
+    return EmbedRequest(model=body.model_id, inputs=body.input)

@@ -1,0 +1,1 @@
+"""Upstream LLM servers behind one small interface (see `base.Backend`)."""

@@ -1,0 +1,153 @@
+"""The backend interface, and the HTTP plumbing every backend shares.
+
+A backend is built once from settings and owns one pooled `aiohttp.ClientSession`.
+`Upstream.request` is the boundary where aiohttp and asyncio failures become the
+gateway's `UpstreamError`s: it wraps the call *and* the reading of the body, so a
+failure in the middle of a stream is typed like one before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, Protocol
+
+import aiohttp
+from attrs import define, field
+from yarl import URL
+
+from proxy.errors import BadUpstreamResponse, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, Probe, StreamItem
+
+# Error bodies are read for their message only; a huge one is not worth holding.
+MAX_ERROR_BODY = 64 * 1024
+
+
+class Backend(Protocol):
+    @property
+    def name(self) -> str:
+        """Unique among the configured backends, e.g. "ollama"."""
+
+    @property
+    def provider(self) -> str:
+        """What clients see in `provider`: "ollama" or "openai"."""
+
+    @property
+    def display_url(self) -> str:
+        """The upstream URL without credentials, for health and errors."""
+
+    async def chat(self, request: ChatRequest) -> ChatResult: ...
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]: ...
+
+    async def embed(self, request: EmbedRequest) -> EmbedResult: ...
+
+    async def ping(self) -> Probe: ...
+
+    async def aclose(self) -> None: ...
+
+
+ErrorClassifier = Callable[[int, bytes, str], UpstreamError]
+
+
+@define
+class Upstream:
+    """One upstream base URL: its session, its timeouts and its error translation."""
+
+    name: str
+    base_url: URL
+    classify: ErrorClassifier
+    _session: aiohttp.ClientSession
+    _call_timeout: aiohttp.ClientTimeout
+    _stream_timeout: aiohttp.ClientTimeout
+    _probe_timeout: aiohttp.ClientTimeout
+    _urls: dict[str, URL] = field(factory=dict)
+
+    @classmethod
+    def open(
+        cls, name: str, base_url: URL, classify: ErrorClassifier, *, pool_size: int,
+        total_timeout: float, connect_timeout: float, probe_timeout: float,
+        headers: dict[str, str] | None = None,
+    ) -> Upstream:
+        # Credentials in the URL become a Basic auth header; the URL kept for
+        # display and for building request URLs carries none.
+        auth = aiohttp.BasicAuth(base_url.user or "", base_url.password or "") if base_url.user else None
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=pool_size, limit_per_host=pool_size),
+            headers=headers, auth=auth, raise_for_status=False,
+        )
+        connect = min(connect_timeout, total_timeout)
+        return cls(
+            name=name, base_url=base_url.with_user(None), classify=classify, session=session,
+            # A single-shot call is capped as a whole.
+            call_timeout=aiohttp.ClientTimeout(total=total_timeout, sock_connect=connect),
+            # A stream is never capped as a whole: only silence is. sock_read bounds the
+            # wait for headers and every gap between two chunks.
+            stream_timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=total_timeout),
+            probe_timeout=aiohttp.ClientTimeout(total=probe_timeout),
+        )
+
+    @property
+    def display_url(self) -> str:
+        return str(self.base_url)
+
+    def url(self, path: str) -> URL:
+        # Joined once per path, not per request.
+        if path not in self._urls:
+            self._urls[path] = self.base_url.joinpath(path.lstrip("/"))
+        return self._urls[path]
+
+    @asynccontextmanager
+    async def request(
+        self, method: str, path: str, *, json: Any = None, streaming: bool = False,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A response with a 2xx status; any other status raises its UpstreamError."""
+        timeout = self._stream_timeout if streaming else self._call_timeout
+        with self.translate_errors():
+            async with self._session.request(method, self.url(path), json=json, timeout=timeout) as response:
+                if response.status >= 300:
+                    body = await response.content.read(MAX_ERROR_BODY)
+                    raise self.classify(response.status, body, self.name)
+                yield response
+
+    async def probe(self, path: str) -> Probe:
+        """GET `path`; healthy when it answers 2xx within the probe timeout."""
+        started = time.perf_counter()
+        try:
+            with self.translate_errors():
+                async with self._session.get(self.url(path), timeout=self._probe_timeout) as response:
+                    body = await response.read()
+                    if response.status >= 300:
+                        raise self.classify(response.status, body, self.name)
+        except UpstreamError as exc:
+            return Probe(healthy=False, latency_ms=_ms_since(started), error=exc.message)
+        return Probe(healthy=True, latency_ms=_ms_since(started))
+
+    @contextmanager
+    def translate_errors(self) -> Iterator[None]:
+        """aiohttp/asyncio exceptions -> UpstreamError, naming this backend."""
+        try:
+            yield
+        except UpstreamError:
+            raise
+        except (TimeoutError, asyncio.TimeoutError) as exc:
+            raise UpstreamTimeout(f"no answer in time ({type(exc).__name__})", backend=self.name) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise UpstreamUnavailable(f"cannot connect: {exc.os_error or exc}", backend=self.name) from exc
+        except aiohttp.ClientPayloadError as exc:
+            raise BadUpstreamResponse(f"malformed response body: {exc}", backend=self.name) from exc
+        except aiohttp.ClientResponseError as exc:
+            raise BadUpstreamResponse(f"malformed response: {exc.message}", backend=self.name) from exc
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise UpstreamUnavailable(f"connection lost: {exc or type(exc).__name__}", backend=self.name) from exc
+        except ValueError as exc:  # bad JSON, or a line longer than the read buffer
+            raise BadUpstreamResponse(f"unreadable response: {exc}", backend=self.name) from exc
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)

@@ -1,0 +1,121 @@
+"""The gateway's one exception hierarchy.
+
+Each class carries the HTTP status and the stable machine-readable `code` that clients
+and logs rely on (the codes of CONTRACT.md). The error middleware renders any of them
+as `{"code", "message", "retryable", "request_id", ...}`; nothing else decides statuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+
+class GatewayError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "server_error"
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        # Extra JSON fields for the body (e.g. validation `errors`, backend `attempts`).
+        self.extra = extra
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "retryable": self.retryable, **self.extra}
+
+
+class InvalidInput(GatewayError):
+    status, code = 400, "invalid_input"
+
+
+class Unauthorized(GatewayError):
+    status, code = 401, "unauthorized"
+
+
+class RouteNotFound(GatewayError):
+    status, code = 404, "not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status, code = 405, "method_not_allowed"
+
+
+class PayloadTooLarge(GatewayError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(GatewayError):
+    status, code = 415, "unsupported_media_type"
+
+
+# --- upstream failures -------------------------------------------------------------
+
+
+class UpstreamError(GatewayError):
+    """A backend could not answer. `fallthrough` says whether the next backend may try."""
+
+    fallthrough: ClassVar[bool] = True
+
+    def __init__(self, message: str, *, backend: str = "", **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.backend = backend
+
+    def attempt(self) -> dict[str, Any]:
+        """How this failure is reported among the attempts of a request."""
+        return {"backend": self.backend, "status": self.status, "code": self.code, "message": self.message}
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Refused, reset, 5xx, 429, or a full queue: another backend may serve."""
+
+    status, code, retryable = 503, "upstream_unavailable", True
+
+
+class UpstreamTimeout(UpstreamError):
+    status, code, retryable = 504, "request_timeout", True
+
+
+class BadUpstreamResponse(UpstreamError):
+    """The upstream answered something that is not its protocol (bad JSON, cut stream)."""
+
+    status, code, retryable = 502, "bad_upstream_response", True
+
+
+class ModelNotFound(UpstreamError):
+    status, code = 404, "model_not_found"
+
+
+class UpstreamRejected(UpstreamError):
+    """The upstream found the request itself invalid: another backend would too."""
+
+    status, code, fallthrough = 400, "invalid_input", False
+
+
+class ContextTooLarge(UpstreamError):
+    status, code, fallthrough = 413, "context_too_large", False
+
+
+class AllBackendsFailed(GatewayError):
+    """Every backend that was tried failed; the status reflects what they said.
+
+    All said "no such model": 404, the model is missing, not the service. Otherwise the
+    one status they agree on (504 when all timed out), else 503.
+    """
+
+    def __init__(self, failures: Sequence[UpstreamError]) -> None:
+        real = [f for f in failures if not isinstance(f, ModelNotFound)]
+        representative: type[UpstreamError]
+        if not real:
+            representative = ModelNotFound
+        elif len({type(f) for f in real}) == 1:
+            representative = type(real[0])
+        else:
+            representative = UpstreamUnavailable
+        self.status = representative.status  # type: ignore[misc]
+        self.code = representative.code  # type: ignore[misc]
+        self.retryable = representative.retryable  # type: ignore[misc]
+        summary = "; ".join(f"{f.backend}: {f.message}" for f in failures)
+        lead = "no backend has this model" if not real else "no backend could serve the request"
+        super().__init__(f"{lead} ({summary})", attempts=[f.attempt() for f in failures])

@@ -1,0 +1,30 @@
+"""POST /api/v1/embeddings: both the OpenAI-style `data` list and the documented `embeddings`."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from proxy.api_models import EmbeddingsBody, embed_request
+from proxy.handlers.json_io import json_response, read_body
+from proxy.middlewares import PROVIDER, elapsed_ms
+from proxy.state import ROUTER, SETTINGS
+
+
+async def embeddings(request: web.Request) -> web.Response:
+    body = await read_body(request, EmbeddingsBody)
+    embed = embed_request(body, max_inputs=request.app[SETTINGS].embed_max_inputs)
+    backend, result = await request.app[ROUTER].embed(embed)
+    request[PROVIDER] = backend.provider
+    return json_response({
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": vector} for i, vector in enumerate(result.vectors)
+        ],
+        "embeddings": result.vectors,
+        "model": body.model_id,
+        "model_id": body.model_id,
+        "provider": backend.provider,
+        # The Node and browser SDKs read usage unconditionally: it is always present.
+        "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
+        "latency_ms": elapsed_ms(request),
+    })

@@ -1,0 +1,35 @@
+"""POST /api/v1/inference: one prompt, one answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from proxy.api_models import InferenceBody, chat_request
+from proxy.handlers.json_io import json_response, read_body
+from proxy.llm import ChatResult
+from proxy.middlewares import PROVIDER, elapsed_ms
+from proxy.state import ROUTER, SETTINGS
+
+
+def answer_json(model_id: str, provider: str, result: ChatResult, latency_ms: float) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "output": result.output,
+        "latency_ms": latency_ms,
+        "provider": provider,
+        "model_id": model_id,
+    }
+    if result.usage is not None:
+        answer["usage"] = result.usage.to_json()
+    if result.finish_reason is not None:
+        answer["finish_reason"] = result.finish_reason
+    return answer
+
+
+async def inference(request: web.Request) -> web.Response:
+    body = await read_body(request, InferenceBody)
+    chat = chat_request(body.model_id, body, max_messages=request.app[SETTINGS].max_messages)
+    backend, result = await request.app[ROUTER].chat(chat)
+    request[PROVIDER] = backend.provider
+    return json_response(answer_json(body.model_id, backend.provider, result, elapsed_ms(request)))

@@ -1,0 +1,152 @@
+"""Request context (id and timing), error rendering, and bearer auth.
+
+Order matters and is fixed in `MIDDLEWARES`: the context is set first so that every
+error, including a 401, carries a request id; errors wrap auth so a refused token is
+rendered like any other error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+
+import orjson
+from aiohttp import web
+from attrs import frozen
+
+from proxy.errors import (
+    GatewayError,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    RouteNotFound,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+
+log = logging.getLogger("proxy")
+
+REQUEST_ID = web.RequestKey("request_id", str)
+STARTED = web.RequestKey("started", float)
+PROVIDER = web.RequestKey("provider", str)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# A client's X-Request-ID is echoed only if it is short and plain: it goes into logs.
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def elapsed_ms(request: web.Request) -> float:
+    """Milliseconds since the request arrived."""
+    return round((time.perf_counter() - request[STARTED]) * 1000, 3)
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request[STARTED] = time.perf_counter()
+    offered = request.headers.get("X-Request-ID", "")
+    request[REQUEST_ID] = offered if _CLIENT_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+    return await handler(request)
+
+
+async def add_context_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: runs as headers go out, for plain and streamed responses alike.
+
+    For a JSON answer Server-Timing is the whole request; for a stream it is the time
+    until the first token, since that is when the headers are sent.
+    """
+    if STARTED in request:
+        response.headers["Server-Timing"] = f"total;dur={elapsed_ms(request)}"
+        response.headers["X-Request-ID"] = request[REQUEST_ID]
+
+
+def error_response(error: GatewayError, request: web.Request) -> web.Response:
+    body = {**error.to_json(), "request_id": request.get(REQUEST_ID, "")}
+    response = web.Response(status=error.status, body=orjson.dumps(body), content_type="application/json")
+    if isinstance(error, Unauthorized):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    return response
+
+
+_HTTP_EXCEPTIONS: dict[int, type[GatewayError]] = {
+    404: RouteNotFound,
+    405: MethodNotAllowed,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+}
+
+
+@web.middleware
+async def render_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as JSON with a stable code; tracebacks stay in the log."""
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        return error_response(exc, request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        kind = _HTTP_EXCEPTIONS.get(exc.status, GatewayError)
+        return error_response(kind(_http_exception_message(exc, request)), request)
+    except Exception:
+        log.exception("unexpected error request_id=%s path=%s", request.get(REQUEST_ID), request.path)
+        return error_response(GatewayError("internal error; the request id is in the server log"), request)
+
+
+def _http_exception_message(exc: web.HTTPException, request: web.Request) -> str:
+    if exc.status == 404:
+        return f"no such endpoint: {request.path}"
+    if exc.status == 405:
+        return f"{request.method} is not allowed on {request.path}"
+    if exc.status == 413:
+        return f"request body too large (limit {request.app._client_max_size} bytes)"
+    return exc.reason
+
+
+@frozen
+class BearerAuth:
+    """Checks `Authorization: Bearer <token>` on paths under `protected_prefix`.
+
+    Tokens are compared as SHA-256 digests with hmac.compare_digest, against every
+    configured token without stopping early: neither the length nor the position of a
+    valid token shows in the timing.
+    """
+
+    digests: Sequence[bytes]
+    protected_prefix: str = "/api/v1"
+
+    @classmethod
+    def from_tokens(cls, tokens: Sequence[str]) -> BearerAuth:
+        return cls(digests=tuple(_digest(t) for t in tokens))
+
+    def accepts(self, token: str) -> bool:
+        offered = _digest(token)
+        matched = False
+        for digest in self.digests:
+            matched |= hmac.compare_digest(offered, digest)
+        return matched
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(self.protected_prefix):
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
+            if not self.accepts(token.strip()):
+                raise Unauthorized("invalid token")
+        return await handler(request)
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def middlewares(auth: BearerAuth | None) -> list[Handler]:
+    chain: list[Handler] = [request_context, render_errors]  # type: ignore[list-item]
+    if auth is not None:
+        chain.append(auth.middleware)  # type: ignore[arg-type]
+    return chain

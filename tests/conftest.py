@@ -1,0 +1,77 @@
+"""Fixtures: the real app over HTTP, in front of upstream test servers over HTTP."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from attrs import define
+from yarl import URL
+
+from proxy.app import create_app
+from proxy.config import Settings
+from tests.upstreams.ollama import ollama_app
+from tests.upstreams.openai import OpenAIUpstream
+from tests.upstreams.recorder import Recorder
+
+TOKEN = "test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@define
+class RunningUpstream:
+    url: URL
+    recorder: Recorder
+
+
+@pytest.fixture
+async def ollama(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> RunningUpstream:
+    recorder = Recorder()
+    server = await aiohttp_server(ollama_app(recorder))
+    return RunningUpstream(url=server.make_url(""), recorder=recorder)
+
+
+@pytest.fixture
+def openai_fake() -> OpenAIUpstream:
+    """The OpenAI test server's behaviour, adjustable by a test before it starts."""
+    return OpenAIUpstream()
+
+
+@pytest.fixture
+async def openai(aiohttp_server: Callable[..., Awaitable[TestServer]], openai_fake: OpenAIUpstream) -> RunningUpstream:
+    server = await aiohttp_server(openai_fake.app())
+    return RunningUpstream(url=server.make_url("/v1"), recorder=openai_fake.recorder)
+
+
+@pytest.fixture
+def dead_url() -> URL:
+    """A loopback URL where nothing listens: connections are refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return URL(f"http://127.0.0.1:{port}")
+
+
+GatewayFactory = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+def make_gateway(aiohttp_client: Callable[..., Awaitable[TestClient]]) -> GatewayFactory:
+    """A gateway client; settings default to auth on, no backends, overridden per test."""
+
+    async def make(*, headers: dict[str, str] | None = None, **overrides: Any) -> TestClient:
+        values: dict[str, Any] = {"api_tokens": (TOKEN,), "ollama_base_url": None, "openai_endpoint": None}
+        values.update(overrides)
+        settings = Settings(**values)
+        return await aiohttp_client(create_app(settings), headers=AUTH if headers is None else headers)
+
+    return make
+
+
+@pytest.fixture
+async def gateway(make_gateway: GatewayFactory, ollama: RunningUpstream, openai: RunningUpstream) -> TestClient:
+    """Ollama (replayed real traffic) first, the OpenAI test server as the fallback."""
+    return await make_gateway(ollama_base_url=ollama.url, openai_endpoint=openai.url)
