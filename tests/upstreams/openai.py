@@ -62,6 +62,8 @@ class OpenAIUpstream:
     api_key: str | None = None
     token_delay: float = 0.0
     tokens: list[str] = field(factory=lambda: list(TOKENS))
+    # When set, streams pause after their first token until the test sets it.
+    release: asyncio.Event | None = None
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.recorder.middleware()])
@@ -106,6 +108,8 @@ class OpenAIUpstream:
         await response.write(_event(_chunk(model, {"role": "assistant", "content": ""})))
         broken = model.startswith(("midstream-error", "cut"))
         for i, token in enumerate(self.tokens[:2] if broken else self.tokens):
+            if i == 1 and self.release is not None:
+                await self.release.wait()
             if i and (self.token_delay or model.startswith("slow")):
                 await asyncio.sleep(self.token_delay or 0.05)
             await response.write(_event(_chunk(model, {"content": token})))
