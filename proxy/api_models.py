@@ -175,6 +175,11 @@ def _role_literal(v: object, literal_type: Any) -> object:
     return v
 
 
+def _is_list_type(t: Any) -> bool:
+    origin: object = get_origin(t)
+    return origin is list
+
+
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True)
     for hooked_type, hook in [
@@ -198,11 +203,12 @@ def _make_converter() -> cattrs.Converter:
         def hook(v: object, t: object) -> list[Any]:
             if not isinstance(v, list):
                 raise FieldError("expected a list")
-            return inner(v, t)
+            structured: list[Any] = inner(v, t)
+            return structured
 
         return hook
 
-    converter.register_structure_hook_factory(lambda t: get_origin(t) is list, lists_only)
+    converter.register_structure_hook_factory(_is_list_type, lists_only)
     return converter
 
 
@@ -227,7 +233,7 @@ def structure(data: object, cls: type[T], path: str = "$") -> T:
         raise InvalidInput(f"{path} must be a JSON object", errors=[f"expected an object @ {path}"])
     try:
         return CONVERTER.structure(data, cls)
-    except Exception as exc:  # cattrs wraps every field error; transform_error lists them
+    except (cattrs.BaseValidationError, cattrs.ForbiddenExtraKeysError) as exc:  # every field's problem
         problems = cattrs.transform_error(exc, path=path, format_exception=_describe)
         raise InvalidInput("invalid request: " + "; ".join(problems), errors=problems) from None
 

@@ -13,16 +13,21 @@ from environs import Env, EnvError
 from yarl import URL
 
 _DISABLED_WORDS = frozenset({"", "off", "none", "disabled"})
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class ConfigError(Exception):
     """The configuration cannot start a working gateway; the message says why."""
 
 
-def _parse_url(name: str, raw: str) -> URL:
+def _url_setting(name: str, raw: str, problems: list[str]) -> URL | None:
+    """An http(s) URL, or None where the variable switches the backend off."""
+    if raw.strip().lower() in _DISABLED_WORDS:
+        return None
     url = URL(raw.strip())
     if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigError(f"{name}={raw!r} is not an http(s) URL with a host")
+        problems.append(f"{name}={raw!r} is not an http(s) URL with a host")
+        return None
     return url
 
 
@@ -59,25 +64,16 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         """Read every setting from the environment, reporting all bad variables at once."""
-        env = Env(eager=False, expand_vars=False)
-        try:
-            values = cls._read(env)
-            env.seal()
-        except EnvError as exc:
-            raise ConfigError(f"invalid configuration: {exc}") from None
-        return cls._build(**values)
-
-    @staticmethod
-    def _read(env: Env) -> dict[str, object]:
-        d = Settings()
-        return {
+        env = Env(eager=False, expand_vars=False)  # collect every bad value, then seal() reports them
+        d = cls()
+        tokens: list[str] = env.list("PROXY_API_TOKENS", [])
+        auth_disabled = env.bool("PROXY_AUTH_DISABLED", False)
+        ollama = env.str("OLLAMA_BASE_URL", str(d.ollama_base_url))
+        openai = env.str("OPENAI_API_ENDPOINT", "")
+        openai_api_key = env.str("OPENAI_API_KEY", "")
+        numbers = {
             "host": env.str("PROXY_HOST", d.host),
             "port": env.int("PROXY_PORT", d.port),
-            "api_tokens": env.list("PROXY_API_TOKENS", []),
-            "auth_disabled": env.bool("PROXY_AUTH_DISABLED", False),
-            "ollama": env.str("OLLAMA_BASE_URL", str(d.ollama_base_url)),
-            "openai": env.str("OPENAI_API_ENDPOINT", ""),
-            "openai_api_key": env.str("OPENAI_API_KEY", "") or None,
             "backend_timeout": env.float("LLM_BACKEND_TIMEOUT", d.backend_timeout),
             "connect_timeout": env.float("PROXY_CONNECT_TIMEOUT", d.connect_timeout),
             "health_timeout": env.float("PROXY_HEALTH_TIMEOUT", d.health_timeout),
@@ -86,35 +82,26 @@ class Settings:
             "max_messages": env.int("PROXY_MAX_MESSAGES", d.max_messages),
             "batch_max_inputs": env.int("PROXY_BATCH_MAX_INPUTS", d.batch_max_inputs),
             "batch_max_concurrency": env.int("PROXY_BATCH_MAX_CONCURRENCY", d.batch_max_concurrency),
-            "batch_default_concurrency": env.int(
-                "PROXY_BATCH_DEFAULT_CONCURRENCY", d.batch_default_concurrency
-            ),
+            "batch_default_concurrency": env.int("PROXY_BATCH_DEFAULT_CONCURRENCY", d.batch_default_concurrency),
             "embed_max_inputs": env.int("PROXY_EMBED_MAX_INPUTS", d.embed_max_inputs),
             "sse_heartbeat": env.float("PROXY_SSE_HEARTBEAT", d.sse_heartbeat),
-            "log_level": env.log_level("PROXY_LOG_LEVEL", d.log_level),
+            "log_level": env.str("PROXY_LOG_LEVEL", d.log_level).upper(),
         }
+        try:
+            env.seal()
+        except EnvError as exc:
+            raise ConfigError(f"invalid configuration: {exc}") from None
 
-    @classmethod
-    def _build(cls, *, ollama: str, openai: str, **values: object) -> Settings:
         problems: list[str] = []
-
-        def url_or_none(name: str, raw: str) -> URL | None:
-            if raw.strip().lower() in _DISABLED_WORDS:
-                return None
-            try:
-                return _parse_url(name, raw)
-            except ConfigError as exc:
-                problems.append(str(exc))
-                return None
-
-        ollama_url = url_or_none("OLLAMA_BASE_URL", ollama)
-        openai_url = url_or_none("OPENAI_API_ENDPOINT", openai)
-        tokens = tuple(t.strip() for t in values.pop("api_tokens") if t.strip())  # type: ignore[attr-defined]
+        ollama_url = _url_setting("OLLAMA_BASE_URL", ollama, problems)
+        openai_url = _url_setting("OPENAI_API_ENDPOINT", openai, problems)
         settings = cls(
             ollama_base_url=ollama_url,
             openai_endpoint=openai_url,
-            api_tokens=tokens,
-            **values,  # type: ignore[arg-type]
+            openai_api_key=openai_api_key or None,
+            api_tokens=tuple(t.strip() for t in tokens if t.strip()),
+            auth_disabled=auth_disabled,
+            **numbers,  # type: ignore[arg-type]
         )
         problems.extend(settings._problems())
         if problems:
@@ -148,4 +135,6 @@ class Settings:
         problems += [f"{name}={value} must be greater than 0" for name, value in positive.items() if value <= 0]
         if self.batch_default_concurrency > self.batch_max_concurrency:
             problems.append("PROXY_BATCH_DEFAULT_CONCURRENCY exceeds PROXY_BATCH_MAX_CONCURRENCY")
+        if self.log_level not in _LOG_LEVELS:
+            problems.append(f"PROXY_LOG_LEVEL={self.log_level} is not one of {', '.join(_LOG_LEVELS)}")
         return problems

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from attrs import frozen
 
 from proxy.errors import (
@@ -145,8 +146,8 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def middlewares(auth: BearerAuth | None) -> list[Handler]:
-    chain: list[Handler] = [request_context, render_errors]  # type: ignore[list-item]
+def middlewares(auth: BearerAuth | None) -> list[Middleware]:
+    chain: list[Middleware] = [request_context, render_errors]
     if auth is not None:
-        chain.append(auth.middleware)  # type: ignore[arg-type]
+        chain.append(auth.middleware)
     return chain

@@ -8,7 +8,7 @@ first token: until then nothing has reached the client and moving on is invisibl
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from typing import TypeVar
 
@@ -27,11 +27,11 @@ class OpenStream:
 
     backend: Backend
     first: StreamItem
-    rest: AsyncIterator[StreamItem]
+    rest: AsyncGenerator[StreamItem, None]
 
-    async def items(self) -> AsyncIterator[StreamItem]:
+    async def items(self) -> AsyncGenerator[StreamItem, None]:
         """Every item, the first included; closing this closes the upstream stream."""
-        async with aclosing(self.rest):  # type: ignore[type-var]
+        async with aclosing(self.rest):
             yield self.first
             async for item in self.rest:
                 yield item
@@ -66,7 +66,7 @@ class Router:
             try:
                 first = await anext(stream)
             except BaseException:
-                await stream.aclose()  # type: ignore[attr-defined]
+                await stream.aclose()
                 raise
             return OpenStream(backend=backend, first=first, rest=stream)
 

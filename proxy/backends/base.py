@@ -8,9 +8,8 @@ failure in the middle of a stream is typed like one before it.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Protocol
 
@@ -40,7 +39,7 @@ class Backend(Protocol):
 
     async def chat(self, request: ChatRequest) -> ChatResult: ...
 
-    def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]: ...
+    def stream(self, request: ChatRequest) -> AsyncGenerator[StreamItem, None]: ...
 
     async def embed(self, request: EmbedRequest) -> EmbedResult: ...
 
@@ -132,7 +131,7 @@ class Upstream:
             yield
         except UpstreamError:
             raise
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:  # asyncio's and aiohttp's timeouts are TimeoutErrors
             raise UpstreamTimeout(f"no answer in time ({type(exc).__name__})", backend=self.name) from exc
         except aiohttp.ClientConnectorError as exc:
             raise UpstreamUnavailable(f"cannot connect: {exc.os_error or exc}", backend=self.name) from exc

@@ -7,7 +7,7 @@ know the gateway's parameter names: `max_tokens` is `options.num_predict`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
@@ -64,7 +64,10 @@ def _error_message(body: bytes) -> str:
 def _usage(final: dict[str, Any]) -> Usage | None:
     if "prompt_eval_count" not in final and "eval_count" not in final:
         return None
-    return Usage(prompt_tokens=int(final.get("prompt_eval_count", 0)), completion_tokens=int(final.get("eval_count", 0)))
+    return Usage(
+        prompt_tokens=int(final.get("prompt_eval_count", 0)),
+        completion_tokens=int(final.get("eval_count", 0)),
+    )
 
 
 @define
@@ -109,7 +112,7 @@ class OllamaBackend:
             finish_reason=answer.get("done_reason"),
         )
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamItem, None]:
         body = self._chat_body(request, stream=True)
         async with self._upstream.request("POST", "/api/chat", json=body, streaming=True) as response:
             async for raw in ndjson_objects(response.content):

@@ -11,7 +11,7 @@ many compatible servers (llama.cpp, vLLM) that accept it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
@@ -122,7 +122,7 @@ class OpenAIBackend:
             finish_reason=choice.get("finish_reason"),
         )
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamItem, None]:
         body = self._chat_body(request, stream=True)
         finish_reason: str | None = None
         usage: Usage | None = None

@@ -9,6 +9,8 @@ import orjson
 from aiohttp import web
 from attrs import define, field
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
 
 @define
 class Seen:
@@ -29,7 +31,7 @@ class Recorder:
 
     def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
         @web.middleware
-        async def record(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
             raw = await request.read()
             try:
                 body = orjson.loads(raw) if raw else None
