@@ -76,7 +76,7 @@ class InferenceBody:
 @frozen
 class BatchBody:
     model_id: ModelId
-    inputs: list[dict[str, Any]]
+    inputs: list[Any]  # each item is checked on its own: a bad one fails alone
     parameters: ParametersBody | None = None
     max_concurrency: PositiveInt | None = None
 
@@ -262,8 +262,8 @@ def chat_request(
     return ChatRequest(model=model_id, messages=messages, parameters=parameters.merged_over(defaults))
 
 
-def embed_request(body: EmbeddingsBody, *, max_inputs: int) -> EmbedRequest:
+def embed_request(body: EmbeddingsBody, *, max_inputs: int, single: bool) -> EmbedRequest:
     if len(body.input) > max_inputs:
         problem = f"at most {max_inputs} texts are accepted"
         raise InvalidInput(problem, errors=[f"{problem} @ $.input"])
-    return EmbedRequest(model=body.model_id, inputs=body.input)
+    return EmbedRequest(model=body.model_id, inputs=body.input, single=single)

@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from proxy.admission import Admission
 from proxy.backends.registry import BackendRegistry
 from proxy.config import Settings
+from proxy.draining import Drain
 from proxy.handlers.batch import batch
 from proxy.handlers.embeddings import embeddings
 from proxy.handlers.health import health
@@ -15,25 +17,36 @@ from proxy.handlers.inference import inference
 from proxy.handlers.stream import stream
 from proxy.middlewares import BearerAuth, add_context_headers, middlewares
 from proxy.routing import Router
-from proxy.state import REGISTRY, ROUTER, SETTINGS
+from proxy.state import ADMISSION, DRAIN, REGISTRY, ROUTER, SETTINGS
 
 
 async def backends_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open every backend's session at start-up; close them all at shutdown."""
     registry = BackendRegistry.from_settings(app[SETTINGS])
     app[REGISTRY] = registry
-    app[ROUTER] = Router(backends=registry.backends)
+    app[ROUTER] = Router.from_tiers(registry.tiers, app[SETTINGS])
     try:
         yield
     finally:
         await registry.aclose()
 
 
+async def drain_streams(app: web.Application) -> None:
+    """on_shutdown: runs after the listening sockets closed, before handlers are cancelled."""
+    await app[DRAIN].drain()
+
+
 def create_app(settings: Settings) -> web.Application:
     auth = None if settings.auth_disabled else BearerAuth.from_tokens(settings.api_tokens)
-    app = web.Application(middlewares=middlewares(auth), client_max_size=settings.max_body_bytes)
+    admission = Admission(limit=settings.max_in_flight, queue_timeout=settings.queue_timeout)
+    app = web.Application(
+        middlewares=[*middlewares(auth), admission.middleware], client_max_size=settings.max_body_bytes
+    )
     app[SETTINGS] = settings
+    app[ADMISSION] = admission
+    app[DRAIN] = Drain(grace=settings.shutdown_grace)
     app.cleanup_ctx.append(backends_ctx)
+    app.on_shutdown.append(drain_streams)
     app.on_response_prepare.append(add_context_headers)
     app.router.add_post("/api/v1/inference", inference)
     app.router.add_post("/api/v1/inference/stream", stream)

@@ -7,6 +7,9 @@ bad variable; nothing is re-read per request.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import attrs
 from attrs import frozen
 from environs import Env, EnvError
@@ -20,15 +23,43 @@ class ConfigError(Exception):
     """The configuration cannot start a working gateway; the message says why."""
 
 
-def _url_setting(name: str, raw: str, problems: list[str]) -> URL | None:
-    """An http(s) URL, or None where the variable switches the backend off."""
+def _url_list(name: str, raw: str, problems: list[str]) -> tuple[URL, ...]:
+    """Comma-separated http(s) URLs; none where the variable switches the backend off."""
     if raw.strip().lower() in _DISABLED_WORDS:
-        return None
-    url = URL(raw.strip())
-    if url.scheme not in ("http", "https") or not url.host:
-        problems.append(f"{name}={raw!r} is not an http(s) URL with a host")
-        return None
-    return url
+        return ()
+    urls = []
+    for part in raw.split(","):
+        url = URL(part.strip())
+        if url.scheme not in ("http", "https") or not url.host:
+            shown = url.with_password("***") if url.password else url  # never echo a secret
+            problems.append(f"{name}: {str(shown)!r} is not an http(s) URL with a host")
+        else:
+            urls.append(url)
+    return tuple(urls)
+
+
+def _url_tuple(value: URL | str | Sequence[URL | str] | None) -> tuple[URL, ...]:
+    """One URL, several, or none (the backend kind is off)."""
+    if value is None:
+        return ()
+    if isinstance(value, URL | str):
+        value = [value]
+    return tuple(URL(str(v)) for v in value)
+
+
+@frozen
+class Timeouts:
+    """Seconds allowed for each silent phase of an upstream call.
+
+    A stream is never capped as a whole: only connect, headers, first token and the gap
+    between two chunks are. A non-streaming call is capped as a whole by `total`.
+    """
+
+    connect: float
+    headers: float
+    first_token: float
+    idle: float
+    total: float
 
 
 @frozen
@@ -38,18 +69,28 @@ class Settings:
     api_tokens: tuple[str, ...] = attrs.field(default=(), repr=False)
     auth_disabled: bool = False
 
-    # Upstreams. None switches a backend off.
-    ollama_base_url: URL | None = URL("http://localhost:11434")
-    openai_endpoint: URL | None = None
+    # Upstreams, in fallback order: every Ollama URL, then every OpenAI-compatible one.
+    # An empty tuple switches that kind off.
+    ollama_base_url: tuple[URL, ...] = attrs.field(default=(URL("http://localhost:11434"),), converter=_url_tuple)
+    openai_endpoint: tuple[URL, ...] = attrs.field(default=(), converter=_url_tuple)
     openai_api_key: str | None = attrs.field(default=None, repr=False)
 
-    # LLM_BACKEND_TIMEOUT: the cap on a whole non-streaming call, and on each silent
-    # phase of a stream (connect, headers, first token, gap between tokens). A stream
-    # that keeps producing tokens is never cut by it.
+    # LLM_BACKEND_TIMEOUT, and the per-phase timers that default to it (None).
     backend_timeout: float = 30.0
     connect_timeout: float = 5.0
+    headers_timeout: float | None = None
+    first_token_timeout: float | None = None
+    idle_timeout: float | None = None
     health_timeout: float = 2.0
-    upstream_pool_size: int = 100
+
+    # Load and failure handling.
+    max_in_flight: int = 1024
+    upstream_max_in_flight: int = 256
+    queue_timeout: float = 2.0
+    upstream_keepalive: float = 4.0
+    breaker_failures: int = 3
+    breaker_cooldown: float = 10.0
+    shutdown_grace: float = 30.0
 
     max_body_bytes: int = 1 << 20
     max_messages: int = 1000
@@ -61,80 +102,102 @@ class Settings:
 
     log_level: str = "INFO"
 
+    @property
+    def timeouts(self) -> Timeouts:
+        base = self.backend_timeout
+        return Timeouts(
+            connect=min(self.connect_timeout, base),
+            headers=self.headers_timeout or base,
+            first_token=self.first_token_timeout or base,
+            idle=self.idle_timeout or base,
+            total=base,
+        )
+
     @classmethod
     def from_env(cls) -> Settings:
         """Read every setting from the environment, reporting all bad variables at once."""
         env = Env(eager=False, expand_vars=False)  # collect every bad value, then seal() reports them
-        d = cls()
-        tokens: list[str] = env.list("PROXY_API_TOKENS", [])
+        defaults = cls()
+        raw_tokens: list[str] = env.list("PROXY_API_TOKENS", [])
+        tokens = [t.strip() for t in raw_tokens if t.strip()]
         auth_disabled = env.bool("PROXY_AUTH_DISABLED", False)
-        ollama = env.str("OLLAMA_BASE_URL", str(d.ollama_base_url))
+        ollama = env.str("OLLAMA_BASE_URL", ",".join(map(str, defaults.ollama_base_url)))
         openai = env.str("OPENAI_API_ENDPOINT", "")
         openai_api_key = env.str("OPENAI_API_KEY", "")
-        numbers = {
-            "host": env.str("PROXY_HOST", d.host),
-            "port": env.int("PROXY_PORT", d.port),
-            "backend_timeout": env.float("LLM_BACKEND_TIMEOUT", d.backend_timeout),
-            "connect_timeout": env.float("PROXY_CONNECT_TIMEOUT", d.connect_timeout),
-            "health_timeout": env.float("PROXY_HEALTH_TIMEOUT", d.health_timeout),
-            "upstream_pool_size": env.int("PROXY_UPSTREAM_POOL_SIZE", d.upstream_pool_size),
-            "max_body_bytes": env.int("PROXY_MAX_BODY_BYTES", d.max_body_bytes),
-            "max_messages": env.int("PROXY_MAX_MESSAGES", d.max_messages),
-            "batch_max_inputs": env.int("PROXY_BATCH_MAX_INPUTS", d.batch_max_inputs),
-            "batch_max_concurrency": env.int("PROXY_BATCH_MAX_CONCURRENCY", d.batch_max_concurrency),
-            "batch_default_concurrency": env.int("PROXY_BATCH_DEFAULT_CONCURRENCY", d.batch_default_concurrency),
-            "embed_max_inputs": env.int("PROXY_EMBED_MAX_INPUTS", d.embed_max_inputs),
-            "sse_heartbeat": env.float("PROXY_SSE_HEARTBEAT", d.sse_heartbeat),
-            "log_level": env.str("PROXY_LOG_LEVEL", d.log_level).upper(),
+        host = env.str("PROXY_HOST", defaults.host)
+        log_level = env.str("PROXY_LOG_LEVEL", defaults.log_level).upper()
+        numbers: dict[str, Any] = {
+            field: getattr(env, kind)(variable, getattr(defaults, field)) for field, variable, kind in _NUMBERS
         }
+        problems: list[str] = []
         try:
             env.seal()
         except EnvError as exc:
-            raise ConfigError(f"invalid configuration: {exc}") from None
-
-        problems: list[str] = []
-        ollama_url = _url_setting("OLLAMA_BASE_URL", ollama, problems)
-        openai_url = _url_setting("OPENAI_API_ENDPOINT", openai, problems)
-        settings = cls(
-            ollama_base_url=ollama_url,
-            openai_endpoint=openai_url,
-            openai_api_key=openai_api_key or None,
-            api_tokens=tuple(t.strip() for t in tokens if t.strip()),
-            auth_disabled=auth_disabled,
-            **numbers,  # type: ignore[arg-type]
-        )
-        problems.extend(settings._problems())
-        if problems:
-            raise ConfigError("invalid configuration: " + "; ".join(problems))
-        return settings
-
-    def _problems(self) -> list[str]:
-        problems = []
-        if not self.api_tokens and not self.auth_disabled:
+            messages = getattr(exc, "error_messages", {}) or {"environment": [str(exc)]}
+            problems += [f"{name}: {' '.join(map(str, errors))}" for name, errors in messages.items()]
+        ollama_urls = _url_list("OLLAMA_BASE_URL", ollama, problems)
+        openai_urls = _url_list("OPENAI_API_ENDPOINT", openai, problems)
+        if not tokens and not auth_disabled:
             problems.append(
                 "PROXY_API_TOKENS is empty: set one or more tokens, "
                 "or PROXY_AUTH_DISABLED=true to run without authentication"
             )
-        if self.ollama_base_url is None and self.openai_endpoint is None:
+        if not ollama_urls and not openai_urls:
             problems.append("no backend: set OLLAMA_BASE_URL or OPENAI_API_ENDPOINT")
-        if not 0 < self.port < 65536:
-            problems.append(f"PROXY_PORT={self.port} is not a TCP port")
-        positive = {
-            "LLM_BACKEND_TIMEOUT": self.backend_timeout,
-            "PROXY_CONNECT_TIMEOUT": self.connect_timeout,
-            "PROXY_HEALTH_TIMEOUT": self.health_timeout,
-            "PROXY_UPSTREAM_POOL_SIZE": self.upstream_pool_size,
-            "PROXY_MAX_BODY_BYTES": self.max_body_bytes,
-            "PROXY_MAX_MESSAGES": self.max_messages,
-            "PROXY_BATCH_MAX_INPUTS": self.batch_max_inputs,
-            "PROXY_BATCH_MAX_CONCURRENCY": self.batch_max_concurrency,
-            "PROXY_BATCH_DEFAULT_CONCURRENCY": self.batch_default_concurrency,
-            "PROXY_EMBED_MAX_INPUTS": self.embed_max_inputs,
-            "PROXY_SSE_HEARTBEAT": self.sse_heartbeat,
-        }
-        problems += [f"{name}={value} must be greater than 0" for name, value in positive.items() if value <= 0]
-        if self.batch_default_concurrency > self.batch_max_concurrency:
-            problems.append("PROXY_BATCH_DEFAULT_CONCURRENCY exceeds PROXY_BATCH_MAX_CONCURRENCY")
-        if self.log_level not in _LOG_LEVELS:
-            problems.append(f"PROXY_LOG_LEVEL={self.log_level} is not one of {', '.join(_LOG_LEVELS)}")
-        return problems
+        problems += _number_problems(numbers)
+        if log_level not in _LOG_LEVELS:
+            problems.append(f"PROXY_LOG_LEVEL={log_level} is not one of {', '.join(_LOG_LEVELS)}")
+        if problems:
+            raise ConfigError("invalid configuration: " + "; ".join(problems))
+        return cls(
+            host=host,
+            log_level=log_level,
+            ollama_base_url=ollama_urls,
+            openai_endpoint=openai_urls,
+            openai_api_key=openai_api_key or None,
+            api_tokens=tuple(tokens),
+            auth_disabled=auth_disabled,
+            **numbers,
+        )
+
+
+# (field, variable, environs parser) of every numeric setting; all must be > 0 when set.
+_NUMBERS = (
+    ("port", "PROXY_PORT", "int"),
+    ("backend_timeout", "LLM_BACKEND_TIMEOUT", "float"),
+    ("connect_timeout", "PROXY_CONNECT_TIMEOUT", "float"),
+    ("headers_timeout", "PROXY_HEADERS_TIMEOUT", "float"),
+    ("first_token_timeout", "PROXY_FIRST_TOKEN_TIMEOUT", "float"),
+    ("idle_timeout", "PROXY_IDLE_TIMEOUT", "float"),
+    ("health_timeout", "PROXY_HEALTH_TIMEOUT", "float"),
+    ("max_in_flight", "PROXY_MAX_IN_FLIGHT", "int"),
+    ("upstream_max_in_flight", "PROXY_UPSTREAM_MAX_IN_FLIGHT", "int"),
+    ("queue_timeout", "PROXY_QUEUE_TIMEOUT", "float"),
+    ("upstream_keepalive", "PROXY_UPSTREAM_KEEPALIVE", "float"),
+    ("breaker_failures", "PROXY_BREAKER_FAILURES", "int"),
+    ("breaker_cooldown", "PROXY_BREAKER_COOLDOWN", "float"),
+    ("shutdown_grace", "PROXY_SHUTDOWN_GRACE", "float"),
+    ("max_body_bytes", "PROXY_MAX_BODY_BYTES", "int"),
+    ("max_messages", "PROXY_MAX_MESSAGES", "int"),
+    ("batch_max_inputs", "PROXY_BATCH_MAX_INPUTS", "int"),
+    ("batch_max_concurrency", "PROXY_BATCH_MAX_CONCURRENCY", "int"),
+    ("batch_default_concurrency", "PROXY_BATCH_DEFAULT_CONCURRENCY", "int"),
+    ("embed_max_inputs", "PROXY_EMBED_MAX_INPUTS", "int"),
+    ("sse_heartbeat", "PROXY_SSE_HEARTBEAT", "float"),
+)
+
+
+def _number_problems(numbers: dict[str, Any]) -> list[str]:
+    """Range problems of the numbers that parsed (None: unset or unparseable, reported already)."""
+    problems = [
+        f"{variable}={numbers[field]} must be greater than 0"
+        for field, variable, _ in _NUMBERS
+        if numbers[field] is not None and numbers[field] <= 0
+    ]
+    port = numbers["port"]
+    if port is not None and port >= 65536:
+        problems.append(f"PROXY_PORT={port} is not a TCP port")
+    concurrency, cap = numbers["batch_default_concurrency"], numbers["batch_max_concurrency"]
+    if concurrency is not None and cap is not None and concurrency > cap:
+        problems.append("PROXY_BATCH_DEFAULT_CONCURRENCY exceeds PROXY_BATCH_MAX_CONCURRENCY")
+    return problems

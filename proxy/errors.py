@@ -21,6 +21,7 @@ class GatewayError(Exception):
         self.message = message
         # Extra JSON fields for the body (e.g. validation `errors`, backend `attempts`).
         self.extra = extra
+        self.headers: dict[str, str] = {}
 
     def to_json(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "retryable": self.retryable, **self.extra}
@@ -50,6 +51,20 @@ class UnsupportedMediaType(GatewayError):
     status, code = 415, "unsupported_media_type"
 
 
+class Overloaded(GatewayError):
+    """More requests in flight than configured: come back shortly (Retry-After)."""
+
+    status, code, retryable = 503, "overloaded", True
+
+    def __init__(self, message: str, *, retry_after: int = 1, **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.headers["Retry-After"] = str(retry_after)
+
+
+class ShuttingDown(GatewayError):
+    status, code, retryable = 503, "shutting_down", True
+
+
 # --- upstream failures -------------------------------------------------------------
 
 
@@ -57,6 +72,8 @@ class UpstreamError(GatewayError):
     """A backend could not answer. `fallthrough` says whether the next backend may try."""
 
     fallthrough: ClassVar[bool] = True
+    # Whether this failure says the backend itself is unwell (feeds its breaker).
+    backend_down: ClassVar[bool] = True
 
     def __init__(self, message: str, *, backend: str = "", **extra: Any) -> None:
         super().__init__(message, **extra)
@@ -83,18 +100,24 @@ class BadUpstreamResponse(UpstreamError):
     status, code, retryable = 502, "bad_upstream_response", True
 
 
+class UpstreamSaturated(UpstreamError):
+    """This upstream already has its configured maximum of requests in flight."""
+
+    status, code, retryable, backend_down = 503, "overloaded", True, False
+
+
 class ModelNotFound(UpstreamError):
-    status, code = 404, "model_not_found"
+    status, code, backend_down = 404, "model_not_found", False
 
 
 class UpstreamRejected(UpstreamError):
     """The upstream found the request itself invalid: another backend would too."""
 
-    status, code, fallthrough = 400, "invalid_input", False
+    status, code, fallthrough, backend_down = 400, "invalid_input", False, False
 
 
 class ContextTooLarge(UpstreamError):
-    status, code, fallthrough = 413, "context_too_large", False
+    status, code, fallthrough, backend_down = 413, "context_too_large", False, False
 
 
 class AllBackendsFailed(GatewayError):
@@ -106,6 +129,9 @@ class AllBackendsFailed(GatewayError):
 
     def __init__(self, failures: Sequence[UpstreamError]) -> None:
         real = [f for f in failures if not isinstance(f, ModelNotFound)]
+        lead = "no backend has this model" if not real else "no backend could serve the request"
+        summary = "; ".join(f"{f.backend}: {f.message}" for f in failures)
+        super().__init__(f"{lead} ({summary})", attempts=[f.attempt() for f in failures])
         representative: type[UpstreamError]
         if not real:
             representative = ModelNotFound
@@ -116,6 +142,5 @@ class AllBackendsFailed(GatewayError):
         self.status = representative.status  # type: ignore[misc]
         self.code = representative.code  # type: ignore[misc]
         self.retryable = representative.retryable  # type: ignore[misc]
-        summary = "; ".join(f"{f.backend}: {f.message}" for f in failures)
-        lead = "no backend has this model" if not real else "no backend could serve the request"
-        super().__init__(f"{lead} ({summary})", attempts=[f.attempt() for f in failures])
+        if representative is UpstreamSaturated:
+            self.headers["Retry-After"] = "1"

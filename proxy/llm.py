@@ -85,6 +85,12 @@ StreamItem = str | StreamEnd
 class EmbedRequest:
     model: str
     inputs: tuple[str, ...]
+    # The client sent one string, not a list: upstreams get the same form.
+    single: bool = False
+
+    @property
+    def wire_input(self) -> str | list[str]:
+        return self.inputs[0] if self.single else list(self.inputs)
 
 
 @frozen

@@ -67,7 +67,9 @@ async def add_context_headers(request: web.Request, response: web.StreamResponse
 
 def error_response(error: GatewayError, request: web.Request) -> web.Response:
     body = {**error.to_json(), "request_id": request.get(REQUEST_ID, "")}
-    response = web.Response(status=error.status, body=orjson.dumps(body), content_type="application/json")
+    response = web.Response(
+        status=error.status, body=orjson.dumps(body), content_type="application/json", headers=error.headers
+    )
     if isinstance(error, Unauthorized):
         response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
     return response
@@ -91,8 +93,10 @@ async def render_errors(request: web.Request, handler: Handler) -> web.StreamRes
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        kind = _HTTP_EXCEPTIONS.get(exc.status, GatewayError)
-        return error_response(kind(_http_exception_message(exc, request)), request)
+        error = _HTTP_EXCEPTIONS.get(exc.status, GatewayError)(_http_exception_message(exc, request))
+        if "Allow" in exc.headers:  # a 405 must say which methods are allowed
+            error.headers["Allow"] = exc.headers["Allow"]
+        return error_response(error, request)
     except Exception:
         log.exception("unexpected error request_id=%s path=%s", request.get(REQUEST_ID), request.path)
         return error_response(GatewayError("internal error; the request id is in the server log"), request)

@@ -1,74 +1,196 @@
-"""Fallback: each request goes to the backends in order until one serves it.
+"""Fallback and balancing: each request goes to the best backend that can take it, then the next.
 
-A backend that cannot serve (unreachable, timed out, 5xx, 429, no such model) hands the
-request to the next one; a backend that finds the request itself invalid (a 400) ends
-it, since the next would refuse it too. For a stream, "serving" means producing its
-first token: until then nothing has reached the client and moving on is invisible.
+Order: tiers in configuration order (Ollama, then OpenAI-compatible); inside a tier, the
+backend with the fewest requests in flight first (ties rotate). Backends whose breaker is
+open go last, soonest-to-reopen first: they are skipped while anything else can serve, but
+a request is never refused just because every backend is cooling down.
+
+A backend that cannot serve (unreachable, timed out, 5xx, 429, no such model, at its
+in-flight limit) hands the request to the next one; a backend that finds the request
+itself invalid (a 400) ends it, since the next would refuse it too. For a stream,
+"serving" means producing its first token within the first-token timer: until then nothing
+has reached the client and moving on is invisible.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from typing import TypeVar
 
-from attrs import frozen
+from attrs import define, frozen
 
 from proxy.backends.base import Backend
-from proxy.errors import AllBackendsFailed, UpstreamError
-from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamItem
+from proxy.breaker import Breaker
+from proxy.config import Settings
+from proxy.errors import AllBackendsFailed, UpstreamError, UpstreamSaturated, UpstreamTimeout
+from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamEnd, StreamItem
 
 T = TypeVar("T")
+
+
+@define
+class Member:
+    """A backend as the router sees it: its breaker and its load."""
+
+    backend: Backend
+    breaker: Breaker
+    max_in_flight: int
+    in_flight: int = 0
+
+
+@define
+class Attempt:
+    """One request on one member: counted in flight until finished, then fed to the breaker."""
+
+    member: Member
+    _finished: bool = False
+
+    @classmethod
+    def start(cls, member: Member) -> Attempt:
+        member.in_flight += 1
+        member.breaker.attempt_started()
+        return cls(member)
+
+    def finish(self, error: BaseException | None) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self.member.in_flight -= 1
+        breaker = self.member.breaker
+        if error is None:
+            breaker.succeeded()
+        elif isinstance(error, UpstreamError):
+            # An answer such as "no such model" or "invalid request" proves the backend is up.
+            breaker.failed() if error.backend_down else breaker.succeeded()
+        else:  # cancelled: the client left; nothing learned about the backend
+            breaker.released()
 
 
 @frozen
 class OpenStream:
     """A stream that has produced its first item: from here on it is the answer."""
 
-    backend: Backend
+    attempt: Attempt
     first: StreamItem
     rest: AsyncGenerator[StreamItem, None]
 
+    @property
+    def backend(self) -> Backend:
+        return self.attempt.member.backend
+
     async def items(self) -> AsyncGenerator[StreamItem, None]:
         """Every item, the first included; closing this closes the upstream stream."""
-        async with aclosing(self.rest):
-            yield self.first
-            async for item in self.rest:
-                yield item
+        error: BaseException | None = None
+        try:
+            async with aclosing(self.rest):
+                item = self.first
+                while True:
+                    if isinstance(item, StreamEnd):
+                        self.attempt.finish(None)
+                    yield item
+                    item = await anext(self.rest)
+        except StopAsyncIteration:
+            pass
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self.attempt.finish(error)
 
 
-@frozen
+@define
 class Router:
-    backends: Sequence[Backend]
+    tiers: Sequence[Sequence[Member]]
+    first_token_timeout: float
+    _turn: int = 0
 
-    async def _first_that_serves(self, call: Callable[[Backend], Awaitable[T]]) -> tuple[Backend, T]:
+    @classmethod
+    def from_tiers(cls, tiers: Sequence[Sequence[Backend]], settings: Settings) -> Router:
+        return cls(
+            tiers=[
+                [
+                    Member(
+                        backend=backend,
+                        breaker=Breaker(
+                            failure_threshold=settings.breaker_failures, cooldown=settings.breaker_cooldown),
+                        max_in_flight=settings.upstream_max_in_flight,
+                    )
+                    for backend in tier
+                ]
+                for tier in tiers
+            ],
+            first_token_timeout=settings.timeouts.first_token,
+        )
+
+    @property
+    def members(self) -> list[Member]:
+        return [member for tier in self.tiers for member in tier]
+
+    def candidates(self) -> list[Member]:
+        """Every member, in the order this request should try them."""
+        self._turn += 1
+        ready: list[Member] = []
+        resting: list[Member] = []
+        for tier in self.tiers:
+            start = self._turn % len(tier)
+            rotated = [*tier[start:], *tier[:start]]
+            for member in sorted(rotated, key=lambda m: m.in_flight):  # stable: ties keep the rotation
+                (ready if member.breaker.available() else resting).append(member)
+        resting.sort(key=lambda m: m.breaker.reopens_in())
+        return ready + resting
+
+    async def _first_that_serves(
+        self, call: Callable[[Backend], Awaitable[T]], *, hold: bool = False,
+    ) -> tuple[Attempt, T]:
+        """The first candidate's answer; with `hold`, its attempt stays open for the caller."""
         failures: list[UpstreamError] = []
-        for backend in self.backends:
+        for member in self.candidates():
+            if member.in_flight >= member.max_in_flight:
+                failures.append(UpstreamSaturated(
+                    f"{member.max_in_flight} requests already in flight", backend=member.backend.name))
+                continue
+            attempt = Attempt.start(member)
             try:
-                return backend, await call(backend)
+                result = await call(member.backend)
             except UpstreamError as exc:
+                attempt.finish(exc)
                 if not exc.fallthrough:
                     raise
                 failures.append(exc)
+                continue
+            except BaseException as exc:
+                attempt.finish(exc)
+                raise
+            if not hold:
+                attempt.finish(None)
+            return attempt, result
         raise AllBackendsFailed(failures)
 
     async def chat(self, request: ChatRequest) -> tuple[Backend, ChatResult]:
-        return await self._first_that_serves(lambda backend: backend.chat(request))
+        attempt, result = await self._first_that_serves(lambda backend: backend.chat(request))
+        return attempt.member.backend, result
 
     async def embed(self, request: EmbedRequest) -> tuple[Backend, EmbedResult]:
-        return await self._first_that_serves(lambda backend: backend.embed(request))
+        attempt, result = await self._first_that_serves(lambda backend: backend.embed(request))
+        return attempt.member.backend, result
 
     async def open_stream(self, request: ChatRequest) -> OpenStream:
-        """The first backend whose stream yields something; the others never show."""
+        """The first backend whose stream yields a token in time; the others never show."""
 
-        async def first_item(backend: Backend) -> OpenStream:
+        async def first_item(backend: Backend) -> tuple[StreamItem, AsyncGenerator[StreamItem, None]]:
             stream = backend.stream(request)
             try:
-                first = await anext(stream)
+                async with asyncio.timeout(self.first_token_timeout):
+                    return await anext(stream), stream
+            except TimeoutError as exc:
+                await stream.aclose()
+                raise UpstreamTimeout(
+                    f"no first token within {self.first_token_timeout:g} s", backend=backend.name) from exc
             except BaseException:
                 await stream.aclose()
                 raise
-            return OpenStream(backend=backend, first=first, rest=stream)
 
-        _, opened = await self._first_that_serves(first_item)
-        return opened
+        attempt, (first, rest) = await self._first_that_serves(first_item, hold=True)
+        return OpenStream(attempt=attempt, first=first, rest=rest)

@@ -8,6 +8,8 @@ failure in the middle of a stream is typed like one before it.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -17,6 +19,7 @@ import aiohttp
 from attrs import define, field
 from yarl import URL
 
+from proxy.config import Timeouts
 from proxy.errors import BadUpstreamResponse, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, Probe, StreamItem
 
@@ -53,12 +56,15 @@ ErrorClassifier = Callable[[int, bytes, str], UpstreamError]
 
 @define
 class Upstream:
-    """One upstream base URL: its session, its timeouts and its error translation."""
+    """One upstream base URL: its sessions, its timers and its error translation."""
 
     name: str
     base_url: URL
     classify: ErrorClassifier
     _session: aiohttp.ClientSession
+    # Connections that are never reused, for the one retry after a stale pooled one.
+    _fresh_session: aiohttp.ClientSession
+    _timeouts: Timeouts
     _call_timeout: aiohttp.ClientTimeout
     _stream_timeout: aiohttp.ClientTimeout
     _probe_timeout: aiohttp.ClientTimeout
@@ -66,25 +72,30 @@ class Upstream:
 
     @classmethod
     def open(
-        cls, name: str, base_url: URL, classify: ErrorClassifier, *, pool_size: int,
-        total_timeout: float, connect_timeout: float, probe_timeout: float,
-        headers: dict[str, str] | None = None,
+        cls, name: str, base_url: URL, classify: ErrorClassifier, *, timeouts: Timeouts, pool_size: int,
+        keepalive: float, probe_timeout: float, headers: dict[str, str] | None = None,
     ) -> Upstream:
-        # Credentials in the URL become a Basic auth header; the URL kept for
-        # display and for building request URLs carries none.
-        auth = aiohttp.BasicAuth(base_url.user or "", base_url.password or "") if base_url.user else None
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=pool_size, limit_per_host=pool_size),
-            headers=headers, auth=auth, raise_for_status=False,
-        )
-        connect = min(connect_timeout, total_timeout)
+        # Credentials in the URL become a Basic auth header (unless an API key already
+        # sets Authorization); the URL kept for display and requests carries none.
+        headers = dict(headers or {})
+        if base_url.user and "Authorization" not in headers:
+            userinfo = f"{base_url.user}:{base_url.password or ''}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(userinfo).decode()
+
+        def session(connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
+            return aiohttp.ClientSession(connector=connector, headers=headers, raise_for_status=False)
+
         return cls(
-            name=name, base_url=base_url.with_user(None), classify=classify, session=session,
+            name=name, base_url=base_url.with_user(None), classify=classify, timeouts=timeouts,
+            # Idle connections are retired after `keepalive` seconds, before a typical
+            # upstream (uvicorn: 5 s) closes them under us.
+            session=session(aiohttp.TCPConnector(limit=pool_size, keepalive_timeout=keepalive)),
+            fresh_session=session(aiohttp.TCPConnector(limit=pool_size, force_close=True)),
             # A single-shot call is capped as a whole.
-            call_timeout=aiohttp.ClientTimeout(total=total_timeout, sock_connect=connect),
-            # A stream is never capped as a whole: only silence is. sock_read bounds the
-            # wait for headers and every gap between two chunks.
-            stream_timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=total_timeout),
+            call_timeout=aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect),
+            # A stream is never capped as a whole, only its silences: sock_read bounds
+            # every wait for bytes, the wait for headers included.
+            stream_timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=timeouts.idle),
             probe_timeout=aiohttp.ClientTimeout(total=probe_timeout),
         )
 
@@ -103,13 +114,34 @@ class Upstream:
         self, method: str, path: str, *, json: Any = None, streaming: bool = False,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """A response with a 2xx status; any other status raises its UpstreamError."""
-        timeout = self._stream_timeout if streaming else self._call_timeout
         with self.translate_errors():
-            async with self._session.request(method, self.url(path), json=json, timeout=timeout) as response:
+            response = await self._send(method, self.url(path), json, streaming)
+            async with response:
                 if response.status >= 300:
                     body = await response.content.read(MAX_ERROR_BODY)
                     raise self.classify(response.status, body, self.name)
                 yield response
+
+    async def _send(self, method: str, url: URL, json: Any, streaming: bool) -> aiohttp.ClientResponse:
+        """Send, and wait for the response headers within the headers timer."""
+        timeout = self._stream_timeout if streaming else self._call_timeout
+        try:
+            async with asyncio.timeout(self._timeouts.headers):
+                try:
+                    return await self._session.request(method, url, json=json, timeout=timeout)
+                except aiohttp.ClientConnectorError:
+                    raise
+                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                    # A pooled connection the upstream closed while idle fails before any
+                    # byte of an answer: the request was never processed. Once, on a
+                    # connection of its own.
+                    return await self._fresh_session.request(method, url, json=json, timeout=timeout)
+        except TimeoutError as exc:
+            if isinstance(exc, aiohttp.ServerTimeoutError):
+                raise
+            raise UpstreamTimeout(
+                f"no response headers within {self._timeouts.headers:g} s", backend=self.name
+            ) from exc
 
     async def probe(self, path: str) -> Probe:
         """GET `path`; healthy when it answers 2xx within the probe timeout."""
@@ -131,8 +163,12 @@ class Upstream:
             yield
         except UpstreamError:
             raise
-        except TimeoutError as exc:  # asyncio's and aiohttp's timeouts are TimeoutErrors
-            raise UpstreamTimeout(f"no answer in time ({type(exc).__name__})", backend=self.name) from exc
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise UpstreamTimeout(f"no connection within {self._timeouts.connect:g} s", backend=self.name) from exc
+        except aiohttp.SocketTimeoutError as exc:
+            raise UpstreamTimeout(f"upstream silent for {self._timeouts.idle:g} s", backend=self.name) from exc
+        except TimeoutError as exc:  # the whole-call cap; asyncio's and aiohttp's timeouts are TimeoutErrors
+            raise UpstreamTimeout(f"no complete answer within {self._timeouts.total:g} s", backend=self.name) from exc
         except aiohttp.ClientConnectorError as exc:
             raise UpstreamUnavailable(f"cannot connect: {exc.os_error or exc}", backend=self.name) from exc
         except aiohttp.ClientPayloadError as exc:
@@ -146,6 +182,7 @@ class Upstream:
 
     async def aclose(self) -> None:
         await self._session.close()
+        await self._fresh_session.close()
 
 
 def _ms_since(started: float) -> float:

@@ -126,7 +126,7 @@ class OllamaBackend:
         raise BadUpstreamResponse("the stream ended before Ollama's final message", backend=self.name)
 
     async def embed(self, request: EmbedRequest) -> EmbedResult:
-        body = {"model": request.model, "input": list(request.inputs)}
+        body = {"model": request.model, "input": request.wire_input}
         async with self._upstream.request("POST", "/api/embed", json=body) as response:
             answer = self._checked(orjson.loads(await response.read()))
         vectors = answer.get("embeddings")

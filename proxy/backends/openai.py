@@ -141,7 +141,7 @@ class OpenAIBackend:
         raise BadUpstreamResponse("the stream ended before [DONE]", backend=self.name)
 
     async def embed(self, request: EmbedRequest) -> EmbedResult:
-        body = {"model": request.model, "input": list(request.inputs)}
+        body = {"model": request.model, "input": request.wire_input}
         async with self._upstream.request("POST", "/embeddings", json=body) as response:
             answer = self._checked(orjson.loads(await response.read()))
         data = answer.get("data")

@@ -1,4 +1,9 @@
-"""The configured backends, built once from settings, in the order they are tried."""
+"""The configured backends, built once from settings, in the order they are tried.
+
+Each upstream URL is one backend with its own session: `OLLAMA_BASE_URL` may list several
+Ollama servers, `OPENAI_API_ENDPOINT` several OpenAI-compatible ones. Backends of one kind
+form a tier; tiers are tried in order (Ollama, then OpenAI-compatible).
+"""
 
 from __future__ import annotations
 
@@ -14,37 +19,47 @@ from proxy.config import Settings
 from proxy.llm import Probe
 
 
+def _names(kind: str, count: int) -> list[str]:
+    """"ollama" alone; "ollama-1", "ollama-2", ... when there are several."""
+    return [kind] if count == 1 else [f"{kind}-{i}" for i in range(1, count + 1)]
+
+
 @frozen
 class BackendRegistry:
-    backends: Sequence[Backend]
+    tiers: Sequence[Sequence[Backend]]
+
+    @property
+    def backends(self) -> list[Backend]:
+        return [backend for tier in self.tiers for backend in tier]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BackendRegistry:
-        """Ollama first, then the OpenAI-compatible endpoint: the contract's order."""
         def upstream(name: str, url: URL, classify: ErrorClassifier, headers: dict[str, str] | None = None) -> Upstream:
             return Upstream.open(
                 name, url, classify, headers=headers,
-                pool_size=settings.upstream_pool_size,
-                total_timeout=settings.backend_timeout,
-                connect_timeout=settings.connect_timeout,
+                timeouts=settings.timeouts,
+                pool_size=settings.upstream_max_in_flight,
+                keepalive=settings.upstream_keepalive,
                 probe_timeout=settings.health_timeout,
             )
 
-        backends: list[Backend] = []
-        if settings.ollama_base_url is not None:
-            backends.append(ollama.OllamaBackend(
-                name="ollama", upstream=upstream("ollama", settings.ollama_base_url, ollama.classify_error)))
-        if settings.openai_endpoint is not None:
-            key = settings.openai_api_key
-            headers = {"Authorization": f"Bearer {key}"} if key else None
-            backends.append(openai.OpenAIBackend(
-                name="openai", upstream=upstream("openai", settings.openai_endpoint, openai.classify_error, headers)))
-        return cls(backends=tuple(backends))
+        key = settings.openai_api_key
+        openai_headers = {"Authorization": f"Bearer {key}"} if key else None
+        ollama_tier: list[Backend] = [
+            ollama.OllamaBackend(name=name, upstream=upstream(name, url, ollama.classify_error))
+            for name, url in zip(_names("ollama", len(settings.ollama_base_url)), settings.ollama_base_url, strict=True)
+        ]
+        openai_tier: list[Backend] = [
+            openai.OpenAIBackend(name=name, upstream=upstream(name, url, openai.classify_error, openai_headers))
+            for name, url in zip(_names("openai", len(settings.openai_endpoint)), settings.openai_endpoint, strict=True)
+        ]
+        return cls(tiers=tuple(tier for tier in (ollama_tier, openai_tier) if tier))
 
     async def probe_all(self) -> list[tuple[Backend, Probe]]:
         """Every backend probed at once; each probe is bounded by its own timeout."""
-        probes = await asyncio.gather(*(backend.ping() for backend in self.backends))
-        return list(zip(self.backends, probes, strict=True))
+        backends = self.backends
+        probes = await asyncio.gather(*(backend.ping() for backend in backends))
+        return list(zip(backends, probes, strict=True))
 
     async def aclose(self) -> None:
         await asyncio.gather(*(backend.aclose() for backend in self.backends))

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from proxy.api_models import EmbeddingsBody, embed_request
-from proxy.handlers.json_io import json_response, read_body
+from proxy.api_models import EmbeddingsBody, embed_request, structure
+from proxy.handlers.json_io import json_response, read_json
 from proxy.middlewares import PROVIDER, elapsed_ms
 from proxy.state import ROUTER, SETTINGS
 
 
 async def embeddings(request: web.Request) -> web.Response:
-    body = await read_body(request, EmbeddingsBody)
-    embed = embed_request(body, max_inputs=request.app[SETTINGS].embed_max_inputs)
+    raw = await read_json(request)
+    body = structure(raw, EmbeddingsBody)
+    single = isinstance(raw["input"], str)
+    embed = embed_request(body, max_inputs=request.app[SETTINGS].embed_max_inputs, single=single)
     backend, result = await request.app[ROUTER].embed(embed)
     request[PROVIDER] = backend.provider
     return json_response({

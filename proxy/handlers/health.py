@@ -1,7 +1,9 @@
 """GET /api/v1/health and /api/v1/inference/health: can any backend serve right now?
 
-Every backend is probed at once, each bounded by PROXY_HEALTH_TIMEOUT. The answer is 200
-when at least one is healthy, 503 when none is. URLs are shown without credentials.
+Every backend is probed at once, each bounded by PROXY_HEALTH_TIMEOUT, and reported with
+what the router knows of it: its breaker state (closed, open, half_open), consecutive
+failures and requests in flight. The answer is 200 when at least one backend answers its
+probe, 503 when none does or while the gateway is shutting down. URLs carry no credentials.
 """
 
 from __future__ import annotations
@@ -10,24 +12,34 @@ from aiohttp import web
 
 from proxy.handlers.json_io import json_response
 from proxy.middlewares import elapsed_ms
-from proxy.state import REGISTRY
+from proxy.state import ADMISSION, DRAIN, REGISTRY, ROUTER
 
 
 async def health(request: web.Request) -> web.Response:
-    probes = await request.app[REGISTRY].probe_all()
-    backends = [
-        {
-            "name": backend.name,
-            "provider": backend.provider,
-            "url": backend.display_url,
+    probes = {backend.name: probe for backend, probe in await request.app[REGISTRY].probe_all()}
+    backends = []
+    for member in request.app[ROUTER].members:
+        probe = probes[member.backend.name]
+        backends.append({
+            "name": member.backend.name,
+            "provider": member.backend.provider,
+            "url": member.backend.display_url,
             "healthy": probe.healthy,
             "latency_ms": probe.latency_ms,
             "error": probe.error,
-        }
-        for backend, probe in probes
-    ]
-    serving = any(probe.healthy for _, probe in probes)
+            "state": member.breaker.state,
+            "consecutive_failures": member.breaker.consecutive_failures,
+            "in_flight": member.in_flight,
+        })
+    draining = request.app[DRAIN].draining
+    serving = any(probe.healthy for probe in probes.values()) and not draining
+    status = "draining" if draining else "ok" if serving else "unavailable"
     return json_response(
-        {"status": "ok" if serving else "unavailable", "backends": backends, "latency_ms": elapsed_ms(request)},
+        {
+            "status": status,
+            "backends": backends,
+            "in_flight": request.app[ADMISSION].in_flight,
+            "latency_ms": elapsed_ms(request),
+        },
         status=200 if serving else 503,
     )

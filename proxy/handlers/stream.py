@@ -9,6 +9,7 @@ connection's response is closed, since clients read until it ends.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import aclosing
 from typing import Any
@@ -18,12 +19,12 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
 from proxy.api_models import InferenceBody, chat_request
-from proxy.errors import BadUpstreamResponse, GatewayError, UpstreamError
+from proxy.errors import BadUpstreamResponse, GatewayError, ShuttingDown, UpstreamError
 from proxy.handlers.json_io import read_body
 from proxy.llm import StreamEnd
 from proxy.middlewares import PROVIDER, REQUEST_ID, elapsed_ms
 from proxy.routing import OpenStream
-from proxy.state import ROUTER, SETTINGS
+from proxy.state import DRAIN, ROUTER, SETTINGS
 
 log = logging.getLogger("proxy")
 
@@ -50,8 +51,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
 async def _relay(request: web.Request, response: EventSourceResponse, opened: OpenStream, model_id: str) -> None:
     provider = opened.backend.provider
     token_event = {"token": "", "done": False, "provider": provider}
+    cutoff: asyncio.Timeout | None = None
     try:
-        async with aclosing(opened.items()) as items:
+        async with request.app[DRAIN].stream() as cutoff, aclosing(opened.items()) as items:
             async for item in items:
                 if isinstance(item, StreamEnd):
                     final = _final_event(request, provider, model_id)
@@ -67,7 +69,12 @@ async def _relay(request: web.Request, response: EventSourceResponse, opened: Op
     except UpstreamError as exc:
         failure: GatewayError = exc
         error = {**exc.to_json(), "backend": exc.backend}
-    except (ConnectionResetError, TimeoutError):
+    except TimeoutError:
+        if cutoff is None or not cutoff.expired():
+            raise  # the client stopped reading: nothing more can be sent
+        failure = ShuttingDown("the gateway is shutting down; the answer was cut")
+        error = failure.to_json()
+    except ConnectionResetError:
         raise  # the client is gone: nothing more can be sent
     except Exception:
         log.exception("stream relay failed request_id=%s", request[REQUEST_ID])
