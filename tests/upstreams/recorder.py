@@ -1,7 +1,9 @@
-"""What an upstream test server saw: every request with its JSON body, and concurrency."""
+"""What an upstream test server saw: every request with its JSON body, concurrency, and
+whether the gateway hung up on it (its handler was cancelled)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +20,8 @@ class Seen:
     path: str
     headers: dict[str, str]
     json: Any
+    cancelled: bool = False
+    finished: bool = False
 
 
 @define
@@ -29,6 +33,22 @@ class Recorder:
     def paths(self) -> list[str]:
         return [r.path for r in self.requests]
 
+    def models(self) -> list[str]:
+        return [r.json.get("model") for r in self.requests if isinstance(r.json, dict)]
+
+    async def settled(self, count: int | None = None, limit: float = 10.0) -> list[Seen]:
+        """The requests once `count` of them (default: all so far) have finished.
+
+        Bounded so a broken gateway fails the test instead of hanging it; how long it
+        took is not asserted anywhere.
+        """
+        async with asyncio.timeout(limit):
+            while True:
+                done = [r for r in self.requests if r.finished]
+                if len(done) >= (len(self.requests) if count is None else count) and self.requests:
+                    return self.requests
+                await asyncio.sleep(0.005)
+
     def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
         @web.middleware
         async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -37,12 +57,17 @@ class Recorder:
                 body = orjson.loads(raw) if raw else None
             except orjson.JSONDecodeError:
                 body = raw
-            self.requests.append(Seen(request.method, request.path, dict(request.headers), body))
+            seen = Seen(request.method, request.path, dict(request.headers), body)
+            self.requests.append(seen)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             try:
                 return await handler(request)
+            except asyncio.CancelledError:
+                seen.cancelled = True
+                raise
             finally:
+                seen.finished = True
                 self.in_flight -= 1
 
         return record
