@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Protocol
 
 import aiohttp
+from aiohttp.http_exceptions import HttpProcessingError
 from attrs import define, field
 from yarl import URL
 
@@ -172,12 +173,12 @@ class Upstream:
         except aiohttp.ClientConnectorError as exc:
             raise UpstreamUnavailable(f"cannot connect: {exc.os_error or exc}", backend=self.name) from exc
         except aiohttp.ClientPayloadError as exc:
-            raise BadUpstreamResponse(f"malformed response body: {exc}", backend=self.name) from exc
+            raise BadUpstreamResponse(f"the answer was cut off: {exc}", backend=self.name) from exc
         except aiohttp.ClientResponseError as exc:
             raise BadUpstreamResponse(f"malformed response: {exc.message}", backend=self.name) from exc
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise UpstreamUnavailable(f"connection lost: {exc or type(exc).__name__}", backend=self.name) from exc
-        except ValueError as exc:  # bad JSON, or a line longer than the read buffer
+        except (ValueError, HttpProcessingError) as exc:  # bad JSON, or a line over MAX_LINE
             raise BadUpstreamResponse(f"unreadable response: {exc}", backend=self.name) from exc
 
     async def aclose(self) -> None:

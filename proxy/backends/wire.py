@@ -2,7 +2,8 @@
 
 Both read line by line from aiohttp's StreamReader, so each message is handed on as
 soon as its last byte arrives; nothing waits for the whole answer. A line longer than
-the reader's buffer limit raises ValueError, which backends report as a bad upstream.
+MAX_LINE raises aiohttp's LineTooLong, which backends report as a bad upstream: an
+upstream that never sends a newline cannot make the gateway buffer without end.
 """
 
 from __future__ import annotations
@@ -13,10 +14,18 @@ from typing import Any
 import orjson
 from aiohttp import StreamReader
 
+# Far above any real token chunk, far below what would hurt with many streams.
+MAX_LINE = 1 << 20
+
+
+async def _lines(content: StreamReader) -> AsyncIterator[bytes]:
+    while line := await content.readline(max_line_length=MAX_LINE):
+        yield line
+
 
 async def ndjson_objects(content: StreamReader) -> AsyncIterator[Any]:
     """Ollama's NDJSON: one JSON value per line; blank lines are skipped."""
-    async for line in content:
+    async for line in _lines(content):
         if line.strip():
             yield orjson.loads(line)
 
@@ -29,7 +38,7 @@ async def sse_data(content: StreamReader) -> AsyncIterator[bytes]:
     that a truncated JSON payload is reported as such rather than silently dropped.
     """
     data: list[bytes] = []
-    async for raw in content:
+    async for raw in _lines(content):
         line = raw.rstrip(b"\r\n")
         if not line:
             if data:

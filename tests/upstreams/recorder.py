@@ -29,6 +29,7 @@ class Recorder:
     requests: list[Seen] = field(factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
+    _changed: asyncio.Event = field(factory=asyncio.Event)
 
     def paths(self) -> list[str]:
         return [r.path for r in self.requests]
@@ -36,18 +37,24 @@ class Recorder:
     def models(self) -> list[str]:
         return [r.json.get("model") for r in self.requests if isinstance(r.json, dict)]
 
-    async def settled(self, count: int | None = None, limit: float = 10.0) -> list[Seen]:
-        """The requests once `count` of them (default: all so far) have finished.
+    async def wait_until(self, done: Callable[[list[Seen]], bool], limit: float = 10.0) -> list[Seen]:
+        """The requests, once `done(requests)` holds.
 
         Bounded so a broken gateway fails the test instead of hanging it; how long it
         took is not asserted anywhere.
         """
         async with asyncio.timeout(limit):
-            while True:
-                done = [r for r in self.requests if r.finished]
-                if len(done) >= (len(self.requests) if count is None else count) and self.requests:
-                    return self.requests
-                await asyncio.sleep(0.005)
+            while not done(self.requests):
+                self._changed.clear()
+                await self._changed.wait()
+        return self.requests
+
+    async def arrived(self, count: int) -> list[Seen]:
+        return await self.wait_until(lambda seen: len(seen) >= count)
+
+    async def settled(self) -> list[Seen]:
+        """The requests, once there is one and every one has finished."""
+        return await self.wait_until(lambda seen: bool(seen) and all(r.finished for r in seen))
 
     def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
         @web.middleware
@@ -59,6 +66,7 @@ class Recorder:
                 body = raw
             seen = Seen(request.method, request.path, dict(request.headers), body)
             self.requests.append(seen)
+            self._changed.set()
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             try:
@@ -69,5 +77,6 @@ class Recorder:
             finally:
                 seen.finished = True
                 self.in_flight -= 1
+                self._changed.set()
 
         return record

@@ -1,0 +1,218 @@
+"""Fault injection through HTTP: what the client sees, what the upstream sees, and that nothing leaks.
+
+The gateway runs with short timers so that silences are detected quickly; none of these
+tests asserts how long anything took. "Nothing leaked" is read from the gateway itself:
+its health answer reports requests in flight, overall and per backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from tests.conftest import GatewayFactory, RunningUpstream
+from tests.test_stream import events, next_block
+from tests.upstreams.faults import FaultyOllama
+
+STREAM = "/api/v1/inference/stream"
+INFER = "/api/v1/inference"
+FAST_TIMERS = {"backend_timeout": 0.5, "headers_timeout": 0.2, "first_token_timeout": 0.4, "idle_timeout": 0.3}
+
+
+@pytest.fixture
+def faulty() -> FaultyOllama:
+    return FaultyOllama()
+
+
+@pytest.fixture
+async def faulty_ollama(aiohttp_server: Callable[..., Awaitable[TestServer]], faulty: FaultyOllama) -> RunningUpstream:
+    server = await aiohttp_server(faulty.app())
+    return RunningUpstream(url=server.make_url(""), recorder=faulty.recorder)
+
+
+@pytest.fixture
+async def gateway(make_gateway: GatewayFactory, faulty_ollama: RunningUpstream, openai: RunningUpstream) -> TestClient:
+    """The faulty Ollama first, the well-behaved OpenAI test server as the fallback."""
+    return await make_gateway(ollama_base_url=faulty_ollama.url, openai_endpoint=openai.url, **FAST_TIMERS)
+
+
+async def assert_nothing_in_flight(gateway: TestClient) -> None:
+    """Every counter of requests in flight is back to zero (checked until it settles)."""
+    async with asyncio.timeout(10):
+        while True:
+            body = await (await gateway.get("/api/v1/health")).json()
+            counts = [body["in_flight"], *(b["in_flight"] for b in body["backends"])]
+            if not any(counts):
+                return
+            await asyncio.sleep(0.01)
+
+
+def ask(model: str) -> dict[str, str]:
+    return {"model_id": model, "input_data": "hi"}
+
+
+# --- before the first token: the client never notices ------------------------------------
+
+
+@pytest.mark.parametrize("model", ["hang-headers", "think-forever", "malformed-first", "status-500", "status-429"])
+async def test_failure_before_first_token_is_invisible_to_the_client(
+    gateway: TestClient, faulty_ollama: RunningUpstream, model: str,
+) -> None:
+    response = await gateway.post(STREAM, json=ask(model))
+    assert response.status == 200
+    body = events(await response.read())
+    assert "".join(e["token"] for e in body) == "Hello from the fallback."
+    assert {e["provider"] for e in body} == {"openai"}
+    assert "error" not in body[-1]
+    [seen] = await faulty_ollama.recorder.settled()
+    # The abandoned upstream call was closed, not left running.
+    assert seen.cancelled == (model in ("hang-headers", "think-forever"))
+    await assert_nothing_in_flight(gateway)
+
+
+async def test_single_shot_that_hangs_times_out_and_falls_back(
+    gateway: TestClient, faulty_ollama: RunningUpstream,
+) -> None:
+    response = await gateway.post(INFER, json=ask("hang-headers"))
+    assert response.status == 200
+    assert (await response.json())["provider"] == "openai"
+    [seen] = await faulty_ollama.recorder.settled()
+    assert seen.cancelled
+
+
+async def test_timeout_everywhere_is_504_naming_the_phase(
+    make_gateway: GatewayFactory, faulty_ollama: RunningUpstream,
+) -> None:
+    gateway = await make_gateway(ollama_base_url=faulty_ollama.url, **FAST_TIMERS)
+    response = await gateway.post(STREAM, json=ask("hang-headers"))
+    assert response.status == 504
+    body = await response.json()
+    assert body["code"] == "request_timeout"
+    assert "no response headers within 0.2 s" in body["message"]
+
+
+async def test_no_first_token_in_time_is_504_naming_the_phase(
+    make_gateway: GatewayFactory, faulty_ollama: RunningUpstream,
+) -> None:
+    gateway = await make_gateway(ollama_base_url=faulty_ollama.url, **FAST_TIMERS)
+    response = await gateway.post(STREAM, json=ask("think-forever"))
+    assert response.status == 504
+    assert "no first token within 0.4 s" in (await response.json())["message"]
+
+
+# --- after the first token: never silent, never switched ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "code", "why"),
+    [
+        ("hang-after-2", "request_timeout", "silent for 0.3 s"),
+        ("die-after-2", "bad_upstream_response", "the answer was cut off"),
+        ("malformed-after-2", "bad_upstream_response", "unreadable response"),
+    ],
+)
+async def test_failure_after_first_token_ends_with_done_and_error(
+    gateway: TestClient, faulty_ollama: RunningUpstream, openai: RunningUpstream, model: str, code: str, why: str,
+) -> None:
+    response = await gateway.post(STREAM, json=ask(model))
+    assert response.status == 200
+    body = events(await response.read())
+    assert [e["token"] for e in body[:-1]] == ["one", " two"]
+    last = body[-1]
+    assert last["done"] is True
+    assert last["error"]["code"] == code
+    assert why in last["error"]["message"]
+    assert openai.recorder.requests == []  # no silent switch to another backend mid-answer
+    await faulty_ollama.recorder.settled()
+    await assert_nothing_in_flight(gateway)
+
+
+async def test_endless_line_is_a_bad_upstream_not_a_memory_leak(
+    gateway: TestClient, faulty_ollama: RunningUpstream,
+) -> None:
+    response = await gateway.post(STREAM, json=ask("endless-line"))
+    body = events(await response.read())
+    assert body[0]["token"] == "one"
+    assert body[-1]["error"]["code"] == "bad_upstream_response"
+    [seen] = await faulty_ollama.recorder.settled()
+    assert seen.cancelled
+    await assert_nothing_in_flight(gateway)
+
+
+async def test_long_generation_that_keeps_producing_is_never_cut(
+    make_gateway: GatewayFactory, faulty: FaultyOllama, faulty_ollama: RunningUpstream,
+) -> None:
+    # 30 tokens 0.05 s apart take well over the 0.5 s LLM_BACKEND_TIMEOUT in all, but
+    # no gap comes near the 0.3 s idle timer.
+    faulty.trickle_tokens = 30
+    gateway = await make_gateway(ollama_base_url=faulty_ollama.url, **FAST_TIMERS)
+    response = await gateway.post(STREAM, json=ask("trickle"))
+    body = events(await response.read())
+    assert len(body) == 31
+    assert body[-1]["done"] is True and "error" not in body[-1]
+    assert body[-1]["usage"]["completion_tokens"] == 30
+
+
+# --- the client hangs up: the upstream call is cancelled --------------------------------------
+
+
+async def test_disconnect_while_waiting_for_first_token_cancels_upstream(
+    make_gateway: GatewayFactory, faulty_ollama: RunningUpstream,
+) -> None:
+    gateway = await make_gateway(ollama_base_url=faulty_ollama.url, backend_timeout=60)
+    request = asyncio.create_task(gateway.post(STREAM, json=ask("hang-headers")))
+    await faulty_ollama.recorder.arrived(1)
+    request.cancel()  # the client gives up and closes its connection
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    [seen] = await faulty_ollama.recorder.settled()
+    assert seen.cancelled
+    await assert_nothing_in_flight(gateway)
+
+
+async def test_disconnect_mid_stream_cancels_upstream(
+    make_gateway: GatewayFactory, faulty_ollama: RunningUpstream,
+) -> None:
+    gateway = await make_gateway(ollama_base_url=faulty_ollama.url, backend_timeout=60)
+    response = await gateway.post(STREAM, json=ask("hang-after-2"))
+    first = json.loads((await next_block(response))[len(b"data: "):])
+    assert first["token"] == "one"
+    response.close()  # hang up mid-answer
+    [seen] = await faulty_ollama.recorder.settled()
+    assert seen.cancelled
+    await assert_nothing_in_flight(gateway)
+
+
+async def test_disconnect_during_single_shot_cancels_upstream(
+    make_gateway: GatewayFactory, faulty_ollama: RunningUpstream,
+) -> None:
+    gateway = await make_gateway(ollama_base_url=faulty_ollama.url, backend_timeout=60)
+    request = asyncio.create_task(gateway.post(INFER, json=ask("hang-after-2")))
+    await faulty_ollama.recorder.arrived(1)
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    [seen] = await faulty_ollama.recorder.settled()
+    assert seen.cancelled
+    await assert_nothing_in_flight(gateway)
+
+
+async def test_disconnect_during_batch_cancels_every_item(
+    make_gateway: GatewayFactory, faulty_ollama: RunningUpstream,
+) -> None:
+    gateway = await make_gateway(ollama_base_url=faulty_ollama.url, backend_timeout=60)
+    inputs = [{"input_data": str(i)} for i in range(6)]
+    request = asyncio.create_task(gateway.post(
+        "/api/v1/inference/batch", json={"model_id": "hang-after-2", "inputs": inputs, "max_concurrency": 3}))
+    await faulty_ollama.recorder.arrived(3)
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    seen = await faulty_ollama.recorder.settled()
+    assert len(seen) == 3  # the items not yet started never start
+    assert all(s.cancelled for s in seen)
+    await assert_nothing_in_flight(gateway)
