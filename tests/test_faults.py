@@ -58,7 +58,7 @@ def ask(model: str) -> dict[str, str]:
 # --- before the first token: the client never notices ------------------------------------
 
 
-@pytest.mark.parametrize("model", ["hang-headers", "think-forever", "malformed-first", "status-500", "status-429"])
+@pytest.mark.parametrize("model", ["hang-headers", "think-forever", "malformed-first", "status-503", "status-429"])
 async def test_failure_before_first_token_is_invisible_to_the_client(
     gateway: TestClient, faulty_ollama: RunningUpstream, model: str,
 ) -> None:

@@ -13,7 +13,7 @@ the network does to them:
   endless-line      one token, then 4 MiB without a newline, then silence
   think-forever     headers and lines with empty content, but never a token
   trickle           `trickle_tokens` tokens, `trickle_delay` seconds apart, then the end
-  status-500 / status-429   that status with Ollama's error body
+  status-NNN        that status, with an Ollama error body
 
 Every request is recorded, and so is whether its handler was cancelled (the gateway
 hung up on it): that is how the tests see the upstream's side.
@@ -79,7 +79,9 @@ class FaultyOllama:
                     "model": model, "message": {"role": "assistant", "content": "fine"}, "done": True,
                     "done_reason": "stop", "prompt_eval_count": 12, "eval_count": 1,
                 })
-            await forever()
+            if model.startswith(("hang", "think", "trickle")):
+                await forever()
+            return web.json_response({"error": f"model '{model}' not found"}, status=404)
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
         await self._stream(request, response, model)
@@ -120,5 +122,5 @@ class FaultyOllama:
                 await asyncio.sleep(self.trickle_delay)
                 await write(token_line(model, f" t{i}"))
             await write(final_line(model, self.trickle_tokens))
-        else:
-            raise web.HTTPNotFound(text='{"error":"model not found"}', content_type="application/json")
+        else:  # too late for a 404 status: Ollama reports it as an error line
+            await write(orjson.dumps({"error": f"model '{model}' not found"}) + b"\n")

@@ -8,7 +8,7 @@ and llama.cpp's server send. The model name picks a behaviour, as for the Ollama
 (which 404s every model starting with "missing"):
 
   missing-everywhere*  404 model_not_found       busy*      429 rate_limit_exceeded
-  down*             500 server_error             context-overflow*  400 context_length_exceeded
+  down*, status-500  500 server_error            context-overflow*  400 context_length_exceeded
   midstream-error*  two tokens, then an error event, then the connection ends
   cut*              two tokens, then the connection ends without [DONE]
   bad-json*         200 with a body that is not JSON
@@ -38,6 +38,7 @@ ERRORS: dict[str, tuple[int, str, str, str | None]] = {
                 "invalid_request_error", "model_not_found"),
     "busy": (429, "Rate limit reached for requests", "requests", "rate_limit_exceeded"),
     "down": (500, "The server had an error while processing your request.", "server_error", None),
+    "status-500": (500, "The server had an error while processing your request.", "server_error", None),
     "context-overflow": (400, "This model's maximum context length is 8192 tokens.",
                          "invalid_request_error", "context_length_exceeded"),
 }
