@@ -39,6 +39,8 @@ def main() -> None:
         access_log_class=AccessLogger,
         # A client that hangs up cancels its handler, and with it the upstream call.
         handler_cancellation=True,
+        # After streams have drained (on_shutdown), single-shot calls get the same grace.
+        shutdown_timeout=settings.shutdown_grace,
         print=None,
         loop=loop,
     )

@@ -1,0 +1,100 @@
+"""Graceful shutdown of the real process on SIGTERM: stop accepting, finish streams, cut the rest honestly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pathlib
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from tests.test_stream import events
+from tests.upstreams.faults import FaultyOllama
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TOKEN = "shutdown-test-token"
+HEADERS = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def upstream(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> tuple[FaultyOllama, str]:
+    faulty = FaultyOllama(trickle_tokens=10, trickle_delay=0.1)
+    server = await aiohttp_server(faulty.app())
+    return faulty, str(server.make_url(""))
+
+
+async def start_gateway(ollama_url: str, grace: float) -> tuple[asyncio.subprocess.Process, str]:
+    port = free_port()
+    env = {
+        "PATH": os.environ["PATH"], "PROXY_PORT": str(port), "PROXY_API_TOKENS": TOKEN,
+        "OLLAMA_BASE_URL": ollama_url, "PROXY_SHUTDOWN_GRACE": str(grace), "LLM_BACKEND_TIMEOUT": "30",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proxy", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    async with asyncio.timeout(30), aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(f"{base}/api/v1/health", headers=HEADERS):
+                    return process, base
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(headers=HEADERS) as client:
+        yield client
+
+
+async def test_sigterm_lets_a_running_stream_finish_and_refuses_new_connections(
+    upstream: tuple[FaultyOllama, str], session: aiohttp.ClientSession,
+) -> None:
+    _, ollama_url = upstream
+    process, base = await start_gateway(ollama_url, grace=10)
+    response = await session.post(f"{base}/api/v1/inference/stream", json={"model_id": "trickle", "input_data": "hi"})
+    first = await response.content.readuntil(b"\n\n")
+    assert json.loads(first[len(b"data: "):])["token"] == " t0"
+
+    process.send_signal(signal.SIGTERM)
+    rest = events(await response.read())
+    assert len(rest) == 10  # the other nine tokens and the final event
+    assert rest[-1]["done"] is True
+    assert "error" not in rest[-1]
+    with pytest.raises(aiohttp.ClientConnectionError):
+        async with aiohttp.ClientSession() as fresh:
+            await fresh.get(f"{base}/api/v1/health", headers=HEADERS)
+    assert await asyncio.wait_for(process.wait(), 30) == 0
+
+
+async def test_a_stream_still_running_after_the_grace_period_ends_with_an_error_event(
+    upstream: tuple[FaultyOllama, str], session: aiohttp.ClientSession,
+) -> None:
+    faulty, ollama_url = upstream
+    process, base = await start_gateway(ollama_url, grace=0.3)
+    response = await session.post(
+        f"{base}/api/v1/inference/stream", json={"model_id": "hang-after-2", "input_data": "hi"})
+    await response.content.readuntil(b"\n\n")
+
+    process.send_signal(signal.SIGTERM)
+    body = events(await response.read())
+    assert body[-1]["done"] is True
+    assert body[-1]["error"]["code"] == "shutting_down"
+    assert await asyncio.wait_for(process.wait(), 30) == 0
+    [chat] = [r for r in await faulty.recorder.settled() if r.path == "/api/chat"]
+    assert chat.cancelled  # the upstream call was closed, not abandoned
