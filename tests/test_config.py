@@ -1,0 +1,219 @@
+"""Start-up configuration, through the real entry point `python -m proxy`.
+
+A configuration that cannot make a working gateway stops start-up with exit status 2 and
+one line on stderr that names the variable; a valid one serves. Each run gets an
+environment built from scratch (PATH plus the variables under test), and no secret it
+was given ever shows in its output.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import orjson
+import pytest
+from attrs import frozen
+
+from proxy.config import Settings
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+API_TOKEN = "cfg-token-7f3a9c"
+OPENAI_KEY = "sk-cfg-secret-51b2"
+SECRETS = (API_TOKEN, OPENAI_KEY)
+RUN_TIMEOUT = 30  # seconds: a gateway that wrongly starts is stopped instead of hanging the suite
+
+
+def scratch_env(**variables: str) -> dict[str, str]:
+    return {"PATH": os.environ["PATH"], **variables}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def run_to_exit(**variables: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "proxy"], cwd=REPO, env=scratch_env(**variables),
+        capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False,
+    )
+
+
+def assert_refused_naming(result: subprocess.CompletedProcess[str], *variables: str) -> str:
+    """The one stderr line of a refused start, after checking the refusal."""
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    line = lines[0]
+    assert line.startswith("octomil-gateway: invalid configuration")
+    for variable in variables:
+        assert variable in line
+    assert "Traceback" not in result.stderr
+    for secret in SECRETS:
+        assert secret not in result.stderr
+    return line
+
+
+# --- refused configurations ---------------------------------------------------------------------
+
+
+def test_no_api_tokens_refuses_to_start_and_says_how_to_fix_it() -> None:
+    line = assert_refused_naming(run_to_exit(OPENAI_API_KEY=OPENAI_KEY), "PROXY_API_TOKENS")
+    assert "PROXY_AUTH_DISABLED" in line
+
+
+def test_api_tokens_of_only_separators_count_as_none() -> None:
+    assert_refused_naming(run_to_exit(PROXY_API_TOKENS=" , ,"), "PROXY_API_TOKENS")
+
+
+@pytest.mark.parametrize(("variables", "named"), [
+    pytest.param({"PROXY_PORT": "abc"}, ["PROXY_PORT"], id="port-not-a-number"),
+    pytest.param({"PROXY_PORT": "70000"}, ["PROXY_PORT"], id="port-out-of-range"),
+    pytest.param({"LLM_BACKEND_TIMEOUT": "-1"}, ["LLM_BACKEND_TIMEOUT"], id="timeout-negative"),
+    pytest.param({"LLM_BACKEND_TIMEOUT": "0"}, ["LLM_BACKEND_TIMEOUT"], id="timeout-zero"),
+    pytest.param({"LLM_BACKEND_TIMEOUT": "nan"}, ["LLM_BACKEND_TIMEOUT"], id="timeout-nan"),
+    pytest.param({"LLM_BACKEND_TIMEOUT": "soon"}, ["LLM_BACKEND_TIMEOUT"], id="timeout-not-a-number"),
+    pytest.param({"OLLAMA_BASE_URL": "ftp://x"}, ["OLLAMA_BASE_URL"], id="ollama-url-not-http"),
+    pytest.param({"OLLAMA_BASE_URL": "localhost:11434"}, ["OLLAMA_BASE_URL"], id="ollama-url-no-scheme"),
+    pytest.param({"OPENAI_API_ENDPOINT": "not a url"}, ["OPENAI_API_ENDPOINT"], id="openai-url-garbage"),
+    pytest.param({"OLLAMA_BASE_URL": "off"}, ["OLLAMA_BASE_URL", "OPENAI_API_ENDPOINT"], id="no-backend"),
+    pytest.param({"PROXY_AUTH_DISABLED": "maybe"}, ["PROXY_AUTH_DISABLED"], id="auth-disabled-not-a-bool"),
+])
+def test_invalid_setting_exits_2_with_one_line_naming_it(variables: dict[str, str], named: list[str]) -> None:
+    result = run_to_exit(PROXY_API_TOKENS=API_TOKEN, OPENAI_API_KEY=OPENAI_KEY, **variables)
+    assert_refused_naming(result, *named)
+
+
+def test_every_bad_variable_is_named_in_one_run() -> None:
+    assert_refused_naming(run_to_exit(PROXY_PORT="abc", LLM_BACKEND_TIMEOUT="-1"), "PROXY_PORT", "PROXY_API_TOKENS",
+                          "LLM_BACKEND_TIMEOUT")
+
+
+def test_refused_url_does_not_echo_its_password() -> None:
+    result = run_to_exit(PROXY_API_TOKENS=API_TOKEN, OLLAMA_BASE_URL="ftp://admin:hunter2-secret@ollama.internal")
+    line = assert_refused_naming(result, "OLLAMA_BASE_URL")
+    assert "hunter2-secret" not in line
+
+
+# --- a valid configuration serves ------------------------------------------------------------------
+
+
+@frozen
+class Running:
+    process: subprocess.Popen[bytes]
+    port: int
+    stdout: pathlib.Path
+    stderr: pathlib.Path
+
+    def get(self, path: str, headers: dict[str, str]) -> tuple[int, dict[str, object]]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            connection.request("GET", path, headers=headers)
+            response = connection.getresponse()
+            return response.status, orjson.loads(response.read())
+        finally:
+            connection.close()
+
+    def output(self) -> str:
+        return self.stdout.read_text() + self.stderr.read_text()
+
+
+def wait_until_listening(running: Running) -> None:
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while time.monotonic() < deadline:
+        if running.process.poll() is not None:
+            pytest.fail(f"the gateway exited with {running.process.returncode}: {running.output()}")
+        try:
+            socket.create_connection(("127.0.0.1", running.port), timeout=1).close()
+        except OSError:
+            time.sleep(0.05)
+        else:
+            return
+    pytest.fail(f"the gateway did not listen on port {running.port}: {running.output()}")
+
+
+@contextmanager
+def serving(tmp_path: pathlib.Path, **variables: str) -> Iterator[Running]:
+    """`python -m proxy` on a free port; stopped with SIGTERM on leaving."""
+    port = free_port()
+    stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "proxy"], cwd=REPO, env=scratch_env(PROXY_PORT=str(port), **variables),
+            stdout=out, stderr=err,
+        )
+    running = Running(process=process, port=port, stdout=stdout, stderr=stderr)
+    try:
+        wait_until_listening(running)
+        yield running
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def dead_port_url() -> str:
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def test_valid_configuration_serves_health_and_stops_cleanly_on_sigterm(tmp_path: pathlib.Path) -> None:
+    variables = {
+        "PROXY_API_TOKENS": API_TOKEN,
+        "OLLAMA_BASE_URL": dead_port_url(),
+        "OPENAI_API_ENDPOINT": dead_port_url() + "/v1",
+        "OPENAI_API_KEY": OPENAI_KEY,
+    }
+    with serving(tmp_path, **variables) as running:
+        status, body = running.get("/api/v1/health", {"Authorization": f"Bearer {API_TOKEN}"})
+        assert status == 503  # both backends are dead
+        assert body["status"] == "unavailable"
+        backends = body["backends"]
+        assert isinstance(backends, list)
+        assert [(b["name"], b["healthy"]) for b in backends] == [("ollama", False), ("openai", False)]
+        assert OPENAI_KEY not in orjson.dumps(body).decode()
+
+        status, body = running.get("/api/v1/health", {})
+        assert status == 401
+        assert body["code"] == "unauthorized"
+    assert running.process.returncode == 0  # SIGTERM is a graceful shutdown, not a crash
+    output = running.output()
+    assert f"listening on http://127.0.0.1:{running.port}" in output  # loopback unless told otherwise
+    assert "path=/api/v1/health status=503" in output  # the access log ran, so there was output to leak into
+    for secret in SECRETS:
+        assert secret not in output
+    assert "Traceback" not in output
+
+
+def test_auth_disabled_starts_without_tokens_and_serves_without_one(tmp_path: pathlib.Path) -> None:
+    with serving(tmp_path, PROXY_AUTH_DISABLED="true", OLLAMA_BASE_URL=dead_port_url()) as running:
+        status, body = running.get("/api/v1/health", {})
+        assert status == 503
+        assert [b["name"] for b in body["backends"]] == ["ollama"]  # type: ignore[union-attr]
+    assert running.process.returncode == 0
+
+
+# --- unit level -----------------------------------------------------------------------------------
+
+
+def test_default_host_is_loopback() -> None:
+    assert Settings().host == "127.0.0.1"
+
+
+def test_settings_repr_hides_tokens_and_api_key() -> None:
+    text = repr(Settings(api_tokens=(API_TOKEN,), openai_api_key=OPENAI_KEY))
+    for secret in SECRETS:
+        assert secret not in text
