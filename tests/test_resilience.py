@@ -202,7 +202,8 @@ class ClosesReusedConnections:
         try:
             for _ in range(2):
                 head = await reader.readuntil(b"\r\n\r\n")
-                lengths = [int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")]
+                headers = head.lower().split(b"\r\n")
+                lengths = [int(h.split(b":")[1]) for h in headers if h.startswith(b"content-length")]
                 length = lengths[0] if lengths else 0
                 await reader.readexactly(length)
                 if self.answered_on_this_connection(writer):
