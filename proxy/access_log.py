@@ -5,6 +5,8 @@ Never the query string, headers or body: they can carry tokens and prompts.
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
@@ -12,6 +14,11 @@ from proxy.middlewares import PROVIDER, REQUEST_ID, STARTED, elapsed_ms
 
 
 class AccessLogger(AbstractAccessLogger):
+    @property
+    def enabled(self) -> bool:
+        # aiohttp skips log() entirely when this is false: nothing is formatted for nothing.
+        return self.logger.isEnabledFor(logging.INFO)
+
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         if not isinstance(request, web.Request) or STARTED not in request:
             return

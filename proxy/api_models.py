@@ -240,6 +240,8 @@ def structure(data: object, cls: type[T], path: str = "$") -> T:
 
 # --- from bodies to normalized requests ---------------------------------------------
 
+_NO_PARAMETERS = Parameters()
+
 
 def chat_request(
     model_id: str, prompt: InferenceBody | PromptBody, *, max_messages: int,
@@ -258,8 +260,10 @@ def chat_request(
         if len(messages) > max_messages:
             problem = f"at most {max_messages} messages are accepted"
             raise InvalidInput(problem, errors=[f"{problem} @ {path}.messages"])
-    parameters = prompt.parameters.normalized() if prompt.parameters else Parameters()
-    return ChatRequest(model=model_id, messages=messages, parameters=parameters.merged_over(defaults))
+    parameters = prompt.parameters.normalized() if prompt.parameters else defaults
+    if prompt.parameters and defaults != _NO_PARAMETERS:
+        parameters = parameters.merged_over(defaults)
+    return ChatRequest(model=model_id, messages=messages, parameters=parameters)
 
 
 def embed_request(body: EmbeddingsBody, *, max_inputs: int, single: bool) -> EmbedRequest:

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Protocol
 
 import aiohttp
+import orjson
 from aiohttp.http_exceptions import HttpProcessingError
 from attrs import define, field
 from yarl import URL
@@ -26,6 +27,7 @@ from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, Probe,
 
 # Error bodies are read for their message only; a huge one is not worth holding.
 MAX_ERROR_BODY = 64 * 1024
+_JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 class Backend(Protocol):
@@ -126,23 +128,33 @@ class Upstream:
     async def _send(self, method: str, url: URL, json: Any, streaming: bool) -> aiohttp.ClientResponse:
         """Send, and wait for the response headers within the headers timer."""
         timeout = self._stream_timeout if streaming else self._call_timeout
+        # orjson, not aiohttp's json=: several times faster on the hot path.
+        body = None if json is None else orjson.dumps(json)
+        if not streaming and self._timeouts.headers >= self._timeouts.total:
+            return await self._send_once(method, url, body, timeout)  # the whole-call cap comes first
         try:
             async with asyncio.timeout(self._timeouts.headers):
-                try:
-                    return await self._session.request(method, url, json=json, timeout=timeout)
-                except aiohttp.ClientConnectorError:
-                    raise
-                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-                    # A pooled connection the upstream closed while idle fails before any
-                    # byte of an answer: the request was never processed. Once, on a
-                    # connection of its own.
-                    return await self._fresh_session.request(method, url, json=json, timeout=timeout)
+                return await self._send_once(method, url, body, timeout)
         except TimeoutError as exc:
             if isinstance(exc, aiohttp.ServerTimeoutError):
                 raise
             raise UpstreamTimeout(
                 f"no response headers within {self._timeouts.headers:g} s", backend=self.name
             ) from exc
+
+    async def _send_once(
+        self, method: str, url: URL, body: bytes | None, limits: aiohttp.ClientTimeout,
+    ) -> aiohttp.ClientResponse:
+        headers = _JSON_HEADERS if body is not None else None
+        try:
+            return await self._session.request(method, url, data=body, headers=headers, timeout=limits)
+        except aiohttp.ClientConnectorError:
+            raise
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            # A pooled connection the upstream closed while idle fails before any byte
+            # of an answer: the request was never processed. Once, on a connection of
+            # its own.
+            return await self._fresh_session.request(method, url, data=body, headers=headers, timeout=limits)
 
     async def probe(self, path: str) -> Probe:
         """GET `path`; healthy when it answers 2xx within the probe timeout."""
