@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 SDK_VENV ?= .venv-sdk
 OCTOMIL_VERSION ?= 4.17.42
 
-.PHONY: install run test test-fast lint clean
+.PHONY: install run test lint bench bench-quick bench-tools clean
 
 install: $(VENV)/.installed
 
@@ -32,8 +32,19 @@ run: install
 test: install $(SDK_VENV)/.installed
 	OCTOMIL_SDK_PYTHON=$(SDK_VENV)/bin/python $(PY) -m pytest
 
+# The load generators come from Debian: wrk (closed loop) and hey (fixed rate).
+bench-tools:
+	@command -v wrk >/dev/null && command -v hey >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq wrk hey; }
+
+bench: install bench-tools
+	$(PY) -m bench.run --json bench-results.json
+
+bench-quick: install bench-tools
+	$(PY) -m bench.run --quick --json bench-results.json
+
 lint: install
-	$(VENV)/bin/ruff check proxy tests
+	$(VENV)/bin/ruff check proxy tests bench
 	$(VENV)/bin/mypy proxy
 
 clean:

@@ -66,6 +66,7 @@ class Timeouts:
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = 1
     api_tokens: tuple[str, ...] = attrs.field(default=(), repr=False)
     auth_disabled: bool = False
 
@@ -164,6 +165,7 @@ class Settings:
 # (field, variable, environs parser) of every numeric setting; all must be > 0 when set.
 _NUMBERS = (
     ("port", "PROXY_PORT", "int"),
+    ("workers", "PROXY_WORKERS", "int"),
     ("backend_timeout", "LLM_BACKEND_TIMEOUT", "float"),
     ("connect_timeout", "PROXY_CONNECT_TIMEOUT", "float"),
     ("headers_timeout", "PROXY_HEADERS_TIMEOUT", "float"),

@@ -1,0 +1,255 @@
+"""`make bench`: every scenario of docs/PERFORMANCE.md, each beside its direct-to-upstream baseline.
+
+    python -m bench.run [--quick] [--soak SECONDS] [--json results.json]
+
+Pinning (where taskset and two cores exist): the gateway runs on core 0; the upstream
+emulator and the load generator share the last core. A direct baseline runs the load
+generator on core 0 instead (the gateway is not running then), so direct and gateway
+figures use the same two cores. Every figure is printed in one table at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import platform
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench import clients
+from bench.processes import (
+    CORES,
+    GATEWAY_CORE,
+    LOAD_CORE,
+    TOKEN,
+    emulator,
+    gateway,
+    hey,
+    raise_fd_limit,
+    rss_kib,
+    wrk,
+)
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+GATEWAY_BODY = '{"model_id":"bench","input_data":"hi","parameters":{"max_tokens":8}}'
+DIRECT = {
+    "ollama": ("/api/chat", '{"model":"bench","messages":[{"role":"user","content":"hi"}],"stream":false,'
+                            '"options":{"num_predict":8}}'),
+    "openai": ("/v1/chat/completions", '{"model":"bench","messages":[{"role":"user","content":"hi"}],'
+                                       '"stream":false,"max_tokens":8}'),
+}
+
+Row = tuple[str, str, str, str]  # scenario, metric, gateway, direct / target
+rows: list[Row] = []
+results: dict[str, Any] = {}
+
+
+def row(scenario: str, metric: str, gateway_value: str, baseline: str) -> None:
+    rows.append((scenario, metric, gateway_value, baseline))
+    print(f"  {scenario:<24} {metric:<34} {gateway_value:>14}   {baseline}", flush=True)
+
+
+def single_shot(seconds: int) -> None:
+    for kind, (path, body) in DIRECT.items():
+        with emulator() as upstream:
+            direct = {c: wrk(upstream + path, body, connections=c, seconds=seconds, headers={}, core=GATEWAY_CORE)
+                      for c in (1, 64)}
+            with gateway(upstream, kind) as (url, _):
+                wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=8, seconds=2, headers=AUTH,
+                    core=LOAD_CORE)  # warm-up
+                via = {c: wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=c, seconds=seconds,
+                              headers=AUTH, core=LOAD_CORE) for c in (1, 64)}
+        for c in (1, 64):
+            d, g = direct[c], via[c]
+            name = f"single shot {kind} c={c}"
+            row(name, "requests/s", f"{g.rps:,.0f}", f"direct {d.rps:,.0f} ({g.rps / d.rps:.0%})")
+            row(name, "added latency p50 / p99 (ms)", f"{g.p50_ms - d.p50_ms:.3f} / {g.p99_ms - d.p99_ms:.3f}",
+                f"direct {d.p50_ms:.3f} / {d.p99_ms:.3f}")
+            if g.errors or d.errors:
+                row(name, "errors", str(g.errors), f"direct {d.errors}")
+            results[name] = {"gateway": repr(g), "direct": repr(d)}
+
+
+def frontier(seconds: int, rates: list[int]) -> None:
+    """Highest offered rate at which the gateway's added p99 stays under each bound."""
+    path, body = DIRECT["ollama"]
+    added: dict[int, float] = {}
+    with emulator() as upstream:
+        direct = {r: hey(upstream + path, body, rate=r, seconds=seconds, headers={}, core=GATEWAY_CORE)
+                  for r in rates}
+        with gateway(upstream) as (url, _):
+            for rate in rates:
+                via = hey(url + "/api/v1/inference", GATEWAY_BODY, rate=rate, seconds=seconds, headers=AUTH,
+                          core=LOAD_CORE)
+                keeps_up = via.rps >= 0.9 * rate and via.errors == 0
+                added[rate] = via.p99_ms - direct[rate].p99_ms if keeps_up else math.inf
+                shown = f"{added[rate]:.2f}" if keeps_up else "saturated"
+                row("frontier ollama", f"added p99 at {rate:,}/s (ms)", shown,
+                    f"served {via.rps:,.0f}/s; direct p99 {direct[rate].p99_ms:.2f}")
+                if not keeps_up:
+                    break
+    for bound in (1, 5, 50):
+        best = max((r for r, a in added.items() if a < bound), default=0)
+        row("frontier ollama", f"highest rate with added p99 < {bound} ms", f"{best:,}/s", "")
+    results["frontier"] = added
+
+
+def streaming(runs: int) -> None:
+    with emulator(token_delay=0.01) as upstream:
+        direct = asyncio.run(clients.stream_timings(clients.direct_stream_request(upstream, 20), runs))
+        with gateway(upstream) as (url, _):
+            via = asyncio.run(clients.stream_timings(clients.gateway_stream_request(url, 20), runs))
+    ttft_d, ttft_g = [t.ttft_ms for t in direct], [t.ttft_ms for t in via]
+    gaps_d, gaps_g = [g for t in direct for g in t.gaps_ms], [g for t in via for g in t.gaps_ms]
+    p = clients.percentile
+    row("stream 20 tok, 10 ms apart", "added TTFT p50 / p99 (ms)",
+        f"{p(ttft_g, 50) - p(ttft_d, 50):.3f} / {p(ttft_g, 99) - p(ttft_d, 99):.3f}",
+        f"direct {p(ttft_d, 50):.3f} / {p(ttft_d, 99):.3f}")
+    row("stream 20 tok, 10 ms apart", "added gap p50 / p99 (ms)",
+        f"{p(gaps_g, 50) - p(gaps_d, 50):.3f} / {p(gaps_g, 99) - p(gaps_d, 99):.3f}",
+        f"direct {p(gaps_d, 50):.3f} / {p(gaps_d, 99):.3f}")
+
+    with emulator(tokens=1000) as upstream:
+        direct = asyncio.run(clients.stream_timings(clients.direct_stream_request(upstream, 1000), 5))
+        with gateway(upstream) as (url, _):
+            via = asyncio.run(clients.stream_timings(clients.gateway_stream_request(url, 1000), 5))
+    rate_d = clients.median([t.tokens / t.total_s for t in direct])
+    rate_g = clients.median([t.tokens / t.total_s for t in via])
+    assert all(t.tokens == 1000 for t in via), "tokens lost in the relay"
+    row("stream 1,000 tok, no delay", "tokens/s relayed (median of 5)", f"{rate_g:,.0f}", f"direct {rate_d:,.0f}")
+    results["streaming"] = {"tokens_per_s": rate_g, "direct_tokens_per_s": rate_d}
+
+
+def many_streams(count: int) -> None:
+    raise_fd_limit()
+    limits = {"PROXY_MAX_IN_FLIGHT": str(count * 2), "PROXY_UPSTREAM_MAX_IN_FLIGHT": str(count * 2),
+              "LLM_BACKEND_TIMEOUT": "120"}
+    with emulator(token_delay=1.0) as upstream, gateway(upstream, **limits) as (url, process):
+        asyncio.run(clients.stream_timings(clients.gateway_stream_request(url, 2), 3))  # warm
+        idle = rss_kib(process.pid)
+        peak = [idle]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.25):
+                peak.append(rss_kib(process.pid))
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        outcome = asyncio.run(clients.many_streams(url, count, tokens=20))
+        stop.set()
+        sampler.join()
+    per_stream = (max(peak) - idle) / count
+    row(f"{count:,} open streams", "completed / failed", f"{outcome.completed:,} / {outcome.failed:,}",
+        f"of {count:,}, in {outcome.seconds:.1f} s")
+    row(f"{count:,} open streams", "gateway RSS idle -> peak (MiB)", f"{idle / 1024:.0f} -> {max(peak) / 1024:.0f}",
+        "")
+    row(f"{count:,} open streams", "memory per stream (KiB)", f"{per_stream:.1f}", "target < 64")
+    results["many_streams"] = {"completed": outcome.completed, "failed": outcome.failed,
+                               "idle_kib": idle, "peak_kib": max(peak), "per_stream_kib": per_stream}
+
+
+def batch() -> None:
+    inputs, concurrency, latency = 1000, 16, 0.010
+    ideal = math.ceil(inputs / concurrency) * latency
+    path, _ = DIRECT["ollama"]
+    bodies = [json.dumps({"model": "bench", "messages": [{"role": "user", "content": f"item {i}"}],
+                          "stream": False, "options": {"num_predict": 8}}).encode() for i in range(inputs)]
+    with emulator(latency=latency) as upstream:
+        direct = asyncio.run(clients.timed_requests(upstream + path, bodies, concurrency, {}))
+        with gateway(upstream) as (url, _):
+            asyncio.run(clients.gateway_batch(url, 32, concurrency))  # warm
+            wall, succeeded = asyncio.run(clients.gateway_batch(url, inputs, concurrency))
+    row("batch 1,000 @16, 10 ms", "wall time (s)", f"{wall:.3f}",
+        f"ideal {ideal:.3f}, direct {direct:.3f} ({wall / ideal - 1:+.1%} vs ideal)")
+    row("batch 1,000 @16, 10 ms", "items succeeded", f"{succeeded:,}", f"of {inputs:,}")
+    results["batch"] = {"wall_s": wall, "ideal_s": ideal, "direct_s": direct, "succeeded": succeeded}
+
+
+def soak(seconds: int) -> None:
+    """Steady mixed load: single shots at a fixed rate plus a steady set of streams."""
+    warmup = max(10, seconds // 10)
+    with emulator(token_delay=0.01) as upstream, gateway(upstream) as (url, process):
+        until = time.monotonic() + seconds
+        load = subprocess.Popen(
+            ["hey", "-z", f"{seconds}s", "-c", "16", "-q", "50", "-m", "POST", "-T", "application/json",
+             "-d", GATEWAY_BODY, "-H", f"Authorization: Bearer {TOKEN}", url + "/api/v1/inference"],
+            stdout=subprocess.PIPE, text=True)
+        samples: list[tuple[float, int]] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            start = time.monotonic()
+            while not stop.wait(1.0):
+                samples.append((time.monotonic() - start, rss_kib(process.pid)))
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        streams = asyncio.run(clients.steady_streams(url, 32, 20, until))
+        out, _ = load.communicate()
+        stop.set()
+        sampler.join()
+    after_warmup = next(kib for t, kib in samples if t >= warmup)
+    end = samples[-1][1]
+    single = float(out.split("Requests/sec:")[1].split()[0])
+    row(f"soak {seconds} s mixed", "RSS after warm-up -> end (MiB)", f"{after_warmup / 1024:.1f} -> {end / 1024:.1f}",
+        f"{end / after_warmup - 1:+.1%} (target < +5%)")
+    row(f"soak {seconds} s mixed", "load served", f"{single:,.0f} req/s + {streams:,} streams", "")
+    results["soak"] = {"seconds": seconds, "rss_after_warmup_kib": after_warmup, "rss_end_kib": end,
+                       "samples": samples}
+
+
+def workers(seconds: int) -> None:
+    with emulator() as upstream:
+        for count in (1, 2):
+            with gateway(upstream, PROXY_WORKERS=str(count)) as (url, _):
+                time.sleep(1)
+                result = wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=64, seconds=seconds,
+                             headers=AUTH, core=",".join(map(str, range(CORES))))
+            row("workers (SO_REUSEPORT)", f"{count} worker(s), c=64, requests/s", f"{result.rps:,.0f}",
+                "all processes unpinned, sharing the cores")
+
+
+def machine() -> str:
+    with open("/proc/cpuinfo") as cpuinfo:
+        model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
+                     platform.processor())
+    return f"{CORES} cores ({model}), Python {platform.python_version()}, {platform.system()} {platform.release()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short runs, 1,000 streams, 60 s soak")
+    parser.add_argument("--soak", type=int, default=None, help="soak seconds (default 600, quick 60)")
+    parser.add_argument("--json", default=None, help="write raw results here")
+    args = parser.parse_args()
+    seconds = 3 if args.quick else 10
+    scenarios: list[tuple[str, Callable[[], None]]] = [
+        ("single shot", lambda: single_shot(seconds)),
+        ("frontier", lambda: frontier(seconds, [250, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000])),
+        ("streaming", lambda: streaming(20 if args.quick else 100)),
+        ("many streams", lambda: many_streams(1000 if args.quick else 10_000)),
+        ("batch", batch),
+        ("workers", lambda: workers(seconds)),
+        ("soak", lambda: soak(args.soak or (60 if args.quick else 600))),
+    ]
+    print(f"machine: {machine()}\npinning: gateway on core {GATEWAY_CORE}, emulator and load on core {LOAD_CORE}\n")
+    for name, scenario in scenarios:
+        print(f"[{name}]", flush=True)
+        scenario()
+    print("\n| scenario | metric | gateway | baseline / target |\n|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"machine": machine(), "rows": rows, "results": results}, out, indent=1, default=str)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
