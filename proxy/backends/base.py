@@ -1,33 +1,22 @@
-"""The backend interface, and the HTTP plumbing every backend shares.
+"""The backend interface, and what the two HTTP backends share.
 
-A backend is built once from settings and owns one pooled `aiohttp.ClientSession`.
-`Upstream.request` is the boundary where aiohttp and asyncio failures become the
-gateway's `UpstreamError`s: it wraps the call *and* the reading of the body, so a
-failure in the middle of a stream is typed like one before it.
+A backend is built once from settings and owns its `Upstream` (sessions and timers). What
+an upstream sends is read through `Fields`: a value of the wrong type is a
+`BadUpstreamResponse`, never a crash and never passed on to a client (the SDKs
+type-check `token` and `output`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from typing import Any, Protocol
+from collections.abc import AsyncGenerator
+from typing import Any, ClassVar, Protocol
 
-import aiohttp
 import orjson
-from aiohttp.http_exceptions import HttpProcessingError
-from attrs import define, field
-from yarl import URL
+from attrs import define
 
-from proxy.config import Timeouts
-from proxy.errors import BadUpstreamResponse, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, Probe, StreamItem
-
-# Error bodies are read for their message only; a huge one is not worth holding.
-MAX_ERROR_BODY = 64 * 1024
-_JSON_HEADERS = {"Content-Type": "application/json"}
+from proxy.backends.upstream import Upstream
+from proxy.errors import BadUpstreamResponse, UpstreamError, UpstreamUnavailable
+from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, Message, Probe, StreamItem
 
 
 class Backend(Protocol):
@@ -54,149 +43,111 @@ class Backend(Protocol):
     async def aclose(self) -> None: ...
 
 
-ErrorClassifier = Callable[[int, bytes, str], UpstreamError]
+@define
+class Fields:
+    """Typed reads of an upstream's JSON, for one backend."""
+
+    backend: str
+
+    def bad(self, what: str) -> BadUpstreamResponse:
+        # Never quotes the value: it may be model output, which stays out of logs.
+        return BadUpstreamResponse(f"unexpected answer: {what}", backend=self.backend)
+
+    def object(self, value: Any, what: str) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.bad(f"{what} is not an object")
+        return value
+
+    def items(self, value: Any, what: str) -> list[Any]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.bad(f"{what} is not a list")
+        return value
+
+    def text(self, value: Any, what: str) -> str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise self.bad(f"{what} is not a string")
+        return value
+
+    def optional_text(self, value: Any, what: str) -> str | None:
+        return None if value is None else self.text(value, what)
+
+    def count(self, value: Any, what: str) -> int:
+        if value is None:
+            return 0
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise self.bad(f"{what} is not a count")
+        return value
+
+    def vectors(self, values: list[Any], expected: int) -> tuple[list[float], ...]:
+        if len(values) != expected:
+            raise self.bad(f"{len(values)} embeddings for {expected} inputs")
+        for vector in values:
+            if not isinstance(vector, list) or not all(
+                isinstance(x, int | float) and not isinstance(x, bool) for x in vector
+            ):
+                raise self.bad("an embedding is not a list of numbers")
+        return tuple(values)
+
+
+def classify_common(status: int, message: str, backend: str) -> UpstreamError:
+    """What any HTTP upstream's status means, once the kind-specific cases are handled."""
+    if status in (401, 403):
+        # The upstream's text is not repeated: it may quote the key it refused.
+        return UpstreamUnavailable(
+            f"upstream refused the gateway's key (HTTP {status}): check OPENAI_API_KEY or the URL's credentials",
+            backend=backend)
+    if status in (408, 429) or status >= 500:
+        return UpstreamUnavailable(message, backend=backend)
+    return BadUpstreamResponse(f"unexpected HTTP {status}: {message}", backend=backend)
+
+
+def error_json(body: bytes) -> dict[str, Any]:
+    """An error body as JSON, {} when it is not a JSON object."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def plain_text(body: bytes) -> str:
+    return body.decode("utf-8", "replace").strip()[:500]
 
 
 @define
-class Upstream:
-    """One upstream base URL: its sessions, its timers and its error translation."""
+class HttpBackend:
+    """What both HTTP backends share: their upstream, health probe, and message list."""
 
     name: str
-    base_url: URL
-    classify: ErrorClassifier
-    _session: aiohttp.ClientSession
-    # Connections that are never reused, for the one retry after a stale pooled one.
-    _fresh_session: aiohttp.ClientSession
-    _timeouts: Timeouts
-    _call_timeout: aiohttp.ClientTimeout
-    _stream_timeout: aiohttp.ClientTimeout
-    _probe_timeout: aiohttp.ClientTimeout
-    _urls: dict[str, URL] = field(factory=dict)
-
-    @classmethod
-    def open(
-        cls, name: str, base_url: URL, classify: ErrorClassifier, *, timeouts: Timeouts, pool_size: int,
-        keepalive: float, probe_timeout: float, headers: dict[str, str] | None = None,
-    ) -> Upstream:
-        # Credentials in the URL become a Basic auth header (unless an API key already
-        # sets Authorization); the URL kept for display and requests carries none.
-        headers = dict(headers or {})
-        if base_url.user and "Authorization" not in headers:
-            userinfo = f"{base_url.user}:{base_url.password or ''}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(userinfo).decode()
-
-        def session(connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
-            return aiohttp.ClientSession(connector=connector, headers=headers, raise_for_status=False)
-
-        return cls(
-            name=name, base_url=base_url.with_user(None), classify=classify, timeouts=timeouts,
-            # Idle connections are retired after `keepalive` seconds, before a typical
-            # upstream (uvicorn: 5 s) closes them under us.
-            session=session(aiohttp.TCPConnector(limit=pool_size, keepalive_timeout=keepalive)),
-            fresh_session=session(aiohttp.TCPConnector(limit=pool_size, force_close=True)),
-            # A single-shot call is capped as a whole.
-            call_timeout=aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect),
-            # A stream is never capped as a whole, only its silences: sock_read bounds
-            # every wait for bytes, the wait for headers included.
-            stream_timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=timeouts.idle),
-            probe_timeout=aiohttp.ClientTimeout(total=probe_timeout),
-        )
+    _upstream: Upstream
+    provider: ClassVar[str]
+    health_path: ClassVar[str]
 
     @property
     def display_url(self) -> str:
-        return str(self.base_url)
+        return self._upstream.display_url
 
-    def url(self, path: str) -> URL:
-        # Joined once per path, not per request.
-        if path not in self._urls:
-            self._urls[path] = self.base_url.joinpath(path.lstrip("/"))
-        return self._urls[path]
+    @property
+    def fields(self) -> Fields:
+        return Fields(self.name)
 
-    @asynccontextmanager
-    async def request(
-        self, method: str, path: str, *, json: Any = None, streaming: bool = False,
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """A response with a 2xx status; any other status raises its UpstreamError."""
-        with self.translate_errors():
-            response = await self._send(method, self.url(path), json, streaming)
-            async with response:
-                if response.status >= 300:
-                    body = await response.content.read(MAX_ERROR_BODY)
-                    raise self.classify(response.status, body, self.name)
-                yield response
+    @staticmethod
+    def wire_messages(messages: tuple[Message, ...]) -> list[dict[str, str]]:
+        return [{"role": m.role, "content": m.content} for m in messages]
 
-    async def _send(self, method: str, url: URL, json: Any, streaming: bool) -> aiohttp.ClientResponse:
-        """Send, and wait for the response headers within the headers timer."""
-        timeout = self._stream_timeout if streaming else self._call_timeout
-        # orjson, not aiohttp's json=: several times faster on the hot path.
-        body = None if json is None else orjson.dumps(json)
-        if not streaming and self._timeouts.headers >= self._timeouts.total:
-            return await self._send_once(method, url, body, timeout)  # the whole-call cap comes first
-        try:
-            async with asyncio.timeout(self._timeouts.headers):
-                return await self._send_once(method, url, body, timeout)
-        except TimeoutError as exc:
-            if isinstance(exc, aiohttp.ServerTimeoutError):
-                raise
-            raise UpstreamTimeout(
-                f"no response headers within {self._timeouts.headers:g} s", backend=self.name
-            ) from exc
+    async def post_json(self, path: str, body: dict[str, Any]) -> Any:
+        """POST and read the whole JSON answer; every failure typed, the parsing included."""
+        async with self._upstream.request("POST", path, json=body) as response:
+            return await self._upstream.read_json(response)
 
-    async def _send_once(
-        self, method: str, url: URL, body: bytes | None, limits: aiohttp.ClientTimeout,
-    ) -> aiohttp.ClientResponse:
-        headers = _JSON_HEADERS if body is not None else None
-        try:
-            return await self._session.request(method, url, data=body, headers=headers, timeout=limits)
-        except aiohttp.ClientConnectorError:
-            raise
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-            # A pooled connection the upstream closed while idle fails before any byte
-            # of an answer: the request was never processed. Once, on a connection of
-            # its own.
-            return await self._fresh_session.request(method, url, data=body, headers=headers, timeout=limits)
-
-    async def probe(self, path: str) -> Probe:
-        """GET `path`; healthy when it answers 2xx within the probe timeout."""
-        started = time.perf_counter()
-        try:
-            with self.translate_errors():
-                async with self._session.get(self.url(path), timeout=self._probe_timeout) as response:
-                    body = await response.read()
-                    if response.status >= 300:
-                        raise self.classify(response.status, body, self.name)
-        except UpstreamError as exc:
-            return Probe(healthy=False, latency_ms=_ms_since(started), error=exc.message)
-        return Probe(healthy=True, latency_ms=_ms_since(started))
-
-    @contextmanager
-    def translate_errors(self) -> Iterator[None]:
-        """aiohttp/asyncio exceptions -> UpstreamError, naming this backend."""
-        try:
-            yield
-        except UpstreamError:
-            raise
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise UpstreamTimeout(f"no connection within {self._timeouts.connect:g} s", backend=self.name) from exc
-        except aiohttp.SocketTimeoutError as exc:
-            raise UpstreamTimeout(f"upstream silent for {self._timeouts.idle:g} s", backend=self.name) from exc
-        except TimeoutError as exc:  # the whole-call cap; asyncio's and aiohttp's timeouts are TimeoutErrors
-            raise UpstreamTimeout(f"no complete answer within {self._timeouts.total:g} s", backend=self.name) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamUnavailable(f"cannot connect: {exc.os_error or exc}", backend=self.name) from exc
-        except aiohttp.ClientPayloadError as exc:
-            raise BadUpstreamResponse(f"the answer was cut off: {exc}", backend=self.name) from exc
-        except aiohttp.ClientResponseError as exc:
-            raise BadUpstreamResponse(f"malformed response: {exc.message}", backend=self.name) from exc
-        except (aiohttp.ClientError, ConnectionError) as exc:
-            raise UpstreamUnavailable(f"connection lost: {exc or type(exc).__name__}", backend=self.name) from exc
-        except (ValueError, HttpProcessingError) as exc:  # bad JSON, or a line over MAX_LINE
-            raise BadUpstreamResponse(f"unreadable response: {exc}", backend=self.name) from exc
+    async def ping(self) -> Probe:
+        return await self._upstream.probe(self.health_path)
 
     async def aclose(self) -> None:
-        await self._session.close()
-        await self._fresh_session.close()
-
-
-def _ms_since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
+        await self._upstream.aclose()

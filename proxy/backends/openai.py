@@ -3,7 +3,8 @@
 `base` is what the OpenAI SDK calls `base_url` (e.g. `http://host:8080/v1`). Streams are
 SSE `data: {chunk}` events ending with `data: [DONE]`; usage is asked for with
 `stream_options.include_usage` and arrives in a last chunk without choices. Errors are
-`{"error": {"message", "type", "code"}}`, inside a stream too.
+`{"error": {"message", "type", "code"}}`, inside a stream too, where some servers also
+mark them as `event: error`.
 
 `top_k` is not in OpenAI's own API; it is passed on only when a client sets it, for the
 many compatible servers (llama.cpp, vLLM) that accept it.
@@ -12,13 +13,13 @@ many compatible servers (llama.cpp, vLLM) that accept it.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from attrs import define
 
-from proxy.backends.base import Upstream
-from proxy.backends.wire import sse_data
+from proxy.backends.base import Fields, HttpBackend, classify_common, error_json, plain_text
+from proxy.backends.wire import sse_events
 from proxy.errors import (
     BadUpstreamResponse,
     ContextTooLarge,
@@ -27,27 +28,22 @@ from proxy.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, Probe, StreamEnd, StreamItem, Usage
+from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamEnd, StreamItem, Usage
 
 _DONE = b"[DONE]"
 
 
-def _error_fields(body: bytes) -> tuple[str, str]:
-    """(message, code-or-type) of an OpenAI error body; tolerant of other shapes."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return body.decode("utf-8", "replace").strip()[:500], ""
-    error = data.get("error") if isinstance(data, dict) else None
+def _error_fields(data: dict[str, Any]) -> tuple[str, str]:
+    """(message, code-or-type) of an OpenAI error object; tolerant of other shapes."""
+    error = data.get("error", data)
     if isinstance(error, dict):
-        return str(error.get("message", "")), str(error.get("code") or error.get("type") or "")
-    if isinstance(error, str):
-        return error, ""
-    return "", ""
+        return str(error.get("message") or ""), str(error.get("code") or error.get("type") or "")
+    return (error, "") if isinstance(error, str) else ("", "")
 
 
 def classify_error(status: int, body: bytes, backend: str) -> UpstreamError:
-    message, code = _error_fields(body)
+    data = error_json(body)
+    message, code = _error_fields(data) if data else (plain_text(body), "")
     message = message or f"HTTP {status}"
     if status == 404:
         if code == "model_not_found" or "model" in message.lower():
@@ -57,39 +53,27 @@ def classify_error(status: int, body: bytes, backend: str) -> UpstreamError:
         if "context" in code or "context" in message.lower():
             return ContextTooLarge(message, backend=backend)
         return UpstreamRejected(message, backend=backend)
-    if status in (401, 403):
-        return UpstreamUnavailable(f"upstream refused the gateway's key: {message}", backend=backend)
-    if status in (408, 429) or status >= 500:
-        return UpstreamUnavailable(message, backend=backend)
-    return BadUpstreamResponse(f"unexpected HTTP {status}: {message}", backend=backend)
+    return classify_common(status, message, backend)
 
 
-def _usage(data: dict[str, Any]) -> Usage | None:
-    usage = data.get("usage")
-    if not isinstance(usage, dict):
+def _usage(data: dict[str, Any], fields: Fields) -> Usage | None:
+    usage = fields.object(data.get("usage"), "usage")
+    if not usage:
         return None
     return Usage(
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
+        prompt_tokens=fields.count(usage.get("prompt_tokens"), "prompt_tokens"),
+        completion_tokens=fields.count(usage.get("completion_tokens"), "completion_tokens"),
     )
 
 
 @define
-class OpenAIBackend:
-    name: str
-    _upstream: Upstream
-    provider: str = "openai"
-
-    @property
-    def display_url(self) -> str:
-        return self._upstream.display_url
+class OpenAIBackend(HttpBackend):
+    provider: ClassVar[str] = "openai"
+    health_path: ClassVar[str] = "/models"  # also proves the key is accepted, which a TCP check would not
 
     def _chat_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": request.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-            "stream": stream,
-        }
+        body: dict[str, Any] = {"model": request.model, "messages": self.wire_messages(request.messages),
+                                "stream": stream}
         if stream:
             body["stream_options"] = {"include_usage": True}
         p = request.parameters
@@ -100,63 +84,55 @@ class OpenAIBackend:
             body["stop"] = list(p.stop)
         return body
 
-    def _checked(self, message: Any) -> dict[str, Any]:
-        if not isinstance(message, dict):
-            raise BadUpstreamResponse(f"expected a JSON object, got {message!r:.100}", backend=self.name)
-        if "error" in message:
-            text, _ = _error_fields(orjson.dumps(message))
-            raise UpstreamUnavailable(f"error from the model: {text}", backend=self.name)
-        return message
+    def _checked(self, raw: Any) -> dict[str, Any]:
+        data = self.fields.object(raw, "the answer")
+        if data.get("error") is not None:
+            message, _ = _error_fields(data)
+            raise UpstreamUnavailable(f"error from the model: {message}", backend=self.name)
+        return data
 
     async def chat(self, request: ChatRequest) -> ChatResult:
-        body = self._chat_body(request, stream=False)
-        async with self._upstream.request("POST", "/chat/completions", json=body) as response:
-            answer = self._checked(orjson.loads(await response.read()))
-        choices = answer.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise BadUpstreamResponse("answer without choices", backend=self.name)
-        choice = choices[0]
+        fields = self.fields
+        answer = self._checked(await self.post_json("/chat/completions", self._chat_body(request, stream=False)))
+        choices = fields.items(answer.get("choices"), "choices")
+        if not choices:
+            raise fields.bad("an answer without choices")
+        choice = fields.object(choices[0], "a choice")
         return ChatResult(
-            output=str((choice.get("message") or {}).get("content") or ""),
-            usage=_usage(answer),
-            finish_reason=choice.get("finish_reason"),
+            output=fields.text(fields.object(choice.get("message"), "message").get("content"), "content"),
+            usage=_usage(answer, fields),
+            finish_reason=fields.optional_text(choice.get("finish_reason"), "finish_reason"),
         )
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamItem, None]:
-        body = self._chat_body(request, stream=True)
+        fields = self.fields
         finish_reason: str | None = None
         usage: Usage | None = None
+        body = self._chat_body(request, stream=True)
         async with self._upstream.request("POST", "/chat/completions", json=body, streaming=True) as response:
-            async for data in sse_data(response.content):
+            async for event, data in sse_events(response.content):
                 if data == _DONE:
                     yield StreamEnd(usage=usage, finish_reason=finish_reason)
                     return
                 chunk = self._checked(orjson.loads(data))
-                usage = _usage(chunk) or usage
-                for choice in chunk.get("choices") or ():
-                    token = (choice.get("delta") or {}).get("content")
+                if event == b"error":
+                    message, _ = _error_fields(chunk)
+                    raise UpstreamUnavailable(f"error from the model: {message}", backend=self.name)
+                usage = _usage(chunk, fields) or usage
+                for item in fields.items(chunk.get("choices"), "choices"):
+                    choice = fields.object(item, "a choice")
+                    token = fields.text(fields.object(choice.get("delta"), "delta").get("content"), "content")
                     if token:
                         yield token
-                    finish_reason = choice.get("finish_reason") or finish_reason
+                    finish_reason = fields.optional_text(choice.get("finish_reason"), "finish_reason") or finish_reason
         raise BadUpstreamResponse("the stream ended before [DONE]", backend=self.name)
 
     async def embed(self, request: EmbedRequest) -> EmbedResult:
-        body = {"model": request.model, "input": request.wire_input}
-        async with self._upstream.request("POST", "/embeddings", json=body) as response:
-            answer = self._checked(orjson.loads(await response.read()))
-        data = answer.get("data")
-        if not isinstance(data, list) or len(data) != len(request.inputs):
-            raise BadUpstreamResponse("embeddings missing or not one per input", backend=self.name)
-        ordered = sorted(data, key=lambda item: item.get("index", 0))
-        usage = answer.get("usage") or {}
-        return EmbedResult(
-            vectors=tuple(item["embedding"] for item in ordered),
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        )
-
-    async def ping(self) -> Probe:
-        # /models also proves the key is accepted, which a TCP check would not.
-        return await self._upstream.probe("/models")
-
-    async def aclose(self) -> None:
-        await self._upstream.aclose()
+        fields = self.fields
+        answer = self._checked(await self.post_json("/embeddings", {"model": request.model,
+                                                                    "input": request.wire_input}))
+        items = [fields.object(item, "an embedding") for item in fields.items(answer.get("data"), "data")]
+        ordered = sorted(items, key=lambda item: fields.count(item.get("index"), "index"))
+        vectors = fields.vectors([item.get("embedding") for item in ordered], len(request.inputs))
+        usage = fields.object(answer.get("usage"), "usage")
+        return EmbedResult(vectors=vectors, prompt_tokens=fields.count(usage.get("prompt_tokens"), "prompt_tokens"))

@@ -14,7 +14,8 @@ from attrs import frozen
 from yarl import URL
 
 from proxy.backends import ollama, openai
-from proxy.backends.base import Backend, ErrorClassifier, Upstream
+from proxy.backends.base import Backend
+from proxy.backends.upstream import ErrorClassifier, Upstream
 from proxy.config import Settings
 from proxy.llm import Probe
 

@@ -30,23 +30,32 @@ async def ndjson_objects(content: StreamReader) -> AsyncIterator[Any]:
             yield orjson.loads(line)
 
 
-async def sse_data(content: StreamReader) -> AsyncIterator[bytes]:
-    """The `data` of each Server-Sent Event (multi-line data joined with newlines).
+async def sse_events(content: StreamReader) -> AsyncIterator[tuple[bytes, bytes]]:
+    """(event name, data) of each Server-Sent Event; the name is b"" when none was given.
 
-    Comments and the event/id/retry fields are skipped: OpenAI-compatible servers put
-    everything in `data`. An event cut off by the end of the stream is still yielded, so
-    that a truncated JSON payload is reported as such rather than silently dropped.
+    Multi-line data is joined with newlines; comments and id/retry fields are skipped. An
+    event whose data outgrows MAX_LINE is refused (ValueError), so an upstream that never
+    ends an event cannot make the gateway buffer without end. An event cut off by the end
+    of the stream is still yielded, so a truncated JSON payload is reported as such.
     """
     data: list[bytes] = []
+    size = 0
+    event = b""
     async for raw in _lines(content):
         line = raw.rstrip(b"\r\n")
         if not line:
             if data:
-                yield b"\n".join(data)
-                data = []
+                yield event, b"\n".join(data)
+            data, size, event = [], 0, b""
             continue
         field, _, value = line.partition(b":")
+        value = value[1:] if value.startswith(b" ") else value
         if field == b"data":
-            data.append(value[1:] if value.startswith(b" ") else value)
+            size += len(value)
+            if size > MAX_LINE:
+                raise ValueError(f"a server-sent event larger than {MAX_LINE} bytes")
+            data.append(value)
+        elif field == b"event":
+            event = value
     if data:
-        yield b"\n".join(data)
+        yield event, b"\n".join(data)

@@ -1,0 +1,226 @@
+"""HTTP plumbing every backend shares: sessions, timers, bounded reads, and error translation.
+
+`Upstream.request` is the boundary where aiohttp and asyncio failures become the gateway's
+`UpstreamError`s: it wraps the call *and* the reading of the body, so a failure in the
+middle of a stream is typed like one before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp.http_exceptions import HttpProcessingError
+from attrs import define, field
+from yarl import URL
+
+from proxy.config import Timeouts
+from proxy.errors import BadUpstreamResponse, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from proxy.llm import Probe
+
+# Error bodies are read for their message only; a huge one is not worth holding.
+MAX_ERROR_BODY = 64 * 1024
+# A whole single-shot answer (embeddings of many long texts are the largest).
+MAX_ANSWER_BODY = 64 * 1024 * 1024
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+ErrorClassifier = Callable[[int, bytes, str], UpstreamError]
+
+
+async def _note_reuse(_session: object, context: SimpleNamespace, _params: object) -> None:
+    context.trace_request_ctx["reused"] = True
+
+
+def _reuse_tracer() -> aiohttp.TraceConfig:
+    """Tells a request whether it went out on a pooled connection used before."""
+    tracer = aiohttp.TraceConfig()
+    tracer.on_connection_reuseconn.append(_note_reuse)
+    return tracer
+
+
+@define
+class Upstream:
+    """One upstream base URL: its sessions, its timers and its error translation."""
+
+    name: str
+    base_url: URL
+    classify: ErrorClassifier
+    _session: aiohttp.ClientSession
+    # Connections that are never reused: the one retry after a stale pooled connection,
+    # and health probes, which must not queue behind a busy pool.
+    _fresh_session: aiohttp.ClientSession
+    _timeouts: Timeouts
+    _call_timeout: aiohttp.ClientTimeout
+    _stream_timeout: aiohttp.ClientTimeout
+    _probe_timeout: aiohttp.ClientTimeout
+    _urls: dict[str, URL] = field(factory=dict)
+
+    @classmethod
+    def open(
+        cls, name: str, base_url: URL, classify: ErrorClassifier, *, timeouts: Timeouts, pool_size: int,
+        keepalive: float, probe_timeout: float, headers: dict[str, str] | None = None,
+    ) -> Upstream:
+        # Credentials in the URL become a Basic auth header (unless an API key already
+        # sets Authorization); the URL kept for display and requests carries none.
+        headers = dict(headers or {})
+        if base_url.user and "Authorization" not in headers:
+            userinfo = f"{base_url.user}:{base_url.password or ''}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(userinfo).decode()
+
+        def session(connector: aiohttp.TCPConnector, **extra: Any) -> aiohttp.ClientSession:
+            return aiohttp.ClientSession(connector=connector, headers=headers, raise_for_status=False, **extra)
+
+        return cls(
+            name=name, base_url=base_url.with_user(None), classify=classify, timeouts=timeouts,
+            # Idle connections are retired after `keepalive` seconds, before a typical
+            # upstream (uvicorn: 5 s) closes them under us.
+            session=session(aiohttp.TCPConnector(limit=pool_size, keepalive_timeout=keepalive),
+                            trace_configs=[_reuse_tracer()]),
+            fresh_session=session(aiohttp.TCPConnector(limit=pool_size, force_close=True)),
+            # A single-shot call is capped as a whole.
+            call_timeout=aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect),
+            # A stream is never capped as a whole, only its silences: sock_read bounds
+            # every wait for bytes, the wait for headers included.
+            stream_timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=timeouts.idle),
+            probe_timeout=aiohttp.ClientTimeout(total=probe_timeout),
+        )
+
+    @property
+    def display_url(self) -> str:
+        return str(self.base_url)
+
+    def url(self, path: str) -> URL:
+        # Joined once per path, not per request.
+        if path not in self._urls:
+            self._urls[path] = self.base_url.joinpath(path.lstrip("/"))
+        return self._urls[path]
+
+    @asynccontextmanager
+    async def request(
+        self, method: str, path: str, *, json: Any = None, streaming: bool = False,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A response with a 2xx status; any other status raises its UpstreamError.
+
+        Everything done with the response inside the `async with` is translated too.
+        """
+        with self.translate_errors():
+            response = await self._send(method, self.url(path), json, streaming)
+            async with response:
+                if response.status >= 300:
+                    body = await read_capped(response, MAX_ERROR_BODY, self.name, truncate=True)
+                    raise self.classify(response.status, body, self.name)
+                yield response
+
+    async def read_json(self, response: aiohttp.ClientResponse) -> Any:
+        """The whole answer as JSON, refusing one larger than MAX_ANSWER_BODY."""
+        return orjson.loads(await read_capped(response, MAX_ANSWER_BODY, self.name))
+
+    async def _send(self, method: str, url: URL, json: Any, streaming: bool) -> aiohttp.ClientResponse:
+        """Send, and wait for the response headers within the headers timer."""
+        timeout = self._stream_timeout if streaming else self._call_timeout
+        # orjson, not aiohttp's json=: several times faster on the hot path.
+        body = None if json is None else orjson.dumps(json)
+        if not streaming and self._timeouts.headers >= self._timeouts.total:
+            return await self._send_once(method, url, body, timeout)  # the whole-call cap comes first
+        try:
+            async with asyncio.timeout(self._timeouts.headers):
+                return await self._send_once(method, url, body, timeout)
+        except TimeoutError as exc:
+            if isinstance(exc, aiohttp.ServerTimeoutError):
+                raise
+            raise UpstreamTimeout(
+                f"no response headers within {self._timeouts.headers:g} s", backend=self.name
+            ) from exc
+
+    async def _send_once(
+        self, method: str, url: URL, body: bytes | None, limits: aiohttp.ClientTimeout,
+    ) -> aiohttp.ClientResponse:
+        headers = _JSON_HEADERS if body is not None else None
+        trace = {"reused": False}
+        try:
+            return await self._session.request(
+                method, url, data=body, headers=headers, timeout=limits, trace_request_ctx=trace)
+        except aiohttp.ClientConnectorError:
+            raise
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            if not trace["reused"]:
+                raise
+            # A pooled connection that the upstream closed while it sat idle fails as it
+            # is reused, before any answer: the classic keep-alive race. Sent once more,
+            # on a connection of its own. (A fresh connection that drops is not retried:
+            # the upstream may have started on the request.)
+            return await self._fresh_session.request(method, url, data=body, headers=headers, timeout=limits)
+
+    async def probe(self, path: str) -> Probe:
+        """GET `path` on a connection of its own; healthy when it answers 2xx in time."""
+        started = time.perf_counter()
+        try:
+            with self.translate_errors():
+                try:
+                    async with self._fresh_session.get(self.url(path), timeout=self._probe_timeout) as response:
+                        body = await read_capped(response, MAX_ERROR_BODY, self.name, truncate=True)
+                except TimeoutError as exc:
+                    raise UpstreamTimeout(
+                        f"no answer to the health probe within {self._probe_timeout.total:g} s", backend=self.name
+                    ) from exc
+                if response.status >= 300:
+                    raise self.classify(response.status, body, self.name)
+        except UpstreamError as exc:
+            return Probe(healthy=False, latency_ms=_ms_since(started), error=exc.message)
+        return Probe(healthy=True, latency_ms=_ms_since(started))
+
+    @contextmanager
+    def translate_errors(self) -> Iterator[None]:
+        """aiohttp/asyncio exceptions -> UpstreamError, naming this backend."""
+        try:
+            yield
+        except UpstreamError:
+            raise
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise UpstreamTimeout(f"no connection within {self._timeouts.connect:g} s", backend=self.name) from exc
+        except aiohttp.SocketTimeoutError as exc:
+            raise UpstreamTimeout(f"upstream silent for {self._timeouts.idle:g} s", backend=self.name) from exc
+        except TimeoutError as exc:  # the whole-call cap; asyncio's and aiohttp's timeouts are TimeoutErrors
+            raise UpstreamTimeout(f"no complete answer within {self._timeouts.total:g} s", backend=self.name) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise UpstreamUnavailable(f"cannot connect: {exc.os_error or exc}", backend=self.name) from exc
+        except aiohttp.ClientPayloadError as exc:
+            raise BadUpstreamResponse(f"the answer was cut off: {exc}", backend=self.name) from exc
+        except aiohttp.ClientResponseError as exc:
+            raise BadUpstreamResponse(f"malformed response: {exc.message}", backend=self.name) from exc
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise UpstreamUnavailable(f"connection lost: {exc or type(exc).__name__}", backend=self.name) from exc
+        except (ValueError, HttpProcessingError) as exc:  # bad JSON, a line over MAX_LINE, an event too large
+            raise BadUpstreamResponse(f"unreadable response: {exc}", backend=self.name) from exc
+
+    async def aclose(self) -> None:
+        await self._session.close()
+        await self._fresh_session.close()
+
+
+async def read_capped(response: aiohttp.ClientResponse, limit: int, backend: str, *, truncate: bool = False) -> bytes:
+    """The whole body, read to its end (not just the first chunk), up to `limit` bytes.
+
+    Past the limit: the first `limit` bytes with `truncate`, else a BadUpstreamResponse.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            if truncate:
+                break
+            raise BadUpstreamResponse(f"answer larger than {limit} bytes", backend=backend)
+    return b"".join(chunks)[:limit]
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
