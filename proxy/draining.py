@@ -1,9 +1,10 @@
 """Graceful shutdown of streams: let them finish within a grace period, then end them honestly.
 
 On shutdown aiohttp first stops accepting connections, then runs `on_shutdown`, where
-`drain` waits up to `grace` seconds for the streams in flight to end by themselves. Streams
-still running then are cut: each ends with a `done: true` event carrying a
-`shutting_down` error, never with a silently closed connection.
+`drain` gives the streams in flight (and any that start on connections still open) until
+`grace` seconds from then to end by themselves. Streams still running then are cut: each
+ends with a `done: true` event carrying a `shutting_down` error, never with a silently
+closed connection. A stream cut before its first token gets a plain 503 instead.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ log = logging.getLogger("proxy")
 class Drain:
     grace: float
     draining: bool = False
+    _deadline: float | None = None
     _cutoffs: set[asyncio.Timeout] = field(factory=set)
     _idle: asyncio.Event = field(factory=asyncio.Event)
 
@@ -32,8 +34,11 @@ class Drain:
 
     @asynccontextmanager
     async def stream(self) -> AsyncIterator[asyncio.Timeout]:
-        """Scope of one stream; its timer fires (TimeoutError) if shutdown cuts it."""
-        async with asyncio.timeout(None) as cutoff:
+        """Scope of one stream request; its timer fires (TimeoutError) if shutdown cuts it.
+
+        A stream that starts while the gateway drains gets what is left of the grace period.
+        """
+        async with asyncio.timeout(self._deadline) as cutoff:
             self._cutoffs.add(cutoff)
             self._idle.clear()
             try:
@@ -44,20 +49,16 @@ class Drain:
                     self._idle.set()
 
     async def drain(self) -> None:
+        """Give every stream, running or yet to start, until the end of the grace period."""
         self.draining = True
+        self._deadline = asyncio.get_running_loop().time() + self.grace
+        for cutoff in self._cutoffs:
+            cutoff.reschedule(self._deadline)
         if not self._cutoffs:
             return
         log.info("shutdown: waiting up to %g s for %d streams", self.grace, len(self._cutoffs))
+        # At the deadline each stream still running is cut by its own timer and sends its
+        # final event; a few seconds more let those last events go out.
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.grace):
-                await self._idle.wait()
-        if not self._cutoffs:
-            return
-        log.warning("shutdown: cutting %d streams after the grace period", len(self._cutoffs))
-        now = asyncio.get_running_loop().time()
-        for cutoff in list(self._cutoffs):
-            cutoff.reschedule(now)
-        # Each cut stream sends its final event and returns; give them a moment to do so.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(self.grace + 5):
                 await self._idle.wait()

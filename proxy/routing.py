@@ -15,8 +15,8 @@ has reached the client and moving on is invisible.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import aclosing, asynccontextmanager
 from typing import TypeVar
 
 from attrs import define, frozen
@@ -79,6 +79,22 @@ class OpenStream:
     @property
     def backend(self) -> Backend:
         return self.attempt.member.backend
+
+    @asynccontextmanager
+    async def closing(self) -> AsyncIterator[AsyncGenerator[StreamItem, None]]:
+        """The items; on leaving, the upstream stream is closed and the attempt finished,
+        even if the items were never iterated (e.g. the client left before headers went out)."""
+        items = self.items()
+        error: BaseException | None = None
+        try:
+            yield items
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            await items.aclose()
+            await self.rest.aclose()
+            self.attempt.finish(error)
 
     async def items(self) -> AsyncGenerator[StreamItem, None]:
         """Every item, the first included; closing this closes the upstream stream."""

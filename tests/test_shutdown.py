@@ -98,3 +98,21 @@ async def test_a_stream_still_running_after_the_grace_period_ends_with_an_error_
     assert await asyncio.wait_for(process.wait(), 30) == 0
     [chat] = [r for r in await faulty.recorder.settled() if r.path == "/api/chat"]
     assert chat.cancelled  # the upstream call was closed, not abandoned
+
+
+async def test_a_stream_whose_first_token_comes_during_shutdown_is_still_ended_honestly(
+    upstream: tuple[FaultyOllama, str], session: aiohttp.ClientSession,
+) -> None:
+    faulty, ollama_url = upstream
+    faulty.trickle_delay = 0.5  # the first token comes only after the shutdown has begun
+    process, base = await start_gateway(ollama_url, grace=1)
+    request = asyncio.create_task(session.post(
+        f"{base}/api/v1/inference/stream", json={"model_id": "late-hang-after-2", "input_data": "hi"}))
+    await faulty.recorder.wait_until(lambda seen: any(r.path == "/api/chat" for r in seen))
+    process.send_signal(signal.SIGTERM)
+    response = await request
+    body = events(await response.read())
+    assert [e["token"] for e in body[:-1]] == ["one", " two"]
+    assert body[-1]["done"] is True
+    assert body[-1]["error"]["code"] == "shutting_down"
+    assert await asyncio.wait_for(process.wait(), 30) == 0

@@ -7,6 +7,7 @@ the network does to them:
   ok                a short complete stream (or one JSON object with "stream": false)
   hang-headers      never answers: no status line, no headers
   hang-after-2      two tokens, then silence
+  late-hang-after-2 `trickle_delay` seconds of silence, two tokens, then silence
   die-after-2       two tokens, then the connection is reset (no final chunk)
   malformed-first   a line that is not JSON, before any token
   malformed-after-2 two tokens, then a line that is not JSON
@@ -79,7 +80,7 @@ class FaultyOllama:
                     "model": model, "message": {"role": "assistant", "content": "fine"}, "done": True,
                     "done_reason": "stop", "prompt_eval_count": 12, "eval_count": 1,
                 })
-            if model.startswith(("hang", "think", "trickle")):
+            if model.startswith(("hang", "late-hang", "think", "trickle")):
                 await forever()
             return web.json_response({"error": f"model '{model}' not found"}, status=404)
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
@@ -94,6 +95,11 @@ class FaultyOllama:
                 await write(token_line(model, token))
             await write(final_line(model, 2))
         elif model == "hang-after-2":
+            await write(token_line(model, "one"))
+            await write(token_line(model, " two"))
+            await forever()
+        elif model == "late-hang-after-2":
+            await asyncio.sleep(self.trickle_delay)
             await write(token_line(model, "one"))
             await write(token_line(model, " two"))
             await forever()
