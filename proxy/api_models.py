@@ -29,21 +29,27 @@ ModelId = NewType("ModelId", str)
 Temperature = NewType("Temperature", float)
 TopP = NewType("TopP", float)
 PositiveInt = NewType("PositiveInt", int)
+TokenCount = NewType("TokenCount", int)
+Seed = NewType("Seed", int)
 StopSequences = NewType("StopSequences", tuple[str, ...])
 Texts = NewType("Texts", tuple[str, ...])
 
 MAX_MODEL_ID = 256
+# Upstreams are Go (Ollama: int) and C++ (llama.cpp: int32) programs: larger numbers
+# overflow there and come back as a 400 the fallback cannot mend.
+MAX_TOKEN_COUNT = 2**31 - 1
+SEED_RANGE = (-(2**63), 2**63 - 1)
 MAX_STOP_SEQUENCES = 4  # OpenAI's limit, so a fallback never refuses what Ollama took
 
 
 @frozen
 class ParametersBody:
     temperature: Temperature | None = None
-    max_tokens: PositiveInt | None = None
+    max_tokens: TokenCount | None = None
     top_p: TopP | None = None
-    top_k: PositiveInt | None = None
+    top_k: TokenCount | None = None
     stop: StopSequences | None = None
-    seed: int | None = None
+    seed: Seed | None = None
 
     def normalized(self) -> Parameters:
         return Parameters(
@@ -136,6 +142,19 @@ def _positive_int(v: object, _: object) -> int:
     return v  # type: ignore[return-value]
 
 
+def _int_in(low: int, high: int) -> Callable[[object, object], int]:
+    def hook(v: object, _: object) -> int:
+        if not _is_int(v):
+            raise FieldError("expected an integer")
+        if v < low:  # type: ignore[operator]
+            raise FieldError(f"must be at least {low}")
+        if v > high:  # type: ignore[operator]
+            raise FieldError(f"must be at most {high}")
+        return v  # type: ignore[return-value]
+
+    return hook
+
+
 def _model_id(v: object, _: object) -> str:
     if not isinstance(v, str):
         raise FieldError("expected a string")
@@ -190,6 +209,8 @@ def _make_converter() -> cattrs.Converter:
         (Temperature, _number_in(0, 2)),
         (TopP, _number_in(0, 1)),
         (PositiveInt, _positive_int),
+        (TokenCount, _int_in(1, MAX_TOKEN_COUNT)),
+        (Seed, _int_in(*SEED_RANGE)),
         (StopSequences, _stop),
         (Texts, _texts),
     ]:

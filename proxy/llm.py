@@ -106,4 +106,3 @@ class Probe:
     healthy: bool
     latency_ms: float
     error: str | None = None
-    version: str | None = None

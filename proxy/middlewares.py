@@ -1,6 +1,6 @@
 """Request context (id and timing), error rendering, and bearer auth.
 
-Order matters and is fixed in `MIDDLEWARES`: the context is set first so that every
+Order matters and is fixed in `middlewares()`: the context is set first so that every
 error, including a 401, carries a request id; errors wrap auth so a refused token is
 rendered like any other error.
 """
@@ -23,6 +23,7 @@ from attrs import frozen
 
 from proxy.errors import (
     GatewayError,
+    InvalidInput,
     MethodNotAllowed,
     PayloadTooLarge,
     RouteNotFound,
@@ -87,6 +88,7 @@ def error_response(error: GatewayError, request: web.Request) -> web.Response:
 
 
 _HTTP_EXCEPTIONS: dict[int, type[GatewayError]] = {
+    400: InvalidInput,
     404: RouteNotFound,
     405: MethodNotAllowed,
     413: PayloadTooLarge,
@@ -105,6 +107,9 @@ async def render_errors(request: web.Request, handler: Handler) -> web.StreamRes
         if exc.status < 400:
             raise
         error = _HTTP_EXCEPTIONS.get(exc.status, GatewayError)(_http_exception_message(exc, request))
+        if exc.status not in _HTTP_EXCEPTIONS:  # another client error: keep its status
+            error.status = exc.status  # type: ignore[misc]
+            error.code = "invalid_request" if exc.status < 500 else "server_error"  # type: ignore[misc]
         if "Allow" in exc.headers:  # a 405 must say which methods are allowed
             error.headers["Allow"] = exc.headers["Allow"]
         return error_response(error, request)
@@ -119,8 +124,8 @@ def _http_exception_message(exc: web.HTTPException, request: web.Request) -> str
     if exc.status == 405:
         return f"{request.method} is not allowed on {request.path}"
     if exc.status == 413:
-        return f"request body too large (limit {request.app._client_max_size} bytes)"
-    return exc.reason
+        return f"request body too large: {exc.text}"
+    return exc.text or exc.reason
 
 
 @frozen

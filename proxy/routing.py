@@ -37,6 +37,8 @@ class Member:
     backend: Backend
     breaker: Breaker
     max_in_flight: int
+    # Shared by all members of a router: set whenever any of them frees a slot.
+    slot_freed: asyncio.Event
     in_flight: int = 0
 
 
@@ -58,6 +60,7 @@ class Attempt:
             return
         self._finished = True
         self.member.in_flight -= 1
+        self.member.slot_freed.set()
         breaker = self.member.breaker
         if error is None:
             breaker.succeeded()
@@ -120,24 +123,25 @@ class OpenStream:
 class Router:
     tiers: Sequence[Sequence[Member]]
     first_token_timeout: float
+    # How long a request may wait for a slot when every backend is at its in-flight limit.
+    queue_timeout: float
+    _slot_freed: asyncio.Event
     _turn: int = 0
 
     @classmethod
     def from_tiers(cls, tiers: Sequence[Sequence[Backend]], settings: Settings) -> Router:
+        slot_freed = asyncio.Event()
+
+        def member(backend: Backend) -> Member:
+            breaker = Breaker(failure_threshold=settings.breaker_failures, cooldown=settings.breaker_cooldown)
+            return Member(backend=backend, breaker=breaker, max_in_flight=settings.upstream_max_in_flight,
+                          slot_freed=slot_freed)
+
         return cls(
-            tiers=[
-                [
-                    Member(
-                        backend=backend,
-                        breaker=Breaker(
-                            failure_threshold=settings.breaker_failures, cooldown=settings.breaker_cooldown),
-                        max_in_flight=settings.upstream_max_in_flight,
-                    )
-                    for backend in tier
-                ]
-                for tier in tiers
-            ],
+            tiers=[[member(backend) for backend in tier] for tier in tiers],
             first_token_timeout=settings.timeouts.first_token,
+            queue_timeout=settings.queue_timeout,
+            slot_freed=slot_freed,
         )
 
     @property
@@ -160,29 +164,46 @@ class Router:
     async def _first_that_serves(
         self, call: Callable[[Backend], Awaitable[T]], *, hold: bool = False,
     ) -> tuple[Attempt, T]:
-        """The first candidate's answer; with `hold`, its attempt stays open for the caller."""
-        failures: list[UpstreamError] = []
-        for member in self.candidates():
-            if member.in_flight >= member.max_in_flight:
-                failures.append(UpstreamSaturated(
-                    f"{member.max_in_flight} requests already in flight", backend=member.backend.name))
-                continue
-            attempt = Attempt.start(member)
-            try:
-                result = await call(member.backend)
-            except UpstreamError as exc:
-                attempt.finish(exc)
-                if not exc.fallthrough:
+        """The first candidate's answer; with `hold`, its attempt stays open for the caller.
+
+        When every backend is at its in-flight limit, waits up to `queue_timeout` for one
+        to free a slot before giving up with 503 `overloaded`.
+        """
+        deadline = asyncio.get_running_loop().time() + self.queue_timeout
+        while True:
+            failures: list[UpstreamError] = []
+            for member in self.candidates():
+                if member.in_flight >= member.max_in_flight:
+                    failures.append(UpstreamSaturated(
+                        f"{member.max_in_flight} requests already in flight", backend=member.backend.name))
+                    continue
+                attempt = Attempt.start(member)
+                try:
+                    result = await call(member.backend)
+                except UpstreamError as exc:
+                    attempt.finish(exc)
+                    if not exc.fallthrough:
+                        raise
+                    failures.append(exc)
+                    continue
+                except BaseException as exc:
+                    attempt.finish(exc)
                     raise
-                failures.append(exc)
-                continue
-            except BaseException as exc:
-                attempt.finish(exc)
-                raise
-            if not hold:
-                attempt.finish(None)
-            return attempt, result
-        raise AllBackendsFailed(failures)
+                if not hold:
+                    attempt.finish(None)
+                return attempt, result
+            if not all(isinstance(f, UpstreamSaturated) for f in failures) or not await self._slot_within(deadline):
+                raise AllBackendsFailed(failures)
+
+    async def _slot_within(self, deadline: float) -> bool:
+        """Whether some backend frees a slot before `deadline`."""
+        self._slot_freed.clear()
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._slot_freed.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def chat(self, request: ChatRequest) -> tuple[Backend, ChatResult]:
         attempt, result = await self._first_that_serves(lambda backend: backend.chat(request))

@@ -1,4 +1,5 @@
-"""Typed keys for what the app owns; set up and torn down in `app.backends_ctx`."""
+"""Typed keys for what the app owns: set in `create_app` (settings, admission, drain) and in
+`app.backends_ctx` (registry, router), which also tears the backends down."""
 
 from aiohttp import web
 

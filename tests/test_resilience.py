@@ -175,7 +175,8 @@ async def test_an_upstream_at_its_limit_passes_requests_to_the_next(
 async def test_every_upstream_at_its_limit_is_503_with_retry_after(
     make_gateway: GatewayFactory, faulty_ollama: RunningUpstream,
 ) -> None:
-    gateway = await make_gateway(ollama_base_url=faulty_ollama.url, backend_timeout=60, upstream_max_in_flight=1)
+    gateway = await make_gateway(
+        ollama_base_url=faulty_ollama.url, backend_timeout=60, upstream_max_in_flight=1, queue_timeout=0.05)
     held = await gateway.post(STREAM, json=ask("hang-after-2"))
     await next_block(held)
     response = await gateway.post(INFER, json=ask("ok"))
@@ -241,3 +242,20 @@ async def test_a_request_on_a_stale_pooled_connection_is_retried_once_on_a_fresh
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_a_request_waits_briefly_for_an_upstream_slot_to_free(
+    make_gateway: GatewayFactory, faulty_ollama: RunningUpstream,
+) -> None:
+    gateway = await make_gateway(
+        ollama_base_url=faulty_ollama.url, backend_timeout=60, upstream_max_in_flight=1, queue_timeout=30)
+    held = await gateway.post(STREAM, json=ask("hang-after-2"))
+    await next_block(held)
+    waiting = asyncio.create_task(gateway.post(INFER, json=ask("ok")))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # queued behind the held stream, not refused
+    held.close()
+    response = await waiting
+    assert response.status == 200
+    assert (await response.json())["output"] == "fine"
+    await assert_nothing_in_flight(gateway)

@@ -9,23 +9,70 @@ they run in a task group, so a cancelled request cancels every upstream call it 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
 from aiohttp import web
+from attrs import frozen
 
 from proxy.api_models import BatchBody, PromptBody, chat_request, structure
+from proxy.config import Settings
 from proxy.errors import GatewayError, InvalidInput
 from proxy.handlers.inference import answer_json
 from proxy.handlers.json_io import json_response, read_body
 from proxy.llm import Parameters
-from proxy.middlewares import elapsed_ms
+from proxy.middlewares import REQUEST_ID, elapsed_ms
+from proxy.routing import Router
 from proxy.state import ROUTER, SETTINGS
+
+log = logging.getLogger("proxy")
+
+
+@frozen
+class BatchRun:
+    """One batch request: what every item shares."""
+
+    model_id: str
+    defaults: Parameters
+    router: Router
+    settings: Settings
+    request_id: str
+
+    async def item(self, index: int, raw: Any) -> dict[str, Any]:
+        """One item's answer or its own error; nothing an item does fails the batch."""
+        started = time.perf_counter()
+        path = f"$.inputs[{index}]"
+        try:
+            prompt = structure(raw, PromptBody, path=path)
+            chat = chat_request(self.model_id, prompt, max_messages=self.settings.max_messages,
+                                defaults=self.defaults, path=path)
+            backend, result = await self.router.chat(chat)
+        except GatewayError as exc:
+            return {"index": index, "status": exc.status, "error": exc.to_json()}
+        except Exception:
+            log.exception("batch item failed request_id=%s index=%d", self.request_id, index)
+            failure = GatewayError("internal error; the request id is in the server log")
+            return {"index": index, "status": failure.status, "error": failure.to_json()}
+        latency = round((time.perf_counter() - started) * 1000, 3)
+        return {"index": index, "status": 200, **answer_json(self.model_id, backend.provider, result, latency)}
+
+    async def all(self, inputs: list[Any], concurrency: int) -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = [{} for _ in inputs]
+        pending = iter(enumerate(inputs))
+
+        async def worker() -> None:
+            for index, raw in pending:  # one shared iterator: each item is taken exactly once
+                results[index] = await self.item(index, raw)
+
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(concurrency, len(inputs))):
+                group.create_task(worker())
+        return results
 
 
 async def batch(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
-    router = request.app[ROUTER]
     body = await read_body(request, BatchBody)
     if not body.inputs:
         raise InvalidInput("inputs must not be empty", errors=["must not be empty @ $.inputs"])
@@ -33,33 +80,11 @@ async def batch(request: web.Request) -> web.Response:
         problem = f"at most {settings.batch_max_inputs} inputs are accepted"
         raise InvalidInput(problem, errors=[f"{problem} @ $.inputs"])
     concurrency = min(body.max_concurrency or settings.batch_default_concurrency, settings.batch_max_concurrency)
-    defaults = body.parameters.normalized() if body.parameters else Parameters()
-
-    async def run_item(index: int, raw: Any) -> dict[str, Any]:
-        started = time.perf_counter()
-        path = f"$.inputs[{index}]"
-        try:
-            prompt = structure(raw, PromptBody, path=path)
-            chat = chat_request(
-                body.model_id, prompt, max_messages=settings.max_messages, defaults=defaults, path=path
-            )
-            backend, result = await router.chat(chat)
-        except GatewayError as exc:
-            return {"index": index, "status": exc.status, "error": exc.to_json()}
-        latency = round((time.perf_counter() - started) * 1000, 3)
-        return {"index": index, "status": 200, **answer_json(body.model_id, backend.provider, result, latency)}
-
-    results: list[dict[str, Any]] = [{} for _ in body.inputs]
-    pending = iter(enumerate(body.inputs))
-
-    async def worker() -> None:
-        for index, raw in pending:  # one shared iterator: each item is taken exactly once
-            results[index] = await run_item(index, raw)
-
-    async with asyncio.TaskGroup() as group:
-        for _ in range(min(concurrency, len(body.inputs))):
-            group.create_task(worker())
-
+    run = BatchRun(
+        model_id=body.model_id, defaults=body.parameters.normalized() if body.parameters else Parameters(),
+        router=request.app[ROUTER], settings=settings, request_id=request[REQUEST_ID],
+    )
+    results = await run.all(body.inputs, concurrency)
     failed = sum(1 for r in results if "error" in r)
     return json_response({
         "model_id": body.model_id,

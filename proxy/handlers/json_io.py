@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 
 import orjson
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from proxy.api_models import structure
 from proxy.errors import InvalidInput, UnsupportedMediaType
@@ -20,7 +21,10 @@ async def read_json(request: web.Request) -> Any:
         content_type = request.content_type
         if content_type != "application/json" and not content_type.endswith("+json"):
             raise UnsupportedMediaType(f"expected Content-Type: application/json, got {content_type}")
-    raw = await request.read()  # over client_max_size: aiohttp raises 413, rendered by the middleware
+    try:
+        raw = await request.read()  # over client_max_size: aiohttp raises 413, rendered by the middleware
+    except (web.RequestPayloadError, HttpProcessingError) as exc:  # e.g. a body that is not the gzip it claims
+        raise InvalidInput(f"the request body could not be read: {' '.join(str(exc).split())}") from None
     if not raw.strip():
         raise InvalidInput("the request body is empty; expected a JSON object")
     try:
