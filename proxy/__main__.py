@@ -8,8 +8,11 @@ limits: PROXY_MAX_IN_FLIGHT and PROXY_UPSTREAM_MAX_IN_FLIGHT apply per worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
 import multiprocessing
+import multiprocessing.connection
 import signal
 import sys
 
@@ -46,22 +49,50 @@ def serve(settings: Settings) -> None:
     )
 
 
+def _worker(settings: Settings) -> None:
+    _die_with_parent()
+    serve(settings)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this worker if the parent dies, even by SIGKILL."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 def serve_workers(settings: Settings) -> None:
-    """Start the workers, pass SIGTERM/SIGINT on to them, and wait for all of them."""
-    workers = [multiprocessing.Process(target=serve, args=(settings,), daemon=False) for _ in range(settings.workers)]
+    """Start the workers and supervise them: a signal is passed on to all of them, and
+    a worker that dies on its own takes the others down with it, so that the service
+    manager (systemd, Kubernetes) sees the failure and restarts the whole gateway."""
+    workers = [multiprocessing.Process(target=_worker, args=(settings,)) for _ in range(settings.workers)]
     for worker in workers:
         worker.start()
+    stopping = False
 
-    def forward(signum: int, _frame: object) -> None:
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
         for worker in workers:
-            if worker.pid is not None and worker.is_alive():
-                worker.terminate() if signum == signal.SIGTERM else worker.kill()
+            if worker.is_alive():
+                worker.terminate()  # SIGTERM: each worker drains gracefully
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, lambda *_: forward(signal.SIGTERM, None))
-    for worker in workers:
-        worker.join()
-    raise SystemExit(max((w.exitcode or 0) for w in workers))
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    alive = {worker.sentinel: worker for worker in workers}
+    failed = False
+    while alive:
+        for sentinel in multiprocessing.connection.wait(list(alive)):
+            worker = alive.pop(sentinel)  # type: ignore[arg-type]  # wait() returns the sentinels given
+            worker.join()
+            if not stopping:
+                print(f"octomil-gateway: worker {worker.pid} exited with {worker.exitcode}; stopping",
+                      file=sys.stderr, flush=True)
+                failed = True
+                stop(signal.SIGTERM, None)
+    raise SystemExit(1 if failed else 0)
 
 
 def main() -> None:

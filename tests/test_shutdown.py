@@ -116,3 +116,53 @@ async def test_a_stream_whose_first_token_comes_during_shutdown_is_still_ended_h
     assert body[-1]["done"] is True
     assert body[-1]["error"]["code"] == "shutting_down"
     assert await asyncio.wait_for(process.wait(), 30) == 0
+
+
+async def start_workers(ollama_url: str) -> tuple[asyncio.subprocess.Process, str]:
+    port = free_port()
+    env = {"PATH": os.environ["PATH"], "PROXY_PORT": str(port), "PROXY_API_TOKENS": TOKEN,
+           "OLLAMA_BASE_URL": ollama_url, "PROXY_WORKERS": "2"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proxy", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    async with asyncio.timeout(30), aiohttp.ClientSession(headers=HEADERS) as session:
+        while True:
+            try:
+                async with session.get(f"{base}/api/v1/health"):
+                    return process, base
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.05)
+
+
+def children(pid: int) -> list[int]:
+    path = pathlib.Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+async def test_workers_share_the_port_and_stop_together_on_sigterm(
+    upstream: tuple[FaultyOllama, str], session: aiohttp.ClientSession,
+) -> None:
+    _, ollama_url = upstream
+    process, base = await start_workers(ollama_url)
+    workers = children(process.pid)
+    assert len(workers) == 2
+    for _ in range(4):
+        response = await session.post(f"{base}/api/v1/inference", json={"model_id": "ok", "input_data": "hi"})
+        assert response.status == 200
+    process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(process.wait(), 30) == 0
+    assert not any(pathlib.Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+async def test_a_worker_that_dies_takes_the_gateway_down_so_it_is_restarted(
+    upstream: tuple[FaultyOllama, str],
+) -> None:
+    _, ollama_url = upstream
+    process, _ = await start_workers(ollama_url)
+    first, second = children(process.pid)
+    os.kill(first, signal.SIGKILL)
+    assert await asyncio.wait_for(process.wait(), 30) == 1
+    await asyncio.sleep(0.1)
+    assert not pathlib.Path(f"/proc/{second}/status").exists() or "zombie" in pathlib.Path(
+        f"/proc/{second}/status").read_text()
