@@ -119,6 +119,10 @@ class OpenStream:
             self.attempt.finish(error)
 
 
+def _load(member: Member) -> int:
+    return member.in_flight
+
+
 @define
 class Router:
     tiers: Sequence[Sequence[Member]]
@@ -154,12 +158,15 @@ class Router:
         ready: list[Member] = []
         resting: list[Member] = []
         for tier in self.tiers:
-            start = self._turn % len(tier)
-            rotated = [*tier[start:], *tier[:start]]
-            for member in sorted(rotated, key=lambda m: m.in_flight):  # stable: ties keep the rotation
+            if len(tier) > 1:
+                start = self._turn % len(tier)
+                tier = sorted([*tier[start:], *tier[:start]], key=_load)  # stable: ties keep the rotation
+            for member in tier:
                 (ready if member.breaker.available() else resting).append(member)
-        resting.sort(key=lambda m: m.breaker.reopens_in())
-        return ready + resting
+        if resting:
+            resting.sort(key=lambda m: m.breaker.reopens_in())
+            ready += resting
+        return ready
 
     async def _first_that_serves(
         self, call: Callable[[Backend], Awaitable[T]], *, hold: bool = False,

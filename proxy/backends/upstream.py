@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from types import SimpleNamespace
+import weakref
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import aiohttp
@@ -34,15 +35,29 @@ _JSON_HEADERS = {"Content-Type": "application/json"}
 ErrorClassifier = Callable[[int, bytes, str], UpstreamError]
 
 
-async def _note_reuse(_session: object, context: SimpleNamespace, _params: object) -> None:
-    context.trace_request_ctx["reused"] = True
+# Whether the connection of the request being sent in this task was used before.
+_REUSED: ContextVar[bool] = ContextVar("reused", default=False)
 
 
-def _reuse_tracer() -> aiohttp.TraceConfig:
-    """Tells a request whether it went out on a pooled connection used before."""
-    tracer = aiohttp.TraceConfig()
-    tracer.on_connection_reuseconn.append(_note_reuse)
-    return tracer
+class _ReuseAwareConnector(aiohttp.TCPConnector):
+    """A pool that notes, for the request being sent, whether its connection is a reused one.
+
+    The stale keep-alive race only hits reused connections, and only those may be retried:
+    a fresh connection that drops may have delivered the request. (aiohttp's own tracing
+    could tell the same, at several times the cost per request.)
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._used: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    async def connect(self, req: Any, traces: Any, timeout: aiohttp.ClientTimeout) -> Any:  # noqa: ASYNC109 (aiohttp's signature)
+        connection = await super().connect(req, traces, timeout)
+        protocol = connection.protocol
+        _REUSED.set(protocol in self._used)
+        if protocol is not None:
+            self._used.add(protocol)
+        return connection
 
 
 @define
@@ -74,15 +89,14 @@ class Upstream:
             userinfo = f"{base_url.user}:{base_url.password or ''}".encode()
             headers["Authorization"] = "Basic " + base64.b64encode(userinfo).decode()
 
-        def session(connector: aiohttp.TCPConnector, **extra: Any) -> aiohttp.ClientSession:
-            return aiohttp.ClientSession(connector=connector, headers=headers, raise_for_status=False, **extra)
+        def session(connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
+            return aiohttp.ClientSession(connector=connector, headers=headers, raise_for_status=False)
 
         return cls(
             name=name, base_url=base_url.with_user(None), classify=classify, timeouts=timeouts,
             # Idle connections are retired after `keepalive` seconds, before a typical
             # upstream (uvicorn: 5 s) closes them under us.
-            session=session(aiohttp.TCPConnector(limit=pool_size, keepalive_timeout=keepalive),
-                            trace_configs=[_reuse_tracer()]),
+            session=session(_ReuseAwareConnector(limit=pool_size, keepalive_timeout=keepalive)),
             fresh_session=session(aiohttp.TCPConnector(limit=pool_size, force_close=True)),
             # A single-shot call is capped as a whole.
             call_timeout=aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect),
@@ -143,14 +157,13 @@ class Upstream:
         self, method: str, url: URL, body: bytes | None, limits: aiohttp.ClientTimeout,
     ) -> aiohttp.ClientResponse:
         headers = _JSON_HEADERS if body is not None else None
-        trace = {"reused": False}
+        _REUSED.set(False)
         try:
-            return await self._session.request(
-                method, url, data=body, headers=headers, timeout=limits, trace_request_ctx=trace)
+            return await self._session.request(method, url, data=body, headers=headers, timeout=limits)
         except aiohttp.ClientConnectorError:
             raise
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-            if not trace["reused"]:
+            if not _REUSED.get():
                 raise
             # A pooled connection that the upstream closed while it sat idle fails as it
             # is reused, before any answer: the classic keep-alive race. Sent once more,
@@ -176,33 +189,56 @@ class Upstream:
             return Probe(healthy=False, latency_ms=_ms_since(started), error=exc.message)
         return Probe(healthy=True, latency_ms=_ms_since(started))
 
-    @contextmanager
-    def translate_errors(self) -> Iterator[None]:
+    def translate_errors(self) -> ErrorTranslation:
         """aiohttp/asyncio exceptions -> UpstreamError, naming this backend."""
-        try:
-            yield
-        except UpstreamError:
-            raise
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise UpstreamTimeout(f"no connection within {self._timeouts.connect:g} s", backend=self.name) from exc
-        except aiohttp.SocketTimeoutError as exc:
-            raise UpstreamTimeout(f"upstream silent for {self._timeouts.idle:g} s", backend=self.name) from exc
-        except TimeoutError as exc:  # the whole-call cap; asyncio's and aiohttp's timeouts are TimeoutErrors
-            raise UpstreamTimeout(f"no complete answer within {self._timeouts.total:g} s", backend=self.name) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamUnavailable(f"cannot connect: {exc.os_error or exc}", backend=self.name) from exc
-        except aiohttp.ClientPayloadError as exc:
-            raise BadUpstreamResponse(f"the answer was cut off: {exc}", backend=self.name) from exc
-        except aiohttp.ClientResponseError as exc:
-            raise BadUpstreamResponse(f"malformed response: {exc.message}", backend=self.name) from exc
-        except (aiohttp.ClientError, ConnectionError) as exc:
-            raise UpstreamUnavailable(f"connection lost: {exc or type(exc).__name__}", backend=self.name) from exc
-        except (ValueError, HttpProcessingError) as exc:  # bad JSON, a line over MAX_LINE, an event too large
-            raise BadUpstreamResponse(f"unreadable response: {exc}", backend=self.name) from exc
+        return ErrorTranslation(self.name, self._timeouts)
 
     async def aclose(self) -> None:
         await self._session.close()
         await self._fresh_session.close()
+
+
+@define
+class ErrorTranslation:
+    """The table from aiohttp/asyncio exceptions to the gateway's UpstreamErrors.
+
+    A plain context manager class rather than @contextmanager: it runs around every
+    upstream call and stream, and a generator-based one costs several times more.
+    """
+
+    backend: str
+    timeouts: Timeouts
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _tb: object) -> None:
+        if exc is None or isinstance(exc, UpstreamError) or not isinstance(exc, Exception):
+            return  # success, already translated, or cancellation: passes through unchanged
+        translated = self.translate(exc)
+        if translated is not None:
+            raise translated from exc
+
+    def translate(self, exc: Exception) -> UpstreamError | None:
+        """The UpstreamError for `exc`; None for an error that is not the upstream's (a bug)."""
+        name, t = self.backend, self.timeouts
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return UpstreamTimeout(f"no connection within {t.connect:g} s", backend=name)
+        if isinstance(exc, aiohttp.SocketTimeoutError):
+            return UpstreamTimeout(f"upstream silent for {t.idle:g} s", backend=name)
+        if isinstance(exc, TimeoutError):  # the whole-call cap
+            return UpstreamTimeout(f"no complete answer within {t.total:g} s", backend=name)
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return UpstreamUnavailable(f"cannot connect: {exc.os_error or exc}", backend=name)
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            return BadUpstreamResponse(f"the answer was cut off: {exc}", backend=name)
+        if isinstance(exc, aiohttp.ClientResponseError):
+            return BadUpstreamResponse(f"malformed response: {exc.message}", backend=name)
+        if isinstance(exc, aiohttp.ClientError | ConnectionError):
+            return UpstreamUnavailable(f"connection lost: {exc or type(exc).__name__}", backend=name)
+        if isinstance(exc, ValueError | HttpProcessingError):  # bad JSON, a line over MAX_LINE, a huge event
+            return BadUpstreamResponse(f"unreadable response: {exc}", backend=name)
+        return None
 
 
 async def read_capped(response: aiohttp.ClientResponse, limit: int, backend: str, *, truncate: bool = False) -> bytes:
@@ -210,6 +246,9 @@ async def read_capped(response: aiohttp.ClientResponse, limit: int, backend: str
 
     Past the limit: the first `limit` bytes with `truncate`, else a BadUpstreamResponse.
     """
+    length = response.content_length
+    if length is not None and length <= limit:
+        return await response.read()  # the common case: the size is known and fine
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_any():
