@@ -148,6 +148,8 @@ def many_streams(count: int) -> None:
     per_stream = (max(peak) - idle) / count
     row(f"{count:,} open streams", "completed / failed", f"{outcome.completed:,} / {outcome.failed:,}",
         f"of {count:,}, in {outcome.seconds:.1f} s")
+    for reason, times in sorted(outcome.reasons.items(), key=lambda r: -r[1])[:3]:
+        row(f"{count:,} open streams", "failure", f"{times:,}", reason)
     row(f"{count:,} open streams", "gateway RSS idle -> peak (MiB)", f"{idle / 1024:.0f} -> {max(peak) / 1024:.0f}",
         "")
     row(f"{count:,} open streams", "memory per stream (KiB)", f"{per_stream:.1f}", "target < 64")
@@ -232,7 +234,7 @@ def main() -> None:
     seconds = 3 if args.quick else 10
     scenarios: list[tuple[str, Callable[[], None]]] = [
         ("single shot", lambda: single_shot(seconds)),
-        ("frontier", lambda: frontier(seconds, [250, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000])),
+        ("frontier", lambda: frontier(seconds, [250, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000, 5500])),
         ("streaming", lambda: streaming(20 if args.quick else 100)),
         ("many streams", lambda: many_streams(1000 if args.quick else 10_000)),
         ("batch", batch),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -31,10 +32,25 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+async def _tune_gc(_app: web.Application) -> None:
+    """on_startup: fewer, cheaper garbage collections on the request path.
+
+    Every request allocates a few hundred short-lived objects, so CPython's default of a
+    collection every 700 allocations runs several per request; 20,000 measured 17% more
+    requests/s (docs/PERFORMANCE.md). Freezing moves everything built at start-up out of
+    the collector's way for good.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
+
+
 def serve(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = create_app(settings)
+    app.on_startup.append(_tune_gc)  # the process's business, not the app's: tests keep the defaults
     web.run_app(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         reuse_port=settings.workers > 1,
