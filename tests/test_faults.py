@@ -84,6 +84,18 @@ async def test_single_shot_that_hangs_times_out_and_falls_back(
     assert seen.cancelled
 
 
+async def test_single_shot_is_capped_as_a_whole_even_while_bytes_arrive(
+    make_gateway: GatewayFactory, faulty_ollama: RunningUpstream,
+) -> None:
+    gateway = await make_gateway(ollama_base_url=faulty_ollama.url, backend_timeout=0.3)
+    response = await gateway.post(INFER, json=ask("slow-body"))
+    assert response.status == 504
+    assert "no complete answer within 0.3 s" in (await response.json())["message"]
+    [seen] = await faulty_ollama.recorder.settled()
+    assert seen.cancelled
+    await assert_nothing_in_flight(gateway)
+
+
 async def test_timeout_everywhere_is_504_naming_the_phase(
     make_gateway: GatewayFactory, faulty_ollama: RunningUpstream,
 ) -> None:

@@ -13,6 +13,7 @@ the network does to them:
   malformed-after-2 two tokens, then a line that is not JSON
   endless-line      one token, then 4 MiB without a newline, then silence
   think-forever     headers and lines with empty content, but never a token
+  slow-body         (single shot) headers and half an answer, then silence
   trickle           `trickle_tokens` tokens, `trickle_delay` seconds apart, then the end
   status-NNN        that status, with an Ollama error body
 
@@ -80,6 +81,11 @@ class FaultyOllama:
                     "model": model, "message": {"role": "assistant", "content": "fine"}, "done": True,
                     "done_reason": "stop", "prompt_eval_count": 12, "eval_count": 1,
                 })
+            if model == "slow-body":
+                response = web.StreamResponse(headers={"Content-Type": "application/json"})
+                await response.prepare(request)
+                await response.write(b'{"model": "slow-body", "message": {"role": "assistant", "content": "hal')
+                await forever()
             if model.startswith(("hang", "late-hang", "think", "trickle")):
                 await forever()
             return web.json_response({"error": f"model '{model}' not found"}, status=404)
