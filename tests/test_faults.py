@@ -172,11 +172,16 @@ async def test_long_generation_that_keeps_producing_is_never_cut(
 # --- the client hangs up: the upstream call is cancelled --------------------------------------
 
 
-async def test_disconnect_while_waiting_for_first_token_cancels_upstream(
-    make_gateway: GatewayFactory, faulty_ollama: RunningUpstream,
+@pytest.mark.parametrize(
+    ("path", "model"),
+    [(STREAM, "hang-headers"), (INFER, "hang-after-2")],
+    ids=["stream waiting for its first token", "single shot"],
+)
+async def test_disconnect_before_any_answer_cancels_upstream(
+    make_gateway: GatewayFactory, faulty_ollama: RunningUpstream, path: str, model: str,
 ) -> None:
     gateway = await make_gateway(ollama_base_url=faulty_ollama.url, backend_timeout=60)
-    request = asyncio.create_task(gateway.post(STREAM, json=ask("hang-headers")))
+    request = asyncio.create_task(gateway.post(path, json=ask(model)))
     await faulty_ollama.recorder.arrived(1)
     request.cancel()  # the client gives up and closes its connection
     with pytest.raises(asyncio.CancelledError):
@@ -194,20 +199,6 @@ async def test_disconnect_mid_stream_cancels_upstream(
     first = json.loads((await next_block(response))[len(b"data: "):])
     assert first["token"] == "one"
     response.close()  # hang up mid-answer
-    [seen] = await faulty_ollama.recorder.settled()
-    assert seen.cancelled
-    await assert_nothing_in_flight(gateway)
-
-
-async def test_disconnect_during_single_shot_cancels_upstream(
-    make_gateway: GatewayFactory, faulty_ollama: RunningUpstream,
-) -> None:
-    gateway = await make_gateway(ollama_base_url=faulty_ollama.url, backend_timeout=60)
-    request = asyncio.create_task(gateway.post(INFER, json=ask("hang-after-2")))
-    await faulty_ollama.recorder.arrived(1)
-    request.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await request
     [seen] = await faulty_ollama.recorder.settled()
     assert seen.cancelled
     await assert_nothing_in_flight(gateway)
