@@ -8,7 +8,7 @@ accept, so a request valid here is never refused by the fallback for its paramet
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NewType, TypeVar, get_args, get_origin
 
 import cattrs
@@ -248,15 +248,48 @@ def _describe(exc: BaseException, _type: object) -> str:
     return f"invalid value ({exc})"
 
 
-def structure(data: object, cls: type[T], path: str = "$") -> T:
-    """`data` as a `cls`, or InvalidInput naming every problem with its path."""
+def invalid(problems: Sequence[str]) -> InvalidInput:
+    """One 400 listing every problem, each ending with its JSON path."""
+    return InvalidInput("invalid request: " + "; ".join(problems), errors=list(problems))
+
+
+def structure(data: object, cls: type[T], path: str = "$", *, also: Sequence[str] = ()) -> T:
+    """`data` as a `cls`, or InvalidInput naming every problem with its path.
+
+    `also` are problems found on the raw data beforehand (across fields), reported
+    together with the field problems rather than one round trip later.
+    """
     if not isinstance(data, dict):
-        raise InvalidInput(f"{path} must be a JSON object", errors=[f"expected an object @ {path}"])
+        raise invalid([f"expected an object @ {path}"])
     try:
-        return CONVERTER.structure(data, cls)
+        structured = CONVERTER.structure(data, cls)
     except (cattrs.BaseValidationError, cattrs.ForbiddenExtraKeysError) as exc:  # every field's problem
-        problems = cattrs.transform_error(exc, path=path, format_exception=_describe)
-        raise InvalidInput("invalid request: " + "; ".join(problems), errors=problems) from None
+        raise invalid([*cattrs.transform_error(exc, path=path, format_exception=_describe), *also]) from None
+    if also:
+        raise invalid(also)
+    return structured
+
+
+def prompt_problems(data: object, *, max_messages: int, path: str = "$") -> list[str]:
+    """The prompt rules that span fields: exactly one of messages and input_data, and
+    messages neither empty nor too many."""
+    if not isinstance(data, dict):
+        return []
+    problems = []
+    given = [name for name in ("messages", "input_data") if data.get(name) is not None]
+    if len(given) != 1:
+        problems.append(f"exactly one of messages and input_data is required @ {path}")
+    messages = data.get("messages")
+    if isinstance(messages, list) and not messages:
+        problems.append(f"must not be empty @ {path}.messages")
+    if isinstance(messages, list) and len(messages) > max_messages:
+        problems.append(f"at most {max_messages} messages are accepted @ {path}.messages")
+    return problems
+
+
+def structure_prompt(data: object, cls: type[T], *, max_messages: int, path: str = "$") -> T:
+    """A body carrying a prompt, with field and prompt problems reported together."""
+    return structure(data, cls, path, also=prompt_problems(data, max_messages=max_messages, path=path))
 
 
 # --- from bodies to normalized requests ---------------------------------------------
@@ -265,22 +298,13 @@ _NO_PARAMETERS = Parameters()
 
 
 def chat_request(
-    model_id: str, prompt: InferenceBody | PromptBody, *, max_messages: int,
-    defaults: Parameters = Parameters(), path: str = "$",
+    model_id: str, prompt: InferenceBody | PromptBody, *, defaults: Parameters = _NO_PARAMETERS,
 ) -> ChatRequest:
-    """The normalized request: exactly one of `messages` and `input_data`."""
-    if (prompt.messages is None) == (prompt.input_data is None):
-        problem = "exactly one of messages and input_data is required"
-        raise InvalidInput(problem, errors=[f"{problem} @ {path}"])
+    """The normalized request from a body that `structure_prompt` accepted."""
     if prompt.input_data is not None:
         messages: tuple[Message, ...] = (Message(role="user", content=prompt.input_data),)
     else:
         messages = tuple(prompt.messages or ())
-        if not messages:
-            raise InvalidInput("messages must not be empty", errors=[f"must not be empty @ {path}.messages"])
-        if len(messages) > max_messages:
-            problem = f"at most {max_messages} messages are accepted"
-            raise InvalidInput(problem, errors=[f"{problem} @ {path}.messages"])
     parameters = prompt.parameters.normalized() if prompt.parameters else defaults
     if prompt.parameters and defaults != _NO_PARAMETERS:
         parameters = parameters.merged_over(defaults)
@@ -289,6 +313,5 @@ def chat_request(
 
 def embed_request(body: EmbeddingsBody, *, max_inputs: int, single: bool) -> EmbedRequest:
     if len(body.input) > max_inputs:
-        problem = f"at most {max_inputs} texts are accepted"
-        raise InvalidInput(problem, errors=[f"{problem} @ $.input"])
+        raise invalid([f"at most {max_inputs} texts are accepted @ $.input"])
     return EmbedRequest(model=body.model_id, inputs=body.input, single=single)

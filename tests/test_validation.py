@@ -227,6 +227,22 @@ async def test_every_problem_of_a_body_is_listed_at_once(
     assert_nothing_forwarded(upstreams)
 
 
+@PROMPT_ENDPOINTS
+async def test_prompt_rules_are_listed_with_the_field_problems(
+    gateway: TestClient, upstreams: list[RunningUpstream], endpoint: str,
+) -> None:
+    response = await gateway.post(endpoint, json={"model_id": 5, "messages": []})
+    body = await refusal(response, 400, "invalid_input")
+    assert sorted(body["errors"]) == sorted(["expected a string @ $.model_id", "must not be empty @ $.messages"])
+
+    response = await gateway.post(endpoint, json={})
+    body = await refusal(response, 400, "invalid_input")
+    assert sorted(body["errors"]) == sorted([
+        "required field missing @ $.model_id", "exactly one of messages and input_data is required @ $",
+    ])
+    assert_nothing_forwarded(upstreams)
+
+
 # --- limits ---------------------------------------------------------------------------------
 
 

@@ -16,9 +16,9 @@ from typing import Any
 from aiohttp import web
 from attrs import frozen
 
-from proxy.api_models import BatchBody, PromptBody, chat_request, structure
+from proxy.api_models import BatchBody, PromptBody, chat_request, invalid, structure_prompt
 from proxy.config import Settings
-from proxy.errors import GatewayError, InvalidInput
+from proxy.errors import GatewayError
 from proxy.handlers.inference import answer_json
 from proxy.handlers.json_io import json_response, read_body
 from proxy.llm import Parameters
@@ -44,9 +44,8 @@ class BatchRun:
         started = time.perf_counter()
         path = f"$.inputs[{index}]"
         try:
-            prompt = structure(raw, PromptBody, path=path)
-            chat = chat_request(self.model_id, prompt, max_messages=self.settings.max_messages,
-                                defaults=self.defaults, path=path)
+            prompt = structure_prompt(raw, PromptBody, max_messages=self.settings.max_messages, path=path)
+            chat = chat_request(self.model_id, prompt, defaults=self.defaults)
             backend, result = await self.router.chat(chat)
         except GatewayError as exc:
             return {"index": index, "status": exc.status, "error": exc.to_json()}
@@ -75,10 +74,9 @@ async def batch(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     body = await read_body(request, BatchBody)
     if not body.inputs:
-        raise InvalidInput("inputs must not be empty", errors=["must not be empty @ $.inputs"])
+        raise invalid(["must not be empty @ $.inputs"])
     if len(body.inputs) > settings.batch_max_inputs:
-        problem = f"at most {settings.batch_max_inputs} inputs are accepted"
-        raise InvalidInput(problem, errors=[f"{problem} @ $.inputs"])
+        raise invalid([f"at most {settings.batch_max_inputs} inputs are accepted @ $.inputs"])
     concurrency = min(body.max_concurrency or settings.batch_default_concurrency, settings.batch_max_concurrency)
     run = BatchRun(
         model_id=body.model_id, defaults=body.parameters.normalized() if body.parameters else Parameters(),

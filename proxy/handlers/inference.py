@@ -6,8 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.api_models import InferenceBody, chat_request
-from proxy.handlers.json_io import json_response, read_body
+from proxy.api_models import InferenceBody, chat_request, structure_prompt
+from proxy.handlers.json_io import json_response, read_json
 from proxy.llm import ChatResult
 from proxy.middlewares import PROVIDER, elapsed_ms
 from proxy.state import ROUTER, SETTINGS
@@ -28,8 +28,9 @@ def answer_json(model_id: str, provider: str, result: ChatResult, latency_ms: fl
 
 
 async def inference(request: web.Request) -> web.Response:
-    body = await read_body(request, InferenceBody)
-    chat = chat_request(body.model_id, body, max_messages=request.app[SETTINGS].max_messages)
+    raw = await read_json(request)
+    body = structure_prompt(raw, InferenceBody, max_messages=request.app[SETTINGS].max_messages)
+    chat = chat_request(body.model_id, body)
     backend, result = await request.app[ROUTER].chat(chat)
     request[PROVIDER] = backend.provider
     return json_response(answer_json(body.model_id, backend.provider, result, elapsed_ms(request)))

@@ -20,9 +20,9 @@ import orjson
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
-from proxy.api_models import InferenceBody, chat_request
+from proxy.api_models import InferenceBody, chat_request, structure_prompt
 from proxy.errors import BadUpstreamResponse, GatewayError, ShuttingDown, UpstreamError
-from proxy.handlers.json_io import read_body
+from proxy.handlers.json_io import read_json
 from proxy.llm import StreamEnd, StreamItem
 from proxy.middlewares import PROVIDER, REQUEST_ID, elapsed_ms
 from proxy.state import DRAIN, ROUTER, SETTINGS
@@ -32,8 +32,8 @@ log = logging.getLogger("proxy")
 
 async def stream(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
-    body = await read_body(request, InferenceBody)
-    chat = chat_request(body.model_id, body, max_messages=settings.max_messages)
+    body = structure_prompt(await read_json(request), InferenceBody, max_messages=settings.max_messages)
+    chat = chat_request(body.model_id, body)
     # SSE comments (": ping") keep an idle connection alive through proxies.
     response = EventSourceResponse(sep="\n", ping_interval=settings.sse_heartbeat, allow_all_methods=True)
     provider = "-"
