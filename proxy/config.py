@@ -138,13 +138,7 @@ class Settings:
             problems += [f"{name}: {' '.join(map(str, errors))}" for name, errors in messages.items()]
         ollama_urls = _url_list("OLLAMA_BASE_URL", ollama, problems)
         openai_urls = _url_list("OPENAI_API_ENDPOINT", openai, problems)
-        if not tokens and not auth_disabled:
-            problems.append(
-                "PROXY_API_TOKENS is empty: set one or more tokens, "
-                "or PROXY_AUTH_DISABLED=true to run without authentication"
-            )
-        if not ollama_urls and not openai_urls:
-            problems.append("no backend: set OLLAMA_BASE_URL or OPENAI_API_ENDPOINT")
+        problems += _safety_problems(tokens, auth_disabled, ollama_urls or openai_urls)
         problems += _number_problems(numbers)
         if log_level not in _LOG_LEVELS:
             problems.append(f"PROXY_LOG_LEVEL={log_level} is not one of {', '.join(_LOG_LEVELS)}")
@@ -187,6 +181,19 @@ _NUMBERS = (
     ("embed_max_inputs", "PROXY_EMBED_MAX_INPUTS", "int"),
     ("sse_heartbeat", "PROXY_SSE_HEARTBEAT", "float"),
 )
+
+
+def _safety_problems(tokens: list[str], auth_disabled: bool, backends: tuple[URL, ...]) -> list[str]:
+    """A gateway that would start open by accident, or with nothing behind it."""
+    problems = []
+    if not tokens and not auth_disabled:
+        problems.append(
+            "PROXY_API_TOKENS is empty: set one or more tokens, "
+            "or PROXY_AUTH_DISABLED=true to run without authentication"
+        )
+    if not backends:
+        problems.append("no backend: set OLLAMA_BASE_URL or OPENAI_API_ENDPOINT")
+    return problems
 
 
 def _number_problems(numbers: dict[str, Any]) -> list[str]:
