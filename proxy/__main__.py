@@ -21,7 +21,9 @@ from aiohttp import web
 
 from proxy.access_log import AccessLogger
 from proxy.app import create_app
+from proxy.backends.registry import backend_names
 from proxy.config import ConfigError, Settings
+from proxy.routes import Routes, RoutesError
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
@@ -114,7 +116,8 @@ def serve_workers(settings: Settings) -> None:
 def main() -> None:
     try:
         settings = Settings.from_env()
-    except ConfigError as exc:
+        Routes.load(settings.routes_file, backend_names(settings))  # checked before any worker starts
+    except (ConfigError, RoutesError) as exc:
         print(f"octomil-gateway: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     print(f"octomil-gateway listening on http://{settings.host}:{settings.port} "

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from proxy.admission import Admission
-from proxy.backends.registry import BackendRegistry
+from proxy.backends.registry import BackendRegistry, backend_names
 from proxy.config import Settings
 from proxy.draining import Drain
 from proxy.handlers.batch import batch
 from proxy.handlers.embeddings import embeddings
 from proxy.handlers.health import health
 from proxy.handlers.inference import inference
+from proxy.handlers.models import models
 from proxy.handlers.stream import stream
 from proxy.middlewares import BearerAuth, add_context_headers, middlewares
+from proxy.routes import Routes
 from proxy.routing import Router
-from proxy.state import ADMISSION, DRAIN, REGISTRY, ROUTER, SETTINGS
+from proxy.state import ADMISSION, DRAIN, REGISTRY, ROUTER, ROUTES, SETTINGS
 
 
 async def backends_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -29,6 +33,22 @@ async def backends_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await registry.aclose()
+
+
+async def routes_watch_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Reload the routing table when its file changes; the task is cancelled at shutdown."""
+    settings = app[SETTINGS]
+    routes = app[ROUTES]
+    task = None
+    if routes.path is not None:
+        task = asyncio.create_task(routes.watch(backend_names(settings), settings.routes_reload))
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def drain_streams(app: web.Application) -> None:
@@ -45,7 +65,10 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[ADMISSION] = admission
     app[DRAIN] = Drain(grace=settings.shutdown_grace)
+    # Read and checked here, so a bad routing file stops start-up (RoutesError).
+    app[ROUTES] = Routes.load(settings.routes_file, backend_names(settings))
     app.cleanup_ctx.append(backends_ctx)
+    app.cleanup_ctx.append(routes_watch_ctx)
     app.on_shutdown.append(drain_streams)
     app.on_response_prepare.append(add_context_headers)
     app.router.add_post("/api/v1/inference", inference)
@@ -54,4 +77,5 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post("/api/v1/embeddings", embeddings)
     app.router.add_get("/api/v1/inference/health", health)
     app.router.add_get("/api/v1/health", health)
+    app.router.add_get("/api/v1/models", models)
     return app

@@ -102,6 +102,8 @@ class Settings:
     sse_heartbeat: float = 15.0
 
     log_level: str = "INFO"
+    routes_file: str | None = None
+    routes_reload: float = 2.0
 
     @property
     def timeouts(self) -> Timeouts:
@@ -127,6 +129,7 @@ class Settings:
         openai_api_key = env.str("OPENAI_API_KEY", "")
         host = env.str("PROXY_HOST", defaults.host)
         log_level = env.str("PROXY_LOG_LEVEL", defaults.log_level).upper()
+        routes_file = env.str("PROXY_ROUTES_FILE", "") or None
         numbers: dict[str, Any] = {
             field: getattr(env, kind)(variable, getattr(defaults, field)) for field, variable, kind in _NUMBERS
         }
@@ -147,6 +150,7 @@ class Settings:
         return cls(
             host=host,
             log_level=log_level,
+            routes_file=routes_file,
             ollama_base_url=ollama_urls,
             openai_endpoint=openai_urls,
             openai_api_key=openai_api_key or None,
@@ -180,6 +184,7 @@ _NUMBERS = (
     ("batch_default_concurrency", "PROXY_BATCH_DEFAULT_CONCURRENCY", "int"),
     ("embed_max_inputs", "PROXY_EMBED_MAX_INPUTS", "int"),
     ("sse_heartbeat", "PROXY_SSE_HEARTBEAT", "float"),
+    ("routes_reload", "PROXY_ROUTES_RELOAD", "float"),
 )
 
 

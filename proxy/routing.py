@@ -19,6 +19,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from contextlib import aclosing, asynccontextmanager
 from typing import TypeVar
 
+import attrs
 from attrs import define, frozen
 
 from proxy.backends.base import Backend
@@ -26,6 +27,7 @@ from proxy.breaker import Breaker
 from proxy.config import Settings
 from proxy.errors import AllBackendsFailed, UpstreamError, UpstreamSaturated, UpstreamTimeout
 from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamEnd, StreamItem
+from proxy.routes import Route
 
 T = TypeVar("T")
 
@@ -130,6 +132,7 @@ class Router:
     # How long a request may wait for a slot when every backend is at its in-flight limit.
     queue_timeout: float
     _slot_freed: asyncio.Event
+    _by_name: dict[str, Member]
     _turn: int = 0
 
     @classmethod
@@ -141,11 +144,13 @@ class Router:
             return Member(backend=backend, breaker=breaker, max_in_flight=settings.upstream_max_in_flight,
                           slot_freed=slot_freed)
 
+        members = [[member(backend) for backend in tier] for tier in tiers]
         return cls(
-            tiers=[[member(backend) for backend in tier] for tier in tiers],
+            tiers=members,
             first_token_timeout=settings.timeouts.first_token,
             queue_timeout=settings.queue_timeout,
             slot_freed=slot_freed,
+            by_name={m.backend.name: m for tier in members for m in tier},
         )
 
     @property
@@ -168,8 +173,23 @@ class Router:
             ready += resting
         return ready
 
+    def plan(self, route: Route | None) -> list[tuple[Member, str | None]]:
+        """(member, the model name to ask it for) in the order to try; None keeps the name.
+
+        A route fixes the order (its backends as listed); resting ones still go last.
+        """
+        if route is None:
+            return [(member, None) for member in self.candidates()]
+        ready: list[tuple[Member, str | None]] = []
+        resting: list[tuple[Member, str | None]] = []
+        for target in route.backends:
+            member = self._by_name[target.backend]
+            (ready if member.breaker.available() else resting).append((member, target.model))
+        resting.sort(key=lambda pair: pair[0].breaker.reopens_in())
+        return ready + resting
+
     async def _first_that_serves(
-        self, call: Callable[[Backend], Awaitable[T]], *, hold: bool = False,
+        self, call: Callable[[Backend, str | None], Awaitable[T]], route: Route | None, *, hold: bool = False,
     ) -> tuple[Attempt, T]:
         """The first candidate's answer; with `hold`, its attempt stays open for the caller.
 
@@ -179,14 +199,14 @@ class Router:
         deadline = asyncio.get_running_loop().time() + self.queue_timeout
         while True:
             failures: list[UpstreamError] = []
-            for member in self.candidates():
+            for member, model in self.plan(route):
                 if member.in_flight >= member.max_in_flight:
                     failures.append(UpstreamSaturated(
                         f"{member.max_in_flight} requests already in flight", backend=member.backend.name))
                     continue
                 attempt = Attempt.start(member)
                 try:
-                    result = await call(member.backend)
+                    result = await call(member.backend, model)
                 except UpstreamError as exc:
                     attempt.finish(exc)
                     if not exc.fallthrough:
@@ -212,19 +232,23 @@ class Router:
             return False
         return True
 
-    async def chat(self, request: ChatRequest) -> tuple[Backend, ChatResult]:
-        attempt, result = await self._first_that_serves(lambda backend: backend.chat(request))
+    async def chat(self, request: ChatRequest, route: Route | None = None) -> tuple[Backend, ChatResult]:
+        attempt, result = await self._first_that_serves(
+            lambda backend, model: backend.chat(_renamed(request, model)), route)
         return attempt.member.backend, result
 
-    async def embed(self, request: EmbedRequest) -> tuple[Backend, EmbedResult]:
-        attempt, result = await self._first_that_serves(lambda backend: backend.embed(request))
+    async def embed(self, request: EmbedRequest, route: Route | None = None) -> tuple[Backend, EmbedResult]:
+        attempt, result = await self._first_that_serves(
+            lambda backend, model: backend.embed(_renamed(request, model)), route)
         return attempt.member.backend, result
 
-    async def open_stream(self, request: ChatRequest) -> OpenStream:
+    async def open_stream(self, request: ChatRequest, route: Route | None = None) -> OpenStream:
         """The first backend whose stream yields a token in time; the others never show."""
 
-        async def first_item(backend: Backend) -> tuple[StreamItem, AsyncGenerator[StreamItem, None]]:
-            stream = backend.stream(request)
+        async def first_item(
+            backend: Backend, model: str | None,
+        ) -> tuple[StreamItem, AsyncGenerator[StreamItem, None]]:
+            stream = backend.stream(_renamed(request, model))
             try:
                 async with asyncio.timeout(self.first_token_timeout):
                     return await anext(stream), stream
@@ -236,5 +260,13 @@ class Router:
                 await stream.aclose()
                 raise
 
-        attempt, (first, rest) = await self._first_that_serves(first_item, hold=True)
+        attempt, (first, rest) = await self._first_that_serves(first_item, route, hold=True)
         return OpenStream(attempt=attempt, first=first, rest=rest)
+
+
+R = TypeVar("R", ChatRequest, EmbedRequest)
+
+
+def _renamed(request: R, model: str | None) -> R:
+    """The request under the name this backend knows the model by."""
+    return request if model is None else attrs.evolve(request, model=model)

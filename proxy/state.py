@@ -7,6 +7,7 @@ from proxy.admission import Admission
 from proxy.backends.registry import BackendRegistry
 from proxy.config import Settings
 from proxy.draining import Drain
+from proxy.routes import Routes
 from proxy.routing import Router
 
 SETTINGS = web.AppKey("SETTINGS", Settings)
@@ -14,3 +15,4 @@ REGISTRY = web.AppKey("REGISTRY", BackendRegistry)
 ROUTER = web.AppKey("ROUTER", Router)
 DRAIN = web.AppKey("DRAIN", Drain)
 ADMISSION = web.AppKey("ADMISSION", Admission)
+ROUTES = web.AppKey("ROUTES", Routes)

@@ -40,6 +40,9 @@ class Backend(Protocol):
 
     async def ping(self) -> Probe: ...
 
+    async def models(self) -> list[str]:
+        """The model names the upstream reports having now."""
+
     async def aclose(self) -> None: ...
 
 
@@ -140,6 +143,10 @@ class HttpBackend:
     @staticmethod
     def wire_messages(messages: tuple[Message, ...]) -> list[dict[str, str]]:
         return [{"role": m.role, "content": m.content} for m in messages]
+
+    async def get_json(self, path: str) -> Any:
+        async with self._upstream.request("GET", path) as response:
+            return await self._upstream.read_json(response)
 
     async def post_json(self, path: str, body: dict[str, Any]) -> Any:
         """POST and read the whole JSON answer; every failure typed, the parsing included."""

@@ -118,3 +118,8 @@ class OllamaBackend(HttpBackend):
                                                                    "input": request.wire_input}))
         vectors = fields.vectors(fields.items(answer.get("embeddings"), "embeddings"), len(request.inputs))
         return EmbedResult(vectors=vectors, prompt_tokens=fields.count(answer.get("prompt_eval_count"), "tokens"))
+
+    async def models(self) -> list[str]:
+        fields = self.fields
+        listed = fields.items(fields.object(await self.get_json("/api/tags"), "tags").get("models"), "models")
+        return [fields.text(fields.object(m, "a model").get("name"), "name") for m in listed]

@@ -136,3 +136,8 @@ class OpenAIBackend(HttpBackend):
         vectors = fields.vectors([item.get("embedding") for item in ordered], len(request.inputs))
         usage = fields.object(answer.get("usage"), "usage")
         return EmbedResult(vectors=vectors, prompt_tokens=fields.count(usage.get("prompt_tokens"), "prompt_tokens"))
+
+    async def models(self) -> list[str]:
+        fields = self.fields
+        listed = fields.items(fields.object(await self.get_json("/models"), "models").get("data"), "data")
+        return [fields.text(fields.object(m, "a model").get("id"), "id") for m in listed]

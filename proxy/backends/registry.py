@@ -17,12 +17,18 @@ from proxy.backends import ollama, openai
 from proxy.backends.base import Backend
 from proxy.backends.upstream import ErrorClassifier, Upstream
 from proxy.config import Settings
+from proxy.errors import UpstreamError
 from proxy.llm import Probe
 
 
 def _names(kind: str, count: int) -> list[str]:
     """"ollama" alone; "ollama-1", "ollama-2", ... when there are several."""
     return [kind] if count == 1 else [f"{kind}-{i}" for i in range(1, count + 1)]
+
+
+def backend_names(settings: Settings) -> list[str]:
+    """The names the backends built from `settings` will have, in fallback order."""
+    return [*_names("ollama", len(settings.ollama_base_url)), *_names("openai", len(settings.openai_endpoint))]
 
 
 @frozen
@@ -61,6 +67,19 @@ class BackendRegistry:
         backends = self.backends
         probes = await asyncio.gather(*(backend.ping() for backend in backends))
         return list(zip(backends, probes, strict=True))
+
+    async def list_models(self) -> dict[str, list[str] | str]:
+        """What each backend reports having right now: model names, or the error."""
+
+        async def one(backend: Backend) -> list[str] | str:
+            try:
+                return await backend.models()
+            except UpstreamError as exc:
+                return exc.message
+
+        backends = self.backends
+        answers = await asyncio.gather(*(one(backend) for backend in backends))
+        return {backend.name: answer for backend, answer in zip(backends, answers, strict=True)}
 
     async def aclose(self) -> None:
         await asyncio.gather(*(backend.aclose() for backend in self.backends))

@@ -23,8 +23,9 @@ from proxy.handlers.inference import answer_json
 from proxy.handlers.json_io import json_response, read_body
 from proxy.llm import Parameters
 from proxy.middlewares import REQUEST_ID, elapsed_ms
+from proxy.routes import RouteTable
 from proxy.routing import Router
-from proxy.state import ROUTER, SETTINGS
+from proxy.state import ROUTER, ROUTES, SETTINGS
 
 log = logging.getLogger("proxy")
 
@@ -36,6 +37,7 @@ class BatchRun:
     model_id: str
     defaults: Parameters
     router: Router
+    routes: RouteTable
     settings: Settings
     request_id: str
 
@@ -45,8 +47,8 @@ class BatchRun:
         path = f"$.inputs[{index}]"
         try:
             prompt = structure_prompt(raw, PromptBody, max_messages=self.settings.max_messages, path=path)
-            chat = chat_request(self.model_id, prompt, defaults=self.defaults)
-            backend, result = await self.router.chat(chat)
+            chat, route = self.routes.chat(chat_request(self.model_id, prompt, defaults=self.defaults))
+            backend, result = await self.router.chat(chat, route)
         except GatewayError as exc:
             return {"index": index, "status": exc.status, "error": exc.to_json()}
         except Exception:
@@ -80,7 +82,8 @@ async def batch(request: web.Request) -> web.Response:
     concurrency = min(body.max_concurrency or settings.batch_default_concurrency, settings.batch_max_concurrency)
     run = BatchRun(
         model_id=body.model_id, defaults=body.parameters.normalized() if body.parameters else Parameters(),
-        router=request.app[ROUTER], settings=settings, request_id=request[REQUEST_ID],
+        router=request.app[ROUTER], routes=request.app[ROUTES].table, settings=settings,
+        request_id=request[REQUEST_ID],
     )
     results = await run.all(body.inputs, concurrency)
     failed = sum(1 for r in results if "error" in r)

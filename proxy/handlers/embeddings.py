@@ -7,7 +7,7 @@ from aiohttp import web
 from proxy.api_models import EmbeddingsBody, embed_request, structure
 from proxy.handlers.json_io import json_response, read_json
 from proxy.middlewares import PROVIDER, elapsed_ms
-from proxy.state import ROUTER, SETTINGS
+from proxy.state import ROUTER, ROUTES, SETTINGS
 
 
 async def embeddings(request: web.Request) -> web.Response:
@@ -15,7 +15,8 @@ async def embeddings(request: web.Request) -> web.Response:
     body = structure(raw, EmbeddingsBody)
     single = isinstance(raw["input"], str)
     embed = embed_request(body, max_inputs=request.app[SETTINGS].embed_max_inputs, single=single)
-    backend, result = await request.app[ROUTER].embed(embed)
+    route = request.app[ROUTES].table.route(body.model_id, "embeddings")
+    backend, result = await request.app[ROUTER].embed(embed, route)
     request[PROVIDER] = backend.provider
     return json_response({
         "object": "list",

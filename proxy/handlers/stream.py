@@ -25,7 +25,7 @@ from proxy.errors import BadUpstreamResponse, GatewayError, ShuttingDown, Upstre
 from proxy.handlers.json_io import read_json
 from proxy.llm import StreamEnd, StreamItem
 from proxy.middlewares import PROVIDER, REQUEST_ID, elapsed_ms
-from proxy.state import DRAIN, ROUTER, SETTINGS
+from proxy.state import DRAIN, ROUTER, ROUTES, SETTINGS
 
 log = logging.getLogger("proxy")
 
@@ -33,13 +33,13 @@ log = logging.getLogger("proxy")
 async def stream(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     body = structure_prompt(await read_json(request), InferenceBody, max_messages=settings.max_messages)
-    chat = chat_request(body.model_id, body)
+    chat, route = request.app[ROUTES].table.chat(chat_request(body.model_id, body))
     # SSE comments (": ping") keep an idle connection alive through proxies.
     response = EventSourceResponse(sep="\n", ping_interval=settings.sse_heartbeat, allow_all_methods=True)
     provider = "-"
     try:
         async with request.app[DRAIN].stream() as cutoff:
-            opened = await request.app[ROUTER].open_stream(chat)
+            opened = await request.app[ROUTER].open_stream(chat, route)
             provider = request[PROVIDER] = opened.backend.provider
             async with opened.closing() as items:  # the upstream is closed however this ends
                 await response.prepare(request)

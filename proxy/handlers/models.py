@@ -1,0 +1,77 @@
+"""GET /api/v1/models: the public models, what each is called on each backend, and whether
+each backend reports having it right now.
+
+What the backends report (Ollama's /api/tags, the OpenAI endpoint's /models) is fetched
+at most once per CATALOG_TTL seconds, so clients may poll this freely. Without a routing
+table every model a backend reports is listed under its own name, since names pass through.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+from attrs import define
+
+from proxy.backends.registry import BackendRegistry
+from proxy.handlers.json_io import json_response
+from proxy.state import REGISTRY, ROUTES
+
+CATALOG_TTL = 10.0
+
+
+@define
+class Catalog:
+    """What each backend said it has, and when it said so."""
+
+    registry: BackendRegistry
+    _answers: dict[str, list[str] | str] | None = None
+    _fetched: float = 0.0
+
+    async def reported(self) -> dict[str, list[str] | str]:
+        if self._answers is None or time.monotonic() - self._fetched > CATALOG_TTL:
+            self._answers = await self.registry.list_models()
+            self._fetched = time.monotonic()
+        return self._answers
+
+
+CATALOG = web.AppKey("CATALOG", Catalog)
+
+
+async def models(request: web.Request) -> web.Response:
+    if CATALOG not in request.app:
+        request.app[CATALOG] = Catalog(request.app[REGISTRY])
+    reported = await request.app[CATALOG].reported()
+    table = request.app[ROUTES].table
+
+    def availability(backend: str, model: str) -> bool | None:
+        answer = reported.get(backend)
+        return model in answer if isinstance(answer, list) else None  # None: the backend did not say
+
+    listed: list[dict[str, Any]] = []
+    if table.routes:
+        for model_id, route in table.routes.items():
+            listed.append({
+                "model_id": model_id,
+                "kinds": list(route.kinds),
+                "max_tokens": {"default": route.max_tokens.default, "max": route.max_tokens.max},
+                "backends": [{"backend": t.backend, "model": t.model, "available": availability(t.backend, t.model)}
+                             for t in route.backends],
+            })
+    else:
+        names = sorted({name for answer in reported.values() if isinstance(answer, list) for name in answer})
+        for name in names:
+            listed.append({
+                "model_id": name,
+                "backends": [{"backend": backend, "model": name, "available": availability(backend, name)}
+                             for backend in reported],
+            })
+    return json_response({
+        "object": "list",
+        "routing": "table" if table.routes else "passthrough",
+        "unknown_models": "refuse" if table.refuse_unknown else "pass",
+        "models": listed,
+        "backends": {name: answer if isinstance(answer, list) else {"error": answer}
+                     for name, answer in reported.items()},
+    })
