@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from proxy.admission import Admission
-from proxy.backends.registry import BackendRegistry, backend_names
+from proxy.backends.registry import BackendRegistry, ModelCatalog, backend_names
 from proxy.config import Settings
 from proxy.draining import Drain
 from proxy.handlers.batch import batch
@@ -21,7 +21,7 @@ from proxy.handlers.stream import stream
 from proxy.middlewares import BearerAuth, add_context_headers, middlewares
 from proxy.routes import Routes
 from proxy.routing import Router
-from proxy.state import ADMISSION, DRAIN, REGISTRY, ROUTER, ROUTES, SETTINGS
+from proxy.state import ADMISSION, CATALOG, DRAIN, REGISTRY, ROUTER, ROUTES, SETTINGS
 
 
 async def backends_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -29,6 +29,7 @@ async def backends_ctx(app: web.Application) -> AsyncIterator[None]:
     registry = BackendRegistry.from_settings(app[SETTINGS])
     app[REGISTRY] = registry
     app[ROUTER] = Router.from_tiers(registry.tiers, app[SETTINGS])
+    app[CATALOG] = ModelCatalog(registry)
     try:
         yield
     finally:

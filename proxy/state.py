@@ -4,7 +4,7 @@
 from aiohttp import web
 
 from proxy.admission import Admission
-from proxy.backends.registry import BackendRegistry
+from proxy.backends.registry import BackendRegistry, ModelCatalog
 from proxy.config import Settings
 from proxy.draining import Drain
 from proxy.routes import Routes
@@ -16,3 +16,4 @@ ROUTER = web.AppKey("ROUTER", Router)
 DRAIN = web.AppKey("DRAIN", Drain)
 ADMISSION = web.AppKey("ADMISSION", Admission)
 ROUTES = web.AppKey("ROUTES", Routes)
+CATALOG = web.AppKey("CATALOG", ModelCatalog)

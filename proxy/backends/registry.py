@@ -8,9 +8,10 @@ form a tier; tiers are tried in order (Ollama, then OpenAI-compatible).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 
-from attrs import frozen
+from attrs import define, frozen
 from yarl import URL
 
 from proxy.backends import ollama, openai
@@ -83,3 +84,19 @@ class BackendRegistry:
 
     async def aclose(self) -> None:
         await asyncio.gather(*(backend.aclose() for backend in self.backends))
+
+
+@define
+class ModelCatalog:
+    """What each backend said it has, fetched at most once per `ttl` seconds."""
+
+    registry: BackendRegistry
+    ttl: float = 10.0
+    _answers: dict[str, list[str] | str] | None = None
+    _fetched: float = 0.0
+
+    async def reported(self) -> dict[str, list[str] | str]:
+        if self._answers is None or time.monotonic() - self._fetched > self.ttl:
+            self._answers = await self.registry.list_models()
+            self._fetched = time.monotonic()
+        return self._answers

@@ -1,47 +1,22 @@
 """GET /api/v1/models: the public models, what each is called on each backend, and whether
 each backend reports having it right now.
 
-What the backends report (Ollama's /api/tags, the OpenAI endpoint's /models) is fetched
-at most once per CATALOG_TTL seconds, so clients may poll this freely. Without a routing
+What the backends report (Ollama's /api/tags, the OpenAI endpoint's /models) comes from
+the `ModelCatalog`, fetched at most every few seconds, so clients may poll this freely. Without a routing
 table every model a backend reports is listed under its own name, since names pass through.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from aiohttp import web
-from attrs import define
 
-from proxy.backends.registry import BackendRegistry
 from proxy.handlers.json_io import json_response
-from proxy.state import REGISTRY, ROUTES
-
-CATALOG_TTL = 10.0
-
-
-@define
-class Catalog:
-    """What each backend said it has, and when it said so."""
-
-    registry: BackendRegistry
-    _answers: dict[str, list[str] | str] | None = None
-    _fetched: float = 0.0
-
-    async def reported(self) -> dict[str, list[str] | str]:
-        if self._answers is None or time.monotonic() - self._fetched > CATALOG_TTL:
-            self._answers = await self.registry.list_models()
-            self._fetched = time.monotonic()
-        return self._answers
-
-
-CATALOG = web.AppKey("CATALOG", Catalog)
+from proxy.state import CATALOG, ROUTES
 
 
 async def models(request: web.Request) -> web.Response:
-    if CATALOG not in request.app:
-        request.app[CATALOG] = Catalog(request.app[REGISTRY])
     reported = await request.app[CATALOG].reported()
     table = request.app[ROUTES].table
 
