@@ -60,6 +60,8 @@ class Timeouts:
     first_token: float
     idle: float
     total: float
+    # Replaces headers, first token and idle while an upstream loads the model first.
+    cold_start: float
 
 
 @frozen
@@ -81,6 +83,8 @@ class Settings:
     connect_timeout: float = 5.0
     headers_timeout: float | None = None
     first_token_timeout: float | None = None
+    # The first-token budget when Ollama must first load the model (not in /api/ps).
+    cold_start_timeout: float = 120.0
     idle_timeout: float | None = None
     health_timeout: float = 2.0
 
@@ -114,6 +118,7 @@ class Settings:
             first_token=self.first_token_timeout or base,
             idle=self.idle_timeout or base,
             total=base,
+            cold_start=max(self.cold_start_timeout, self.first_token_timeout or base),
         )
 
     @classmethod
@@ -168,6 +173,7 @@ _NUMBERS = (
     ("connect_timeout", "PROXY_CONNECT_TIMEOUT", "float"),
     ("headers_timeout", "PROXY_HEADERS_TIMEOUT", "float"),
     ("first_token_timeout", "PROXY_FIRST_TOKEN_TIMEOUT", "float"),
+    ("cold_start_timeout", "PROXY_COLD_START_TIMEOUT", "float"),
     ("idle_timeout", "PROXY_IDLE_TIMEOUT", "float"),
     ("health_timeout", "PROXY_HEALTH_TIMEOUT", "float"),
     ("max_in_flight", "PROXY_MAX_IN_FLIGHT", "int"),

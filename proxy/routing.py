@@ -129,6 +129,7 @@ def _load(member: Member) -> int:
 class Router:
     tiers: Sequence[Sequence[Member]]
     first_token_timeout: float
+    cold_start_timeout: float
     # How long a request may wait for a slot when every backend is at its in-flight limit.
     queue_timeout: float
     _slot_freed: asyncio.Event
@@ -148,6 +149,7 @@ class Router:
         return cls(
             tiers=members,
             first_token_timeout=settings.timeouts.first_token,
+            cold_start_timeout=settings.timeouts.cold_start,
             queue_timeout=settings.queue_timeout,
             slot_freed=slot_freed,
             by_name={m.backend.name: m for tier in members for m in tier},
@@ -248,14 +250,18 @@ class Router:
         async def first_item(
             backend: Backend, model: str | None,
         ) -> tuple[StreamItem, AsyncGenerator[StreamItem, None]]:
-            stream = backend.stream(_renamed(request, model))
+            # A model the upstream must load first gets the cold-start budget: a load is
+            # not a dead upstream.
+            cold = await backend.must_load(model or request.model)
+            budget = self.cold_start_timeout if cold else self.first_token_timeout
+            stream = backend.stream(_renamed(request, model), cold=cold)
             try:
-                async with asyncio.timeout(self.first_token_timeout):
+                async with asyncio.timeout(budget):
                     return await anext(stream), stream
             except TimeoutError as exc:
                 await stream.aclose()
-                raise UpstreamTimeout(
-                    f"no first token within {self.first_token_timeout:g} s", backend=backend.name) from exc
+                phase = "first token (the model had to be loaded)" if cold else "first token"
+                raise UpstreamTimeout(f"no {phase} within {budget:g} s", backend=backend.name) from exc
             except BaseException:
                 await stream.aclose()
                 raise

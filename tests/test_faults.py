@@ -116,6 +116,28 @@ async def test_no_first_token_in_time_is_504_naming_the_phase(
     assert "no first token within 0.4 s" in (await response.json())["message"]
 
 
+async def test_a_model_ollama_must_load_first_gets_the_cold_start_budget(
+    make_gateway: GatewayFactory, faulty: FaultyOllama, faulty_ollama: RunningUpstream,
+) -> None:
+    # Not listed by /api/ps: Ollama loads it first and sends nothing meanwhile. The load
+    # (0.6 s here) outlasts every ordinary timer (0.2 to 0.4 s) but not the cold budget.
+    faulty.trickle_delay = 0.6
+    gateway = await make_gateway(ollama_base_url=faulty_ollama.url, cold_start_timeout=30, **FAST_TIMERS)
+    body = events(await (await gateway.post(STREAM, json=ask("slow-first"))).read())
+    assert "".join(e["token"] for e in body) == "all good"
+    assert "error" not in body[-1]
+
+
+async def test_a_loaded_model_that_goes_silent_is_not_given_the_cold_budget(
+    make_gateway: GatewayFactory, faulty: FaultyOllama, faulty_ollama: RunningUpstream,
+) -> None:
+    faulty.trickle_delay = 0.6
+    faulty.loaded = {"slow-first"}  # /api/ps says it is in memory: silence now means trouble
+    gateway = await make_gateway(ollama_base_url=faulty_ollama.url, cold_start_timeout=30, **FAST_TIMERS)
+    response = await gateway.post(STREAM, json=ask("slow-first"))
+    assert response.status == 504
+
+
 # --- after the first token: never silent, never switched ------------------------------------
 
 

@@ -34,7 +34,9 @@ class Backend(Protocol):
 
     async def chat(self, request: ChatRequest) -> ChatResult: ...
 
-    def stream(self, request: ChatRequest) -> AsyncGenerator[StreamItem, None]: ...
+    def stream(self, request: ChatRequest, *, cold: bool = False) -> AsyncGenerator[StreamItem, None]:
+        """Tokens, then one StreamEnd. `cold`: the model is loaded first, so the silence
+        before the first token may last the cold-start budget."""
 
     async def embed(self, request: EmbedRequest) -> EmbedResult: ...
 
@@ -42,6 +44,9 @@ class Backend(Protocol):
 
     async def models(self) -> list[str]:
         """The model names the upstream reports having now."""
+
+    async def must_load(self, model: str) -> bool:
+        """Whether the upstream has to load `model` before its first token (a cold start)."""
 
     async def aclose(self) -> None: ...
 
@@ -155,6 +160,9 @@ class HttpBackend:
 
     async def ping(self) -> Probe:
         return await self._upstream.probe(self.health_path)
+
+    async def must_load(self, model: str) -> bool:
+        return False  # only an upstream that says what it has loaded can tell
 
     async def aclose(self) -> None:
         await self._upstream.aclose()

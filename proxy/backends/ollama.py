@@ -8,6 +8,7 @@ a 200 status. It does not know the gateway's parameter names: `max_tokens` is
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator
 from typing import Any, ClassVar
 
@@ -61,10 +62,31 @@ def _usage(final: dict[str, Any], fields: Fields) -> Usage | None:
     )
 
 
+# How long Ollama's list of loaded models (/api/ps) is trusted.
+LOADED_TTL = 5.0
+
+
 @define
 class OllamaBackend(HttpBackend):
     provider: ClassVar[str] = "ollama"
     health_path: ClassVar[str] = "/api/version"  # cheapest endpoint: no model is touched
+    _loaded: frozenset[str] | None = None
+    _loaded_at: float = 0.0
+
+    async def must_load(self, model: str) -> bool:
+        """True when /api/ps does not list `model`: Ollama will load it before the first
+        token, which takes seconds to minutes. Unknown (an error) counts as warm."""
+        if self._loaded is None or time.monotonic() - self._loaded_at > LOADED_TTL:
+            try:
+                fields = self.fields
+                answer = fields.object(await self.get_json("/api/ps"), "ps")
+                listed = [fields.object(m, "a model") for m in fields.items(answer.get("models"), "models")]
+                self._loaded = frozenset(
+                    fields.text(m.get(key), key) for m in listed for key in ("name", "model") if m.get(key))
+            except UpstreamError:
+                return False
+            self._loaded_at = time.monotonic()
+        return model not in self._loaded and f"{model}:latest" not in self._loaded
 
     def _chat_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {"model": request.model, "messages": self.wire_messages(request.messages),
@@ -97,10 +119,10 @@ class OllamaBackend(HttpBackend):
             finish_reason=fields.optional_text(answer.get("done_reason"), "done_reason"),
         )
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamItem, None]:
+    async def stream(self, request: ChatRequest, *, cold: bool = False) -> AsyncGenerator[StreamItem, None]:
         fields = self.fields
         body = self._chat_body(request, stream=True)
-        async with self._upstream.request("POST", "/api/chat", json=body, streaming=True) as response:
+        async with self._upstream.request("POST", "/api/chat", json=body, streaming=True, cold=cold) as response:
             async for raw in ndjson_objects(response.content):
                 message = self._checked(raw)
                 token = fields.text(fields.object(message.get("message"), "message").get("content"), "content")

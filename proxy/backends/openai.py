@@ -104,12 +104,15 @@ class OpenAIBackend(HttpBackend):
             finish_reason=fields.optional_text(choice.get("finish_reason"), "finish_reason"),
         )
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamItem, None]:
+    async def stream(
+        self, request: ChatRequest, *, cold: bool = False,
+    ) -> AsyncGenerator[StreamItem, None]:
         fields = self.fields
         finish_reason: str | None = None
         usage: Usage | None = None
         body = self._chat_body(request, stream=True)
-        async with self._upstream.request("POST", "/chat/completions", json=body, streaming=True) as response:
+        opened = self._upstream.request("POST", "/chat/completions", json=body, streaming=True, cold=cold)
+        async with opened as response:
             async for event, data in sse_events(response.content):
                 if data == _DONE:
                     yield StreamEnd(usage=usage, finish_reason=finish_reason)
@@ -124,7 +127,8 @@ class OpenAIBackend(HttpBackend):
                     token = fields.text(fields.object(choice.get("delta"), "delta").get("content"), "content")
                     if token:
                         yield token
-                    finish_reason = fields.optional_text(choice.get("finish_reason"), "finish_reason") or finish_reason
+                    finish = fields.optional_text(choice.get("finish_reason"), "finish_reason")
+                    finish_reason = finish or finish_reason
         raise BadUpstreamResponse("the stream ended before [DONE]", backend=self.name)
 
     async def embed(self, request: EmbedRequest) -> EmbedResult:

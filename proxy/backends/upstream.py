@@ -74,6 +74,7 @@ class Upstream:
     _timeouts: Timeouts
     _call_timeout: aiohttp.ClientTimeout
     _stream_timeout: aiohttp.ClientTimeout
+    _cold_stream_timeout: aiohttp.ClientTimeout
     _probe_timeout: aiohttp.ClientTimeout
     _urls: dict[str, URL] = field(factory=dict)
 
@@ -103,6 +104,8 @@ class Upstream:
             # A stream is never capped as a whole, only its silences: sock_read bounds
             # every wait for bytes, the wait for headers included.
             stream_timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=timeouts.idle),
+            cold_stream_timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=timeouts.connect, sock_read=max(timeouts.idle, timeouts.cold_start)),
             probe_timeout=aiohttp.ClientTimeout(total=probe_timeout),
         )
 
@@ -118,14 +121,14 @@ class Upstream:
 
     @asynccontextmanager
     async def request(
-        self, method: str, path: str, *, json: Any = None, streaming: bool = False,
+        self, method: str, path: str, *, json: Any = None, streaming: bool = False, cold: bool = False,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """A response with a 2xx status; any other status raises its UpstreamError.
 
         Everything done with the response inside the `async with` is translated too.
         """
         with self.translate_errors():
-            response = await self._send(method, self.url(path), json, streaming)
+            response = await self._send(method, self.url(path), json, streaming, cold)
             async with response:
                 if response.status >= 300:
                     body = await read_capped(response, MAX_ERROR_BODY, self.name, truncate=True)
@@ -136,22 +139,27 @@ class Upstream:
         """The whole answer as JSON, refusing one larger than MAX_ANSWER_BODY."""
         return orjson.loads(await read_capped(response, MAX_ANSWER_BODY, self.name))
 
-    async def _send(self, method: str, url: URL, json: Any, streaming: bool) -> aiohttp.ClientResponse:
-        """Send, and wait for the response headers within the headers timer."""
-        timeout = self._stream_timeout if streaming else self._call_timeout
+    async def _send(self, method: str, url: URL, json: Any, streaming: bool, cold: bool) -> aiohttp.ClientResponse:
+        """Send, and wait for the response headers within the headers timer.
+
+        A cold stream (the upstream loads the model first, and sends its headers only
+        then) waits up to the cold-start budget instead of the headers and idle timers.
+        """
+        timeout = self._call_timeout
+        if streaming:
+            timeout = self._cold_stream_timeout if cold else self._stream_timeout
+        headers_within = max(self._timeouts.headers, self._timeouts.cold_start) if cold else self._timeouts.headers
         # orjson, not aiohttp's json=: several times faster on the hot path.
         body = None if json is None else orjson.dumps(json)
         if not streaming and self._timeouts.headers >= self._timeouts.total:
             return await self._send_once(method, url, body, timeout)  # the whole-call cap comes first
         try:
-            async with asyncio.timeout(self._timeouts.headers):
+            async with asyncio.timeout(headers_within):
                 return await self._send_once(method, url, body, timeout)
         except TimeoutError as exc:
             if isinstance(exc, aiohttp.ServerTimeoutError):
                 raise
-            raise UpstreamTimeout(
-                f"no response headers within {self._timeouts.headers:g} s", backend=self.name
-            ) from exc
+            raise UpstreamTimeout(f"no response headers within {headers_within:g} s", backend=self.name) from exc
 
     async def _send_once(
         self, method: str, url: URL, body: bytes | None, limits: aiohttp.ClientTimeout,

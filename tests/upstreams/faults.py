@@ -15,6 +15,10 @@ the network does to them:
   think-forever     headers and lines with empty content, but never a token
   slow-body         (single shot) headers and half an answer, then silence
   trickle           `trickle_tokens` tokens, `trickle_delay` seconds apart, then the end
+  slow-first        nothing at all for `trickle_delay` seconds (as Ollama loading a model:
+                    no headers until it is loaded), then a short complete stream
+
+GET /api/ps lists the models in `loaded`, like Ollama's list of models in memory.
   status-NNN        that status, with an Ollama error body
 
 Every request is recorded, and so is whether its handler was cancelled (the gateway
@@ -57,12 +61,17 @@ class FaultyOllama:
     recorder: Recorder = field(factory=Recorder)
     trickle_tokens: int = 20
     trickle_delay: float = 0.05
+    loaded: set[str] = field(factory=set)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.recorder.middleware()])
         app.router.add_post("/api/chat", self.chat)
         app.router.add_get("/api/version", self.version)
+        app.router.add_get("/api/ps", self.ps)
         return app
+
+    async def ps(self, request: web.Request) -> web.Response:
+        return web.json_response({"models": [{"name": name, "model": name} for name in sorted(self.loaded)]})
 
     async def version(self, request: web.Request) -> web.Response:
         return web.json_response({"version": "0.13.5"})
@@ -89,6 +98,8 @@ class FaultyOllama:
             if model.startswith(("hang", "late-hang", "think", "trickle")):
                 await forever()
             return web.json_response({"error": f"model '{model}' not found"}, status=404)
+        if model == "slow-first":
+            await asyncio.sleep(self.trickle_delay)
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
         await self._stream(request, response, model)
@@ -96,7 +107,7 @@ class FaultyOllama:
 
     async def _stream(self, request: web.Request, response: web.StreamResponse, model: str) -> None:
         write = response.write
-        if model == "ok":
+        if model in ("ok", "slow-first"):
             for token in ("all", " good"):
                 await write(token_line(model, token))
             await write(final_line(model, 2))
