@@ -122,6 +122,7 @@ async def test_a_model_ollama_must_load_first_gets_the_cold_start_budget(
     # Not listed by /api/ps: Ollama loads it first and sends nothing meanwhile. The load
     # (0.6 s here) outlasts every ordinary timer (0.2 to 0.4 s) but not the cold budget.
     faulty.trickle_delay = 0.6
+    faulty.loaded = set()
     gateway = await make_gateway(ollama_base_url=faulty_ollama.url, cold_start_timeout=30, **FAST_TIMERS)
     body = events(await (await gateway.post(STREAM, json=ask("slow-first"))).read())
     assert "".join(e["token"] for e in body) == "all good"

@@ -18,7 +18,8 @@ the network does to them:
   slow-first        nothing at all for `trickle_delay` seconds (as Ollama loading a model:
                     no headers until it is loaded), then a short complete stream
 
-GET /api/ps lists the models in `loaded`, like Ollama's list of models in memory.
+GET /api/ps lists the models in `loaded`, like Ollama's list of models in memory: by
+default every model above, so that only a test about cold starts sees one.
   status-NNN        that status, with an Ollama error body
 
 Every request is recorded, and so is whether its handler was cancelled (the gateway
@@ -52,6 +53,12 @@ def final_line(model: str, eval_count: int) -> bytes:
     }) + b"\n"
 
 
+MODELS = (
+    "ok", "hang-headers", "hang-after-2", "late-hang-after-2", "die-after-2", "malformed-first",
+    "malformed-after-2", "endless-line", "think-forever", "trickle", "slow-first", "slow-body",
+)
+
+
 async def forever() -> None:
     await asyncio.Event().wait()
 
@@ -61,7 +68,7 @@ class FaultyOllama:
     recorder: Recorder = field(factory=Recorder)
     trickle_tokens: int = 20
     trickle_delay: float = 0.05
-    loaded: set[str] = field(factory=set)
+    loaded: set[str] = field(factory=lambda: set(MODELS))
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.recorder.middleware()])
