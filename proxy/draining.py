@@ -28,10 +28,6 @@ class Drain:
     _cutoffs: set[asyncio.Timeout] = field(factory=set)
     _idle: asyncio.Event = field(factory=asyncio.Event)
 
-    @property
-    def streams(self) -> int:
-        return len(self._cutoffs)
-
     @asynccontextmanager
     async def stream(self) -> AsyncIterator[asyncio.Timeout]:
         """Scope of one stream request; its timer fires (TimeoutError) if shutdown cuts it.

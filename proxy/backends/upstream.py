@@ -76,6 +76,7 @@ class Upstream:
     _stream_timeout: aiohttp.ClientTimeout
     _cold_stream_timeout: aiohttp.ClientTimeout
     _probe_timeout: aiohttp.ClientTimeout
+    _errors: ErrorTranslation
     _urls: dict[str, URL] = field(factory=dict)
 
     @classmethod
@@ -107,6 +108,7 @@ class Upstream:
             cold_stream_timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=timeouts.connect, sock_read=max(timeouts.idle, timeouts.cold_start)),
             probe_timeout=aiohttp.ClientTimeout(total=probe_timeout),
+            errors=ErrorTranslation(name, timeouts),  # stateless: one per upstream, built once
         )
 
     @property
@@ -199,7 +201,7 @@ class Upstream:
 
     def translate_errors(self) -> ErrorTranslation:
         """aiohttp/asyncio exceptions -> UpstreamError, naming this backend."""
-        return ErrorTranslation(self.name, self._timeouts)
+        return self._errors
 
     async def aclose(self) -> None:
         await self._session.close()
