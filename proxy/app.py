@@ -12,16 +12,21 @@ from proxy.admission import Admission
 from proxy.backends.registry import BackendRegistry, ModelCatalog, backend_names
 from proxy.config import Settings
 from proxy.draining import Drain
+from proxy.fleet.link import RedisLink
+from proxy.fleet.shared_breakers import SharedBreakers
+from proxy.handlers.admin import usage
 from proxy.handlers.batch import batch
 from proxy.handlers.embeddings import embeddings
 from proxy.handlers.health import health
 from proxy.handlers.inference import inference
 from proxy.handlers.models import models
 from proxy.handlers.stream import stream
+from proxy.limits.limiter import Limiter
 from proxy.middlewares import BearerAuth, add_context_headers, middlewares
 from proxy.routes import Routes
 from proxy.routing import Router
-from proxy.state import ADMISSION, CATALOG, DRAIN, REGISTRY, ROUTER, ROUTES, SETTINGS
+from proxy.state import ADMISSION, CATALOG, DRAIN, KEYS, LIMITER, REGISTRY, ROUTER, ROUTES, SETTINGS
+from proxy.tenants import KeyRing
 
 
 async def backends_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -52,13 +57,56 @@ async def routes_watch_ctx(app: web.Application) -> AsyncIterator[None]:
                 await task
 
 
+async def keys_watch_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Reload the keys file when it changes (SIGHUP reloads it at once, see __main__)."""
+    keys = app[KEYS]
+    tasks = [] if keys.path is None else [asyncio.create_task(keys.watch(app[SETTINGS].keys_reload))]
+    try:
+        yield
+    finally:
+        await _cancel(tasks)
+
+
+async def fleet_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The limiter, and with PROXY_REDIS_URL the link to Redis and what runs over it: the
+    heartbeat, lease renewal, usage flushes and shared backend cooldowns. Start-up does
+    not wait for Redis: a gateway whose Redis is down serves under the failure policy."""
+    settings = app[SETTINGS]
+    link = RedisLink.from_settings(settings) if settings.redis_url else None
+    limiter = app[LIMITER] = Limiter.from_settings(settings, link)
+    tasks = []
+    if link is not None:
+        await link.beat()
+        breakers = {member.backend.name: member.breaker for member in app[ROUTER].members}
+        shared = SharedBreakers.attach(link, breakers)
+        jobs = (link.maintain(), limiter.keep_leases(), limiter.usage.run(), shared.run())
+        tasks = [asyncio.create_task(job) for job in jobs]
+    try:
+        yield
+    finally:
+        await _cancel(tasks)
+        await limiter.aclose()
+        if link is not None:
+            await link.aclose()
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def drain_streams(app: web.Application) -> None:
     """on_shutdown: runs after the listening sockets closed, before handlers are cancelled."""
     await app[DRAIN].drain()
 
 
 def create_app(settings: Settings) -> web.Application:
-    auth = None if settings.auth_disabled else BearerAuth.from_tokens(settings.api_tokens)
+    # Read and checked here, so a bad keys file stops start-up (KeysError).
+    keys = KeyRing.load(settings.keys_file, settings.api_tokens)
+    auth = None if settings.auth_disabled else BearerAuth(keys)
     admission = Admission(limit=settings.max_in_flight, queue_timeout=settings.queue_timeout)
     app = web.Application(
         middlewares=[*middlewares(auth), admission.middleware], client_max_size=settings.max_body_bytes
@@ -66,10 +114,13 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[ADMISSION] = admission
     app[DRAIN] = Drain(grace=settings.shutdown_grace)
+    app[KEYS] = keys
     # Read and checked here, so a bad routing file stops start-up (RoutesError).
     app[ROUTES] = Routes.load(settings.routes_file, backend_names(settings))
     app.cleanup_ctx.append(backends_ctx)
     app.cleanup_ctx.append(routes_watch_ctx)
+    app.cleanup_ctx.append(keys_watch_ctx)
+    app.cleanup_ctx.append(fleet_ctx)
     app.on_shutdown.append(drain_streams)
     app.on_response_prepare.append(add_context_headers)
     app.router.add_post("/api/v1/inference", inference)
@@ -79,4 +130,5 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/api/v1/inference/health", health)
     app.router.add_get("/api/v1/health", health)
     app.router.add_get("/api/v1/models", models)
+    app.router.add_get("/api/v1/admin/usage", usage)
     return app

@@ -8,11 +8,15 @@ half_open  after the cooldown: exactly one request is let through as a trial; it
 
 Only failures of the backend count (unreachable, timeout, 5xx, broken answers); a missing
 model or an invalid request says nothing about its health.
+
+In a fleet, `on_change` tells proxy/fleet/shared_breakers.py when this breaker opens or
+closes, and `rest` opens it on another replica's word.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Literal
 
 from attrs import define
@@ -27,6 +31,8 @@ class Breaker:
     _failures: int = 0
     _opened_at: float | None = None
     _trial_in_flight: bool = False
+    # Called with True when the breaker opens (or opens again), False when it closes.
+    on_change: Callable[[bool], None] | None = None
 
     @property
     def state(self) -> State:
@@ -56,15 +62,26 @@ class Breaker:
             self._trial_in_flight = True
 
     def succeeded(self) -> None:
+        was_open = self._opened_at is not None
         self._failures = 0
         self._opened_at = None
         self._trial_in_flight = False
+        if was_open and self.on_change is not None:
+            self.on_change(False)
 
     def failed(self) -> None:
         self._failures += 1
         self._trial_in_flight = False
         if self._opened_at is not None or self._failures >= self.failure_threshold:
             self._opened_at = time.monotonic()
+            if self.on_change is not None:
+                self.on_change(True)
+
+    def rest(self, seconds: float) -> None:
+        """Open for `seconds` because another replica saw the backend fail, unless this
+        breaker already rests longer. Then a trial, as after a cooldown of its own."""
+        if self.reopens_in() < seconds:
+            self._opened_at = time.monotonic() - self.cooldown + seconds
 
     def released(self) -> None:
         """The attempt ended without saying anything about health (e.g. model missing)."""

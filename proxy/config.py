@@ -17,6 +17,8 @@ from yarl import URL
 
 _DISABLED_WORDS = frozenset({"", "off", "none", "disabled"})
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_REDIS_FAILURE_POLICIES = ("open", "closed")
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 class ConfigError(Exception):
@@ -109,6 +111,18 @@ class Settings:
     routes_file: str | None = None
     routes_reload: float = 2.0
 
+    # Tenants and their limits (proxy/tenants.py, proxy/limits/).
+    keys_file: str | None = None
+    keys_reload: float = 2.0
+    # Completion tokens reserved against tokens_per_minute when a request sets no max_tokens.
+    reserved_completion_tokens: int = 1024
+
+    # The fleet's shared state (proxy/fleet/): limits, usage and backend cooldowns.
+    redis_url: str | None = attrs.field(default=None, repr=False)  # may carry a password
+    redis_failure: str = "open"  # "open": local limits while Redis is down; "closed": refuse
+    redis_timeout: float = 0.3
+    redis_prefix: str = "octomil-gateway"
+
     @property
     def timeouts(self) -> Timeouts:
         base = self.backend_timeout
@@ -135,6 +149,10 @@ class Settings:
         host = env.str("PROXY_HOST", defaults.host)
         log_level = env.str("PROXY_LOG_LEVEL", defaults.log_level).upper()
         routes_file = env.str("PROXY_ROUTES_FILE", "") or None
+        keys_file = env.str("PROXY_KEYS_FILE", "") or None
+        redis_url = env.str("PROXY_REDIS_URL", "") or None
+        redis_failure = env.str("PROXY_REDIS_FAILURE", defaults.redis_failure).strip().lower()
+        redis_prefix = env.str("PROXY_REDIS_PREFIX", defaults.redis_prefix).strip()
         numbers: dict[str, Any] = {
             field: getattr(env, kind)(variable, getattr(defaults, field)) for field, variable, kind in _NUMBERS
         }
@@ -146,7 +164,8 @@ class Settings:
             problems += [f"{name}: {' '.join(map(str, errors))}" for name, errors in messages.items()]
         ollama_urls = _url_list("OLLAMA_BASE_URL", ollama, problems)
         openai_urls = _url_list("OPENAI_API_ENDPOINT", openai, problems)
-        problems += _safety_problems(tokens, auth_disabled, ollama_urls or openai_urls)
+        problems += _safety_problems(tokens, auth_disabled, ollama_urls or openai_urls, keys_file)
+        problems += _redis_problems(redis_url, redis_failure, redis_prefix)
         problems += _number_problems(numbers)
         if log_level not in _LOG_LEVELS:
             problems.append(f"PROXY_LOG_LEVEL={log_level} is not one of {', '.join(_LOG_LEVELS)}")
@@ -156,6 +175,10 @@ class Settings:
             host=host,
             log_level=log_level,
             routes_file=routes_file,
+            keys_file=keys_file,
+            redis_url=redis_url,
+            redis_failure=redis_failure,
+            redis_prefix=redis_prefix,
             ollama_base_url=ollama_urls,
             openai_endpoint=openai_urls,
             openai_api_key=openai_api_key or None,
@@ -191,20 +214,44 @@ _NUMBERS = (
     ("embed_max_inputs", "PROXY_EMBED_MAX_INPUTS", "int"),
     ("sse_heartbeat", "PROXY_SSE_HEARTBEAT", "float"),
     ("routes_reload", "PROXY_ROUTES_RELOAD", "float"),
+    ("keys_reload", "PROXY_KEYS_RELOAD", "float"),
+    ("reserved_completion_tokens", "PROXY_RESERVED_COMPLETION_TOKENS", "int"),
+    ("redis_timeout", "PROXY_REDIS_TIMEOUT", "float"),
 )
 
 
-def _safety_problems(tokens: list[str], auth_disabled: bool, backends: tuple[URL, ...]) -> list[str]:
+def _safety_problems(
+    tokens: list[str], auth_disabled: bool, backends: tuple[URL, ...], keys_file: str | None,
+) -> list[str]:
     """A gateway that would start open by accident, or with nothing behind it."""
     problems = []
-    if not tokens and not auth_disabled:
+    if not tokens and not keys_file and not auth_disabled:
         problems.append(
-            "PROXY_API_TOKENS is empty: set one or more tokens, "
+            "PROXY_API_TOKENS is empty: set one or more tokens, or a keys file (PROXY_KEYS_FILE), "
             "or PROXY_AUTH_DISABLED=true to run without authentication"
         )
     if not backends:
         problems.append("no backend: set OLLAMA_BASE_URL or OPENAI_API_ENDPOINT")
     return problems
+
+
+def _redis_problems(url: str | None, failure: str, prefix: str) -> list[str]:
+    problems = []
+    if url is not None:
+        parsed = URL(url)
+        if parsed.scheme not in _REDIS_SCHEMES:
+            shown = parsed.with_password("***") if parsed.password else parsed  # never echo a secret
+            problems.append(f"PROXY_REDIS_URL: {str(shown)!r} is not a redis://, rediss:// or unix:// URL")
+    if failure not in _REDIS_FAILURE_POLICIES:
+        problems.append(f"PROXY_REDIS_FAILURE={failure} is not one of {', '.join(_REDIS_FAILURE_POLICIES)}")
+    if not prefix or any(c.isspace() for c in prefix):
+        problems.append("PROXY_REDIS_PREFIX must be a non-empty word without spaces")
+    return problems
+
+
+def keys_file_from_env() -> str | None:
+    """PROXY_KEYS_FILE alone, for the `keys` command, which needs no backend or token."""
+    return Env().str("PROXY_KEYS_FILE", "") or None
 
 
 def _number_problems(numbers: dict[str, Any]) -> list[str]:

@@ -144,3 +144,39 @@ class AllBackendsFailed(GatewayError):
         self.retryable = representative.retryable  # type: ignore[misc]
         if representative is UpstreamSaturated:
             self.headers["Retry-After"] = "1"
+
+
+# --- tenants and their limits ------------------------------------------------------
+
+
+class Forbidden(GatewayError):
+    """A valid key asking for something it is not allowed (a model, the admin endpoints)."""
+
+    status, code = 403, "forbidden"
+
+
+class RateLimited(GatewayError):
+    """A key's limit is reached: `limit` names it, Retry-After says when to come back.
+
+    A request that could never fit (it alone reserves more tokens than the key's limit
+    per minute) is not retryable and has no Retry-After: waiting would not help.
+    """
+
+    status, code, retryable = 429, "rate_limited", True
+
+    def __init__(self, message: str, *, limit: str, limit_value: int, retry_after: int | None) -> None:
+        super().__init__(message, limit=limit, limit_value=limit_value, retry_after=retry_after)
+        if retry_after is None:
+            self.retryable = False  # type: ignore[misc]
+        else:
+            self.headers["Retry-After"] = str(retry_after)
+
+
+class LimitsUnavailable(GatewayError):
+    """The shared limit state (Redis) is unreachable and the policy is to fail closed."""
+
+    status, code, retryable = 503, "limits_unavailable", True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.headers["Retry-After"] = "1"

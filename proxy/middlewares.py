@@ -1,4 +1,4 @@
-"""Request context (id and timing), error rendering, and bearer auth.
+"""Request context (id and timing), error rendering, and bearer auth (which names the tenant).
 
 Order matters and is fixed in `middlewares()`: the context is set first so that every
 error, including a 401, carries a request id; errors wrap auth so a refused token is
@@ -7,8 +7,6 @@ rendered like any other error.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import itertools
 import logging
 import re
@@ -30,12 +28,14 @@ from proxy.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from proxy.tenants import ANONYMOUS, KeyRing, Tenant
 
 log = logging.getLogger("proxy")
 
 REQUEST_ID = web.RequestKey("request_id", str)
 STARTED = web.RequestKey("started", float)
 PROVIDER = web.RequestKey("provider", str)
+TENANT = web.RequestKey("tenant", Tenant)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -130,40 +130,43 @@ def _http_exception_message(exc: web.HTTPException, request: web.Request) -> str
 
 @frozen
 class BearerAuth:
-    """Checks `Authorization: Bearer <token>` on paths under `protected_prefix`.
+    """Checks `Authorization: Bearer <token>` on paths under `protected_prefixes`, and puts
+    the caller's tenant on the request (TENANT) for handlers, limits and the access log.
 
-    Tokens are compared as SHA-256 digests with hmac.compare_digest, against every
-    configured token without stopping early: neither the length nor the position of a
-    valid token shows in the timing.
+    Keys and tokens are compared as SHA-256 digests (see KeyRing for why each comparison
+    is safe against timing). A refused token is a 401 before anything else happens.
     """
 
-    digests: Sequence[bytes]
-    protected_prefix: str = "/api/v1"
+    keys: KeyRing
+    protected_prefixes: tuple[str, ...] = ("/api/v1", "/v1")
 
     @classmethod
     def from_tokens(cls, tokens: Sequence[str]) -> BearerAuth:
-        return cls(digests=tuple(_digest(t) for t in tokens))
+        return cls(keys=KeyRing.load(None, tokens))
 
     def accepts(self, token: str) -> bool:
-        offered = _digest(token)
-        matched = False
-        for digest in self.digests:
-            matched |= hmac.compare_digest(offered, digest)
-        return matched
+        return self.keys.identify(token) is not None
+
+    def protects(self, path: str) -> bool:
+        return any(path == prefix or path.startswith(prefix + "/") for prefix in self.protected_prefixes)
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith(self.protected_prefix):
+        if self.protects(request.path):
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
-            if not self.accepts(token.strip()):
+            tenant = self.keys.identify(token.strip())
+            if tenant is None:
                 raise Unauthorized("invalid token")
+            request[TENANT] = tenant
         return await handler(request)
 
 
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
+def tenant_of(request: web.Request) -> Tenant:
+    """The caller's tenant; with auth disabled, everyone is the unlimited `anonymous`."""
+    tenant: Tenant = request.get(TENANT, ANONYMOUS)
+    return tenant
 
 
 def middlewares(auth: BearerAuth | None) -> list[Middleware]:

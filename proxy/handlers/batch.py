@@ -21,11 +21,14 @@ from proxy.config import Settings
 from proxy.errors import GatewayError
 from proxy.handlers.inference import answer_json
 from proxy.handlers.json_io import json_response, read_body
+from proxy.limits.estimate import chat_estimate
+from proxy.limits.limiter import Limiter
 from proxy.llm import Parameters
-from proxy.middlewares import REQUEST_ID, elapsed_ms
+from proxy.middlewares import REQUEST_ID, elapsed_ms, tenant_of
 from proxy.routes import RouteTable
 from proxy.routing import Router
-from proxy.state import ROUTER, ROUTES, SETTINGS
+from proxy.state import LIMITER, ROUTER, ROUTES, SETTINGS
+from proxy.tenants import Tenant
 
 log = logging.getLogger("proxy")
 
@@ -40,6 +43,8 @@ class BatchRun:
     routes: RouteTable
     settings: Settings
     request_id: str
+    limiter: Limiter
+    tenant: Tenant
 
     async def item(self, index: int, raw: Any) -> dict[str, Any]:
         """One item's answer or its own error; nothing an item does fails the batch."""
@@ -48,7 +53,10 @@ class BatchRun:
         try:
             prompt = structure_prompt(raw, PromptBody, max_messages=self.settings.max_messages, path=path)
             chat, route = self.routes.chat(chat_request(self.model_id, prompt, defaults=self.defaults))
-            backend, result = await self.router.chat(chat, route)
+            # Each item is one upstream call: it counts against the key's limits on its own.
+            async with self.limiter.reserve(self.tenant, self.model_id, chat_estimate(chat)) as reservation:
+                backend, result = await self.router.chat(chat, route)
+                reservation.record(result.usage, output=result.output)
         except GatewayError as exc:
             return {"index": index, "status": exc.status, "error": exc.to_json()}
         except Exception:
@@ -80,10 +88,13 @@ async def batch(request: web.Request) -> web.Response:
     if len(body.inputs) > settings.batch_max_inputs:
         raise invalid([f"at most {settings.batch_max_inputs} inputs are accepted @ $.inputs"])
     concurrency = min(body.max_concurrency or settings.batch_default_concurrency, settings.batch_max_concurrency)
+    tenant = tenant_of(request)
+    if tenant.limits.concurrent_requests is not None:  # more items at once would only be refused
+        concurrency = min(concurrency, tenant.limits.concurrent_requests)
     run = BatchRun(
         model_id=body.model_id, defaults=body.parameters.normalized() if body.parameters else Parameters(),
         router=request.app[ROUTER], routes=request.app[ROUTES].table, settings=settings,
-        request_id=request[REQUEST_ID],
+        request_id=request[REQUEST_ID], limiter=request.app[LIMITER], tenant=tenant,
     )
     results = await run.all(body.inputs, concurrency)
     failed = sum(1 for r in results if "error" in r)

@@ -6,8 +6,10 @@ from aiohttp import web
 
 from proxy.api_models import EmbeddingsBody, embed_request, structure
 from proxy.handlers.json_io import json_response, read_json
-from proxy.middlewares import PROVIDER, elapsed_ms
-from proxy.state import ROUTER, ROUTES, SETTINGS
+from proxy.limits.estimate import embed_estimate
+from proxy.llm import Usage
+from proxy.middlewares import PROVIDER, elapsed_ms, tenant_of
+from proxy.state import LIMITER, ROUTER, ROUTES, SETTINGS
 
 
 async def embeddings(request: web.Request) -> web.Response:
@@ -16,7 +18,9 @@ async def embeddings(request: web.Request) -> web.Response:
     single = isinstance(raw["input"], str)
     embed = embed_request(body, max_inputs=request.app[SETTINGS].embed_max_inputs, single=single)
     route = request.app[ROUTES].table.route(body.model_id, "embeddings")
-    backend, result = await request.app[ROUTER].embed(embed, route)
+    async with request.app[LIMITER].reserve(tenant_of(request), body.model_id, embed_estimate(embed)) as reservation:
+        backend, result = await request.app[ROUTER].embed(embed, route)
+        reservation.record(Usage(prompt_tokens=result.prompt_tokens, completion_tokens=0))
     request[PROVIDER] = backend.provider
     return json_response({
         "object": "list",

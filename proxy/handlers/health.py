@@ -8,11 +8,13 @@ probe, 503 when none does or while the gateway is shutting down. URLs carry no c
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from proxy.handlers.json_io import json_response
 from proxy.middlewares import elapsed_ms
-from proxy.state import ADMISSION, DRAIN, REGISTRY, ROUTER
+from proxy.state import ADMISSION, DRAIN, LIMITER, REGISTRY, ROUTER, SETTINGS
 
 
 async def health(request: web.Request) -> web.Response:
@@ -39,7 +41,29 @@ async def health(request: web.Request) -> web.Response:
             "status": status,
             "backends": backends,
             "in_flight": request.app[ADMISSION].in_flight,
+            **fleet_health(request),
             "latency_ms": elapsed_ms(request),
         },
         status=200 if serving else 503,
     )
+
+
+def fleet_health(request: web.Request) -> dict[str, Any]:
+    """Where limits are decided right now, and Redis's state when it is configured.
+
+    A Redis that is down does not make the gateway unhealthy: it serves under its failure
+    policy, which `limits` names (`local_share` or `refusing`).
+    """
+    limiter = request.app[LIMITER]
+    link = limiter.link
+    answer: dict[str, Any] = {"limits": limiter.mode}
+    if link is not None:
+        answer["redis"] = {
+            "url": link.display_url,
+            "up": link.up,
+            "since": round(link.since, 3),
+            "error": link.error,
+            "failure_policy": request.app[SETTINGS].redis_failure,
+            "replicas": link.fleet_size,
+        }
+    return answer

@@ -23,9 +23,11 @@ from aiohttp_sse import EventSourceResponse
 from proxy.api_models import InferenceBody, chat_request, structure_prompt
 from proxy.errors import BadUpstreamResponse, GatewayError, ShuttingDown, UpstreamError
 from proxy.handlers.json_io import read_json
+from proxy.limits.estimate import chat_estimate
+from proxy.limits.limiter import Reservation
 from proxy.llm import StreamEnd, StreamItem
-from proxy.middlewares import PROVIDER, REQUEST_ID, elapsed_ms
-from proxy.state import DRAIN, ROUTER, ROUTES, SETTINGS
+from proxy.middlewares import PROVIDER, REQUEST_ID, elapsed_ms, tenant_of
+from proxy.state import DRAIN, LIMITER, ROUTER, ROUTES, SETTINGS
 
 log = logging.getLogger("proxy")
 
@@ -38,13 +40,18 @@ async def stream(request: web.Request) -> web.StreamResponse:
     response = EventSourceResponse(sep="\n", ping_interval=settings.sse_heartbeat, allow_all_methods=True)
     provider = "-"
     try:
-        async with request.app[DRAIN].stream() as cutoff:
+        async with (
+            request.app[DRAIN].stream() as cutoff,
+            # Settled with the real usage however the stream ends (a cut, a client leaving).
+            request.app[LIMITER].reserve(tenant_of(request), body.model_id, chat_estimate(chat)) as reservation,
+        ):
             opened = await request.app[ROUTER].open_stream(chat, route)
             provider = request[PROVIDER] = opened.backend.provider
             async with opened.closing() as items:  # the upstream is closed however this ends
                 await response.prepare(request)
                 async with response:
-                    await _relay(request, response, items, opened.backend.name, provider, body.model_id)
+                    await _relay(request, response, items, opened.backend.name, provider, body.model_id,
+                                 reservation)
     except TimeoutError:
         if not cutoff.expired():
             # aiohttp-sse's send timeout: the client stopped reading.
@@ -61,12 +68,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
 
 async def _relay(
     request: web.Request, response: EventSourceResponse, items: AsyncGenerator[StreamItem, None],
-    backend: str, provider: str, model_id: str,
+    backend: str, provider: str, model_id: str, reservation: Reservation,
 ) -> None:
     token_event = {"token": "", "done": False, "provider": provider}
     try:
         async for item in items:
             if isinstance(item, StreamEnd):
+                reservation.record(item.usage)
                 final = _final_event(request, provider, model_id)
                 if item.usage is not None:
                     final["usage"] = item.usage.to_json()
@@ -74,6 +82,7 @@ async def _relay(
                     final["finish_reason"] = item.finish_reason
                 await _send(response, final)
                 return
+            reservation.produced()
             token_event["token"] = item
             await _send(response, token_event)
         raise BadUpstreamResponse("the stream ended without a final message", backend=backend)

@@ -1,0 +1,1 @@
+"""Per-key limits (requests and tokens per minute, concurrency) and usage accounting."""

@@ -1,0 +1,45 @@
+"""Token estimates for reservations, made before the upstream is asked.
+
+A request reserves its prompt's estimate plus the most it may generate (`max_tokens`, or
+PROXY_RESERVED_COMPLETION_TOKENS when it sets none) against its key's tokens per minute;
+the upstream's real usage replaces the estimate when the answer ends. The estimate is a
+cheap heuristic, not a tokenizer: UTF-8 bytes / 4 rounded up per text (English runs at
+about 4 bytes a token, most other text at fewer bytes, so this is near or above the
+truth), plus what chat templates add around each message. It only has to be close, since
+reconciliation corrects it; where it is low, concurrent requests can overshoot the limit
+by the difference until their answers end.
+"""
+
+from __future__ import annotations
+
+from attrs import frozen
+
+from proxy.llm import ChatRequest, EmbedRequest
+
+BYTES_PER_TOKEN = 4
+# Role markers and separators around each message, and the reply's own opening, as in
+# OpenAI's published way of counting chat tokens.
+PER_MESSAGE = 4
+PER_REPLY = 3
+
+
+@frozen
+class TokenEstimate:
+    prompt: int
+    # The most the answer may have (max_tokens); None when the client set no bound, and the
+    # limiter assumes PROXY_RESERVED_COMPLETION_TOKENS.
+    completion: int | None = 0
+
+
+def text_tokens(text: str) -> int:
+    return -(-len(text.encode()) // BYTES_PER_TOKEN)
+
+
+def chat_estimate(request: ChatRequest) -> TokenEstimate:
+    """A chat request as routed (its max_tokens after any route default and ceiling)."""
+    prompt = sum(text_tokens(m.content) + PER_MESSAGE for m in request.messages) + PER_REPLY
+    return TokenEstimate(prompt=prompt, completion=request.parameters.max_tokens)
+
+
+def embed_estimate(request: EmbedRequest) -> TokenEstimate:
+    return TokenEstimate(prompt=sum(max(1, text_tokens(text)) for text in request.inputs))

@@ -1,0 +1,180 @@
+"""Limit state in Redis, shared by every replica: the rules of windows.py, run atomically.
+
+Each check-and-count is one Lua script (loaded once, then called by its SHA), so no two
+replicas can both take the last unit of a limit: N replicas together admit exactly what
+one would. Time is Redis's own clock (TIME), so replicas' clocks need not agree.
+
+Per tenant, under a Redis Cluster hash tag so one script's keys share a slot:
+  {prefix}:{name}:req     sorted set, request id -> admission time (ms)
+  {prefix}:{name}:tok     sorted set, request id -> charge time (ms)
+  {prefix}:{name}:tokn    hash, request id -> tokens charged
+  {prefix}:{name}:toksum  the sum of those charges
+  {prefix}:{name}:slots   sorted set, request id -> lease expiry (ms)
+Every key expires a little after its window: nothing grows forever, and a tenant idle for
+a minute costs nothing. A concurrency slot is a lease: its holder renews it while the
+request runs (see Limiter), so a replica that dies mid-request frees its slots when their
+leases run out (LEASE seconds), not never.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from attrs import define, field
+from redis.commands.core import AsyncScript
+
+from proxy.fleet.link import RedisLink
+from proxy.limits.windows import WINDOW, Verdict
+from proxy.tenants import Limits
+
+LEASE = 15.0  # seconds a concurrency slot is held without renewal
+WINDOW_MS = int(WINDOW * 1000)
+LEASE_MS = int(LEASE * 1000)
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# Ages out the token charges of the window; returns the sum of those left.
+_TOKENS_IN_WINDOW = """
+local function tokens_in_window(tok, tokn, toksum, since)
+  local old = redis.call('ZRANGEBYSCORE', tok, '-inf', since)
+  local sum = tonumber(redis.call('GET', toksum) or '0')
+  for _, id in ipairs(old) do
+    sum = sum - (tonumber(redis.call('HGET', tokn, id)) or 0)
+    redis.call('HDEL', tokn, id)
+  end
+  if #old > 0 then redis.call('ZREMRANGEBYSCORE', tok, '-inf', since) end
+  if redis.call('ZCARD', tok) == 0 then
+    redis.call('DEL', toksum, tokn)
+    return 0
+  end
+  if sum < 0 then sum = 0 end
+  if #old > 0 then redis.call('SET', toksum, sum, 'KEEPTTL') end
+  return sum
+end
+local function keep(keys, ms)
+  for _, k in ipairs(keys) do redis.call('PEXPIRE', k, ms) end
+end
+"""
+
+# KEYS: req tok tokn toksum slots; ARGV: id rpm tpm concurrency tokens window_ms lease_ms (0: no limit)
+# Returns {1} when admitted, else {0, limit, retry_after_ms} (retry_after_ms -1: can never fit).
+_ACQUIRE = _NOW + _TOKENS_IN_WINDOW + """
+local req, tok, tokn, toksum, slots = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local id = ARGV[1]
+local rpm, tpm, conc = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local tokens, window, lease = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local since = now - window
+if conc > 0 then
+  redis.call('ZREMRANGEBYSCORE', slots, '-inf', now)
+  if redis.call('ZCARD', slots) >= conc then return {0, 'concurrent_requests', 1000} end
+end
+if rpm > 0 then
+  redis.call('ZREMRANGEBYSCORE', req, '-inf', since)
+  local count = redis.call('ZCARD', req)
+  if count >= rpm then
+    local ageing = redis.call('ZRANGE', req, count - rpm, count - rpm, 'WITHSCORES')
+    return {0, 'requests_per_minute', tonumber(ageing[2]) + window - now}
+  end
+end
+if tpm > 0 then
+  local sum = tokens_in_window(tok, tokn, toksum, since)
+  if sum + tokens > tpm then
+    if tokens > tpm then return {0, 'tokens_per_minute', -1} end
+    local left = sum
+    local charges = redis.call('ZRANGE', tok, 0, -1, 'WITHSCORES')
+    for i = 1, #charges, 2 do
+      left = left - (tonumber(redis.call('HGET', tokn, charges[i])) or 0)
+      if left <= tpm - tokens then return {0, 'tokens_per_minute', tonumber(charges[i + 1]) + window - now} end
+    end
+    return {0, 'tokens_per_minute', window}
+  end
+end
+if conc > 0 then
+  redis.call('ZADD', slots, now + lease, id)
+  redis.call('PEXPIRE', slots, lease * 2)
+end
+if rpm > 0 then
+  redis.call('ZADD', req, now, id)
+  redis.call('PEXPIRE', req, window + 1000)
+end
+if tpm > 0 then
+  redis.call('ZADD', tok, now, id)
+  redis.call('HSET', tokn, id, tokens)
+  redis.call('INCRBY', toksum, tokens)
+  keep({tok, tokn, toksum}, window + 1000)
+end
+return {1}
+"""
+
+# KEYS: tok tokn toksum slots; ARGV: id reserved actual window_ms
+# Frees the slot and replaces the charge by the real usage; a charge already out of the
+# window is gone, so only the usage beyond the reservation is charged, now.
+_SETTLE = _NOW + _TOKENS_IN_WINDOW + """
+local tok, tokn, toksum, slots = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id, reserved, actual, window = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('ZREM', slots, id)
+local charged = tonumber(redis.call('HGET', tokn, id))
+local at = tonumber(redis.call('ZSCORE', tok, id))
+if charged and at and at > now - window then
+  redis.call('HSET', tokn, id, actual)
+  if redis.call('INCRBY', toksum, actual - charged) < 0 then redis.call('SET', toksum, 0) end
+  keep({tok, tokn, toksum}, window + 1000)
+elseif actual > reserved then
+  tokens_in_window(tok, tokn, toksum, now - window)
+  redis.call('ZADD', tok, now, id .. ':late')
+  redis.call('HSET', tokn, id .. ':late', actual - reserved)
+  redis.call('INCRBY', toksum, actual - reserved)
+  keep({tok, tokn, toksum}, window + 1000)
+end
+return 1
+"""
+
+# KEYS: slots; ARGV: lease_ms mode(XX: renew held leases / NX: re-register after an outage) id...
+_RENEW = _NOW + """
+for i = 3, #ARGV do redis.call('ZADD', KEYS[1], ARGV[2], now + tonumber(ARGV[1]), ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) * 2)
+return 1
+"""
+
+
+@define
+class RedisWindows:
+    link: RedisLink
+    _acquire: AsyncScript = field(init=False)
+    _settle: AsyncScript = field(init=False)
+    _renew: AsyncScript = field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        client = self.link.client
+        self._acquire = client.register_script(_ACQUIRE)
+        self._settle = client.register_script(_SETTLE)
+        self._renew = client.register_script(_RENEW)
+
+    def _keys(self, tenant: str, *names: str) -> list[str]:
+        return [self.link.key(f"{{{tenant}}}", name) for name in names]
+
+    async def acquire(self, tenant: str, limits: Limits, rid: str, tokens: int) -> Verdict:
+        """Admit and count the request across the fleet if every limit has room; RedisDown if
+        Redis cannot say."""
+        keys = self._keys(tenant, "req", "tok", "tokn", "toksum", "slots")
+        args: list[str | int] = [rid, limits.requests_per_minute or 0, limits.tokens_per_minute or 0,
+                limits.concurrent_requests or 0, tokens, WINDOW_MS, LEASE_MS]
+        answer = await self.link.run(lambda: self._acquire(keys=keys, args=args))
+        if int(answer[0]) == 1:
+            return Verdict(admitted=True)
+        retry_ms = int(answer[2])
+        return Verdict.refused(str(answer[1]), float("inf") if retry_ms < 0 else retry_ms / 1000)
+
+    async def settle(self, tenant: str, rid: str, reserved: int, actual: int) -> None:
+        keys = self._keys(tenant, "tok", "tokn", "toksum", "slots")
+        await self.link.run(lambda: self._settle(keys=keys, args=[rid, reserved, actual, WINDOW_MS]))
+
+    async def renew(self, tenant: str, rids: Sequence[str], *, register: bool = False) -> None:
+        """Extend the leases of requests still running (`register`: add them if missing,
+        for requests admitted locally while Redis was down)."""
+        keys = self._keys(tenant, "slots")
+        args = [LEASE_MS, "NX" if register else "XX", *rids]
+        await self.link.run(lambda: self._renew(keys=keys, args=args))
