@@ -14,16 +14,20 @@ import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
 import sys
 
 from aiohttp import web
 
+from proxy import keys_cli
 from proxy.access_log import AccessLogger
 from proxy.app import create_app
 from proxy.backends.registry import backend_names
 from proxy.config import ConfigError, Settings
 from proxy.routes import Routes, RoutesError
+from proxy.state import KEYS
+from proxy.tenants import KeyRing, KeysError
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
@@ -47,10 +51,17 @@ async def _tune_gc(_app: web.Application) -> None:
     gc.set_threshold(20_000, 10, 10)
 
 
+async def _reload_keys_on_sighup(app: web.Application) -> None:
+    """on_startup: SIGHUP re-reads the keys file at once (it is also re-read when it changes)."""
+    keys = app[KEYS]
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: keys.reload())
+
+
 def serve(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = create_app(settings)
     app.on_startup.append(_tune_gc)  # the process's business, not the app's: tests keep the defaults
+    app.on_startup.append(_reload_keys_on_sighup)
     web.run_app(
         app,
         host=settings.host,
@@ -97,8 +108,14 @@ def serve_workers(settings: Settings) -> None:
             if worker.is_alive():
                 worker.terminate()  # SIGTERM: each worker drains gracefully
 
+    def reload_keys(_signum: int, _frame: object) -> None:
+        for worker in workers:
+            if worker.is_alive() and worker.pid is not None:
+                os.kill(worker.pid, signal.SIGHUP)
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reload_keys)
     alive = {worker.sentinel: worker for worker in workers}
     failed = False
     while alive:
@@ -114,10 +131,13 @@ def serve_workers(settings: Settings) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["keys"]:  # python -m proxy keys add|list ...
+        raise SystemExit(keys_cli.main(sys.argv[2:]))
     try:
         settings = Settings.from_env()
         Routes.load(settings.routes_file, backend_names(settings))  # checked before any worker starts
-    except (ConfigError, RoutesError) as exc:
+        KeyRing.load(settings.keys_file, settings.api_tokens)
+    except (ConfigError, RoutesError, KeysError) as exc:
         print(f"octomil-gateway: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     print(f"octomil-gateway listening on http://{settings.host}:{settings.port} "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from yarl import URL
 
 from proxy.app import create_app
 from proxy.config import Settings
+from tests.redis_server import RedisServer
 from tests.upstreams.ollama import ollama_app
 from tests.upstreams.openai import OpenAIUpstream
 from tests.upstreams.recorder import Recorder
@@ -75,3 +76,16 @@ def make_gateway(aiohttp_client: Callable[..., Awaitable[TestClient]]) -> Gatewa
 async def gateway(make_gateway: GatewayFactory, ollama: RunningUpstream, openai: RunningUpstream) -> TestClient:
     """Ollama (replayed real traffic) first, the OpenAI test server as the fallback."""
     return await make_gateway(ollama_base_url=ollama.url, openai_endpoint=openai.url)
+
+
+@pytest.fixture
+async def redis_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RedisServer]:
+    """A real redis-server on a free loopback port, no persistence; killed after the test."""
+    server = RedisServer(directory=tmp_path_factory.mktemp("redis"))
+    await server.start()
+    try:
+        yield server
+    finally:
+        if server.process is not None and server.process.returncode is None:
+            server.thaw()  # a frozen server must run again to die by SIGKILL cleanly
+        await server.kill()

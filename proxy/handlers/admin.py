@@ -3,7 +3,8 @@
 With Redis the totals are the fleet's (every replica's, since the Redis hash was created,
 plus what this replica has not flushed yet; other replicas flush every second); without
 Redis, or while it is down, they are this process's since it started, and `scope` says
-which. Each key of the keys file is listed with its limits, even before its first request.
+which. Each key of the keys file is listed with its limits, even before its first request,
+and with what this replica counts against them right now (`window_here`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ async def usage(request: web.Request) -> web.Response:
     for name, entry in keys.items():
         models = entry["models"].values()
         entry["total"] = {"in": sum(m["in"] for m in models), "out": sum(m["out"] for m in models)}
-        entry["in_flight_here"] = limiter.in_flight(name)
+        # What this replica counts against each limit now (its own requests of the last minute).
+        entry["window_here"] = limiter.local.window(name)
     return json_response({
         "scope": scope,
         "limits": limiter.mode,

@@ -204,9 +204,6 @@ class Limiter:
             # The slot's lease runs out by itself; the tokens stay charged as reserved.
             log.info("could not settle a reservation in redis; its lease expires within %g s", LEASE)
 
-    def in_flight(self, tenant: str) -> int:
-        return self.local.in_flight(tenant)
-
     async def renew_leases(self, *, register: bool = False) -> None:
         """Keep the leases of running requests alive in Redis (`register`: add the ones
         admitted while Redis was down, so the fleet counts them from now on)."""

@@ -137,10 +137,6 @@ class LocalWindows:
             ledger.tokens += extra.tokens
         ledger.prune(now)
 
-    def in_flight(self, tenant: str) -> int:
-        ledger = self._ledgers.get(tenant)
-        return 0 if ledger is None else len(ledger.in_flight)
-
     def window(self, tenant: str) -> dict[str, int]:
         """What this process counts for `tenant` right now, in each limit's terms."""
         ledger = self._ledgers.get(tenant)
