@@ -122,6 +122,8 @@ class Settings:
     redis_failure: str = "open"  # "open": local limits while Redis is down; "closed": refuse
     redis_timeout: float = 0.3
     redis_prefix: str = "octomil-gateway"
+    # Seconds a concurrency slot outlives its replica (renewed while the request runs).
+    redis_lease: float = 15.0
 
     @property
     def timeouts(self) -> Timeouts:
@@ -217,6 +219,7 @@ _NUMBERS = (
     ("keys_reload", "PROXY_KEYS_RELOAD", "float"),
     ("reserved_completion_tokens", "PROXY_RESERVED_COMPLETION_TOKENS", "int"),
     ("redis_timeout", "PROXY_REDIS_TIMEOUT", "float"),
+    ("redis_lease", "PROXY_REDIS_LEASE", "float"),
 )
 
 

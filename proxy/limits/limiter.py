@@ -37,7 +37,7 @@ from proxy.errors import Forbidden, GatewayError, LimitsUnavailable, RateLimited
 from proxy.fleet.link import RedisDown, RedisLink
 from proxy.limits.estimate import TokenEstimate, text_tokens
 from proxy.limits.metrics import LIMITS_UNAVAILABLE, RATE_LIMITED
-from proxy.limits.redis_windows import LEASE, RedisWindows
+from proxy.limits.redis_windows import RedisWindows
 from proxy.limits.usage import UsageBook
 from proxy.limits.windows import TOKENS, LocalWindows, Verdict
 from proxy.llm import Usage
@@ -112,7 +112,7 @@ class Limiter:
     def from_settings(cls, settings: Settings, link: RedisLink | None) -> Limiter:
         limiter = cls(
             usage=UsageBook(link=link),
-            shared=RedisWindows(link) if link is not None else None,
+            shared=RedisWindows(link, lease=settings.redis_lease) if link is not None else None,
             fail_closed=settings.redis_failure == "closed",
             default_completion=settings.reserved_completion_tokens,
         )
@@ -202,7 +202,7 @@ class Limiter:
             await self.shared.settle(name, rid, reserved, actual)
         except RedisDown:
             # The slot's lease runs out by itself; the tokens stay charged as reserved.
-            log.info("could not settle a reservation in redis; its lease expires within %g s", LEASE)
+            log.info("could not settle a reservation in redis; its slot's lease runs out by itself")
 
     async def renew_leases(self, *, register: bool = False) -> None:
         """Keep the leases of running requests alive in Redis (`register`: add the ones
@@ -223,8 +223,9 @@ class Limiter:
         await self.renew_leases(register=True)
 
     async def keep_leases(self) -> None:
+        assert self.shared is not None
         while True:
-            await asyncio.sleep(LEASE / 3)
+            await asyncio.sleep(self.shared.lease / 3)
             with contextlib.suppress(RedisDown):
                 await self.renew_leases()
 

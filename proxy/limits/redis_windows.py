@@ -13,7 +13,7 @@ Per tenant, under a Redis Cluster hash tag so one script's keys share a slot:
 Every key expires a little after its window: nothing grows forever, and a tenant idle for
 a minute costs nothing. A concurrency slot is a lease: its holder renews it while the
 request runs (see Limiter), so a replica that dies mid-request frees its slots when their
-leases run out (LEASE seconds), not never.
+leases run out (PROXY_REDIS_LEASE seconds), not never.
 """
 
 from __future__ import annotations
@@ -27,9 +27,7 @@ from proxy.fleet.link import RedisLink
 from proxy.limits.windows import WINDOW, Verdict
 from proxy.tenants import Limits
 
-LEASE = 15.0  # seconds a concurrency slot is held without renewal
 WINDOW_MS = int(WINDOW * 1000)
-LEASE_MS = int(LEASE * 1000)
 
 _NOW = """
 local t = redis.call('TIME')
@@ -143,6 +141,7 @@ return 1
 @define
 class RedisWindows:
     link: RedisLink
+    lease: float = 15.0  # seconds a concurrency slot is held without renewal
     _acquire: AsyncScript = field(init=False)
     _settle: AsyncScript = field(init=False)
     _renew: AsyncScript = field(init=False)
@@ -153,6 +152,10 @@ class RedisWindows:
         self._settle = client.register_script(_SETTLE)
         self._renew = client.register_script(_RENEW)
 
+    @property
+    def _lease_ms(self) -> int:
+        return max(1, int(self.lease * 1000))
+
     def _keys(self, tenant: str, *names: str) -> list[str]:
         return [self.link.key(f"{{{tenant}}}", name) for name in names]
 
@@ -161,7 +164,7 @@ class RedisWindows:
         Redis cannot say."""
         keys = self._keys(tenant, "req", "tok", "tokn", "toksum", "slots")
         args: list[str | int] = [rid, limits.requests_per_minute or 0, limits.tokens_per_minute or 0,
-                limits.concurrent_requests or 0, tokens, WINDOW_MS, LEASE_MS]
+                limits.concurrent_requests or 0, tokens, WINDOW_MS, self._lease_ms]
         answer = await self.link.run(lambda: self._acquire(keys=keys, args=args))
         if int(answer[0]) == 1:
             return Verdict(admitted=True)
@@ -176,5 +179,5 @@ class RedisWindows:
         """Extend the leases of requests still running (`register`: add them if missing,
         for requests admitted locally while Redis was down)."""
         keys = self._keys(tenant, "slots")
-        args = [LEASE_MS, "NX" if register else "XX", *rids]
+        args = [self._lease_ms, "NX" if register else "XX", *rids]
         await self.link.run(lambda: self._renew(keys=keys, args=args))
