@@ -120,7 +120,7 @@ class Settings:
     # The fleet's shared state (proxy/fleet/): limits, usage and backend cooldowns.
     redis_url: str | None = attrs.field(default=None, repr=False)  # may carry a password
     redis_failure: str = "open"  # "open": local limits while Redis is down; "closed": refuse
-    redis_timeout: float = 0.3
+    redis_timeout: float = 0.5
     redis_prefix: str = "octomil-gateway"
     # Seconds a concurrency slot outlives its replica (renewed while the request runs).
     redis_lease: float = 15.0

@@ -1,0 +1,161 @@
+"""A real fleet for tests: gateway processes (`python -m proxy`) sharing a real Redis, and a
+real nginx balancing them round-robin, every file of it in a temporary directory.
+
+Nothing here is a stand-in: the processes are what a deployment runs (deploy/fleet/).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import shutil
+import signal
+import sys
+from typing import Any
+
+import aiohttp
+from attrs import define, field
+
+from tests.redis_server import free_port
+from tests.tenant_keys import ADMIN, bearer
+from tests.waiting import eventually
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+NGINX_CONF = """
+{user}
+worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    upstream gateways {{
+{servers}
+        keepalive 32;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://gateways;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_read_timeout 120s;
+        }}
+    }}
+}}
+"""
+
+
+@define
+class Gateway:
+    port: int
+    log: pathlib.Path
+    process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@define
+class Fleet:
+    directory: pathlib.Path
+    env: dict[str, str]
+    size: int
+    gateways: list[Gateway] = field(factory=list)
+    nginx: asyncio.subprocess.Process | None = None
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self.gateways = [Gateway(port=free_port(), log=self.directory / f"gateway-{i}.log") for i in range(self.size)]
+        for gateway in self.gateways:
+            await self._start_gateway(gateway)
+        await self._start_nginx()
+        async with aiohttp.ClientSession() as session:
+            for gateway in self.gateways:  # every replica has counted the whole fleet
+                await eventually(lambda gateway=gateway: self._sees_fleet(session, gateway), limit=30)
+
+    async def _start_gateway(self, gateway: Gateway) -> None:
+        env = {"PATH": os.environ["PATH"], "PROXY_PORT": str(gateway.port), **self.env}
+        with gateway.log.open("ab") as log:
+            gateway.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "proxy", cwd=ROOT, env=env, stdout=log, stderr=log)
+
+    async def _sees_fleet(self, session: aiohttp.ClientSession, gateway: Gateway) -> bool:
+        try:
+            health = await self.health(session, gateway)
+        except aiohttp.ClientConnectionError:
+            return False
+        return bool(health["redis"]["up"] and health["redis"]["replicas"] == self.size)
+
+    async def health(self, session: aiohttp.ClientSession, gateway: Gateway) -> dict[str, Any]:
+        async with session.get(f"{gateway.url}/api/v1/health", headers=bearer(ADMIN)) as response:
+            body: dict[str, Any] = await response.json()
+            return body
+
+    def _nginx_prefix(self) -> pathlib.Path:
+        """nginx's own directory: its configuration, pid, logs and temporary files."""
+        if not pathlib.Path(NGINX).exists():
+            raise RuntimeError("nginx is not installed: apt-get install nginx (.ci/run does)")
+        prefix = self.directory / "nginx"
+        prefix.mkdir()
+        servers = "\n".join(f"        server 127.0.0.1:{g.port};" for g in self.gateways)
+        user = "user root root;" if os.geteuid() == 0 else ""  # workers may read the temp dirs
+        (prefix / "nginx.conf").write_text(NGINX_CONF.format(user=user, prefix=prefix, servers=servers, port=self.port))
+        return prefix
+
+    async def _start_nginx(self) -> None:
+        self.port = free_port()
+        prefix = self._nginx_prefix()
+        self.nginx = await asyncio.create_subprocess_exec(
+            NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", str(prefix / "error.log"),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+
+        async def listening() -> bool:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                return False
+            writer.close()
+            return True
+
+        await eventually(listening)
+
+    async def kill_gateway(self, gateway: Gateway) -> None:
+        """As a crash: SIGKILL, no draining, nothing settled."""
+        assert gateway.process is not None
+        gateway.process.kill()
+        await gateway.process.wait()
+
+    async def stop(self) -> None:
+        if self.nginx is not None and self.nginx.returncode is None:
+            self.nginx.send_signal(signal.SIGQUIT)
+            try:
+                await asyncio.wait_for(self.nginx.wait(), 10)
+            except TimeoutError:
+                self.nginx.kill()
+                await self.nginx.wait()
+        for gateway in self.gateways:
+            if gateway.process is not None and gateway.process.returncode is None:
+                gateway.process.send_signal(signal.SIGTERM)
+        for gateway in self.gateways:
+            if gateway.process is not None:
+                try:
+                    await asyncio.wait_for(gateway.process.wait(), 30)
+                except TimeoutError:
+                    gateway.process.kill()
+                    await gateway.process.wait()
