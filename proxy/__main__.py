@@ -52,9 +52,14 @@ async def _tune_gc(_app: web.Application) -> None:
 
 
 async def _reload_keys_on_sighup(app: web.Application) -> None:
-    """on_startup: SIGHUP re-reads the keys file at once (it is also re-read when it changes)."""
+    """on_startup: SIGHUP re-reads the keys file at once (it is also re-read when it changes).
+
+    Until now SIGHUP was ignored (see main): a change signalled while this process was
+    starting is caught by the check right after the handler is in place.
+    """
     keys = app[KEYS]
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: keys.reload())
+    keys.reload(only_if_changed=True)
 
 
 def serve(settings: Settings) -> None:
@@ -133,6 +138,9 @@ def serve_workers(settings: Settings) -> None:
 def main() -> None:
     if sys.argv[1:2] == ["keys"]:  # python -m proxy keys add|list ...
         raise SystemExit(keys_cli.main(sys.argv[2:]))
+    # SIGHUP means "reload the keys", but its default action ends the process: ignored
+    # (by the workers too, which inherit it) until each process's handler is in place.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         settings = Settings.from_env()
         Routes.load(settings.routes_file, backend_names(settings))  # checked before any worker starts

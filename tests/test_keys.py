@@ -207,7 +207,7 @@ def test_a_keys_file_is_enough_to_start_without_plain_tokens(tmp_path: pathlib.P
     assert ring.identify("anything else") is None
 
 
-async def test_sighup_reloads_the_keys_file_of_a_running_gateway(
+async def test_sighup_reloads_the_keys_file_of_a_running_gateway_and_is_harmless_while_it_starts(
     openai: RunningUpstream, tmp_path: pathlib.Path,
 ) -> None:
     path = write_keys(tmp_path / "keys.toml", {})
@@ -217,7 +217,11 @@ async def test_sighup_reloads_the_keys_file_of_a_running_gateway(
            "OLLAMA_BASE_URL": "off", "OPENAI_API_ENDPOINT": str(openai.url), "PROXY_WORKERS": "2"}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "proxy", cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    assert process.stdout is not None
+    assert b"listening" in await asyncio.wait_for(process.stdout.readline(), 30)
+    # The workers are starting now: a SIGHUP must not stop them (its default action would).
+    process.send_signal(signal.SIGHUP)
     try:
         base = f"http://127.0.0.1:{port}"
         # A new connection per request, so the kernel spreads them over both workers.
