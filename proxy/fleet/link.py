@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 from yarl import URL
 
 from proxy.config import Settings
-from proxy.limits.metrics import REDIS_UP
+from proxy.limits.metrics import redis_up
 
 log = logging.getLogger("proxy")
 
@@ -84,7 +84,7 @@ class RedisLink:
         )
         url = URL(settings.redis_url)
         shown = url.with_password("***") if url.password else url
-        REDIS_UP.set(0)
+        redis_up().set(0)
         return cls(client=client, display_url=str(shown), prefix=settings.redis_prefix,
                    timeout=settings.redis_timeout)
 
@@ -145,7 +145,7 @@ class RedisLink:
             self.since = time.time()
         self.up = False
         self.error = reason
-        REDIS_UP.set(0)
+        redis_up().set(0)
 
     def _came_back(self) -> None:
         log.warning("redis %s reachable again: limits and health are shared across the fleet (%d replicas)",
@@ -153,4 +153,4 @@ class RedisLink:
         self.up = True
         self.since = time.time()
         self.error = None
-        REDIS_UP.set(1)
+        redis_up().set(1)

@@ -28,6 +28,7 @@ import logging
 import math
 import secrets
 from collections import defaultdict
+from collections.abc import Coroutine
 from types import TracebackType
 
 from attrs import define, field
@@ -54,7 +55,7 @@ class Reservation:
     tenant: Tenant
     model: str
     estimate: TokenEstimate
-    rid: str = field(factory=lambda: secrets.token_hex(10))
+    rid: str = ""  # set when the request is counted against limits
     reserved: int = 0  # tokens charged at admission
     limited: bool = False  # counted against limits (the key has some)
     shared: bool = False  # counted in Redis (else only in this process)
@@ -145,6 +146,7 @@ class Limiter:
         limits = tenant.limits
         if limits.unlimited:
             return
+        reservation.rid = secrets.token_hex(10)
         reservation.reserved = tokens = self._tokens_to_reserve(limits, reservation.estimate)
         verdict = await self._verdict(reservation, limits, tokens)
         if not verdict.admitted:
@@ -160,6 +162,10 @@ class Limiter:
             return self.local.acquire(name, limits, rid, tokens)
         try:
             verdict = await self.shared.acquire(name, limits, rid, tokens)
+        except asyncio.CancelledError:
+            # The client left while Redis was answering: if Redis admitted it, give it back.
+            self._spawn(self._settle_shared(name, rid, tokens, 0))
+            raise
         except RedisDown:
             if self.fail_closed:
                 LIMITS_UNAVAILABLE.labels(key=name).inc()
@@ -190,11 +196,15 @@ class Limiter:
         name, rid, actual = reservation.tenant.name, reservation.rid, tokens_in + tokens_out
         self._holding.pop(rid, None)
         self.local.settle(name, rid, reservation.reserved, actual)
-        if reservation.shared and self.shared is not None:
-            task = asyncio.get_running_loop().create_task(
-                self._settle_shared(name, rid, reservation.reserved, actual))
-            self._settling.add(task)
-            task.add_done_callback(self._settling.discard)
+        if reservation.shared:
+            self._spawn(self._settle_shared(name, rid, reservation.reserved, actual))
+
+    def _spawn(self, settlement: Coroutine[None, None, None]) -> None:
+        """Run a settlement in a task of the limiter's own, so that a request that is being
+        cancelled cannot cut it short; shutdown waits for it (aclose)."""
+        task = asyncio.get_running_loop().create_task(settlement)
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
 
     async def _settle_shared(self, name: str, rid: str, reserved: int, actual: int) -> None:
         assert self.shared is not None

@@ -8,6 +8,8 @@ how each worker's value combines). Labels are bounded: `key` is a name from the 
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import Counter, Gauge
 
 KEY_TOKENS = Counter(
@@ -25,6 +27,13 @@ LIMITS_UNAVAILABLE = Counter(
     "Requests refused with 503 because Redis was down and PROXY_REDIS_FAILURE=closed",
     ["key"],
 )
-# 1 when this worker reaches Redis; across workers, the lowest: any worker cut off shows.
-REDIS_UP = Gauge("gateway_redis_up", "Whether Redis, the fleet's shared state, is reachable (1) or not (0)",
+
+
+@functools.cache
+def redis_up() -> Gauge:
+    """1 when this worker reaches Redis; across workers, the lowest: any worker cut off shows.
+
+    Made only once a Redis is configured, so a gateway without one exports no 0 to alert on.
+    """
+    return Gauge("gateway_redis_up", "Whether Redis, the fleet's shared state, is reachable (1) or not (0)",
                  multiprocess_mode="livemin")
