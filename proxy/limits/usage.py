@@ -18,6 +18,7 @@ from collections.abc import Awaitable
 from typing import cast
 
 from attrs import define, field
+from prometheus_client import Counter
 
 from proxy.fleet.link import RedisDown, RedisLink
 from proxy.limits.metrics import KEY_TOKENS
@@ -36,15 +37,21 @@ class UsageBook:
     _mine: dict[tuple[str, str, str], int] = field(factory=lambda: defaultdict(int))
     _unsent: dict[tuple[str, str, str], int] = field(factory=lambda: defaultdict(int))
     _lock: asyncio.Lock = field(factory=asyncio.Lock)
+    # The metric's child per label set: labels() costs more than the rest of add() together.
+    _counters: dict[tuple[str, str, str], Counter] = field(factory=dict)
 
     def add(self, key: str, model: str, tokens_in: int, tokens_out: int) -> None:
         for direction, tokens in zip(DIRECTIONS, (tokens_in, tokens_out), strict=True):
             if tokens <= 0:
                 continue
-            KEY_TOKENS.labels(key=key, model=model, direction=direction).inc(tokens)
-            self._mine[key, model, direction] += tokens
+            labels = (key, model, direction)
+            counter = self._counters.get(labels)
+            if counter is None:
+                counter = self._counters[labels] = KEY_TOKENS.labels(key=key, model=model, direction=direction)
+            counter.inc(tokens)
+            self._mine[labels] += tokens
             if self.link is not None:
-                self._unsent[key, model, direction] += tokens
+                self._unsent[labels] += tokens
 
     @property
     def _hash(self) -> str:
