@@ -176,7 +176,7 @@ async def test_a_backend_cooldown_seen_by_one_replica_rests_it_on_the_others(
 
 
 async def test_redis_killed_open_policy_serves_with_each_replicas_share_then_recovers(
-    pair: Replicas, redis_server: RedisServer,
+    pair: Replicas, redis_server: RedisServer, caplog: pytest.LogCaptureFixture,
 ) -> None:
     await whole_fleet_seen(pair)
     # rpm6: three requests through the first replica while Redis is up.
@@ -204,6 +204,10 @@ async def test_redis_killed_open_policy_serves_with_each_replicas_share_then_rec
         back = await eventually(lambda replica=replica: redis_state(replica, up=True))
         assert back["limits"] == "shared"
     assert REGISTRY.get_sample_value("gateway_redis_up") == 1
+    logged = [r.getMessage() for r in caplog.records if r.name == "proxy" and "redis" in r.getMessage()]
+    assert sum("unavailable" in line for line in logged) == 2  # once per replica, not once per request
+    assert sum("reachable again" in line for line in logged) == 2
+    assert all(redis_server.url.split("@")[-1].split("/")[2] in line for line in logged)
     responses = [await pair[i % 2].post(INFER, json=ask(), headers=bearer("rpm5")) for i in range(7)]
     assert [r.status for r in responses] == [200] * 5 + [429] * 2  # shared and exact again
 
@@ -253,10 +257,12 @@ async def test_redis_down_closed_policy_refuses_limited_keys_and_serves_the_othe
 async def test_a_gateway_starts_and_serves_while_its_redis_is_down(
     make_gateway: GatewayFactory, openai: RunningUpstream, keys_path: pathlib.Path, dead_url: URL,
 ) -> None:
+    redis_url = dead_url.with_scheme("redis").with_user("").with_password("hunter2-secret")
     gateway = await make_gateway(headers={}, keys_file=str(keys_path), openai_endpoint=openai.url,
-                                 redis_url=str(dead_url.with_scheme("redis")))
+                                 redis_url=str(redis_url))
     body = await health(gateway)
     assert body["redis"]["up"] is False and body["limits"] == "local_share"
+    assert "hunter2-secret" not in str(body) and "***" in body["redis"]["url"]
     statuses = [(await gateway.post(INFER, json=ask(), headers=bearer("rpm4"))).status for _ in range(5)]
     assert statuses == [200] * 4 + [429]
 

@@ -50,6 +50,7 @@ return redis.call('ZCARD', KEYS[1])
 """
 
 FAILURES = (RedisError, OSError, TimeoutError)
+NEVER_CONTACTED = "not contacted yet"
 
 
 class RedisDown(Exception):
@@ -66,7 +67,7 @@ class RedisLink:
     up: bool = False
     # Wall-clock time of the last change of `up` (for health), and why it went down.
     since: float = field(factory=time.time)
-    error: str | None = "not contacted yet"
+    error: str | None = NEVER_CONTACTED
     fleet_size: int = 1
     _on_recovery: list[Callable[[], Awaitable[None]]] = field(factory=list)
 
@@ -148,8 +149,12 @@ class RedisLink:
         redis_up().set(0)
 
     def _came_back(self) -> None:
-        log.warning("redis %s reachable again: limits and health are shared across the fleet (%d replicas)",
-                    self.display_url, self.fleet_size)
+        if self.error == NEVER_CONTACTED:
+            log.info("redis %s connected: limits and health are shared across the fleet (%d replicas)",
+                     self.display_url, self.fleet_size)
+        else:
+            log.warning("redis %s reachable again: limits and health are shared across the fleet (%d replicas)",
+                        self.display_url, self.fleet_size)
         self.up = True
         self.since = time.time()
         self.error = None
