@@ -57,6 +57,20 @@ class RedisDown(Exception):
     """Redis could not be asked: unreachable, too slow, or known to be down."""
 
 
+async def repeat(every: float, step: Callable[[], Awaitable[None]], what: str) -> None:
+    """`step()` every `every` seconds until cancelled. Redis being down is the step's own
+    business; any other failure is logged and the loop goes on, so that one bug cannot
+    stop the heartbeat, and with it the recovery, for good."""
+    while True:
+        try:
+            await step()
+        except RedisDown:
+            pass
+        except Exception:  # logged with its traceback: the loop must outlive one failure
+            log.exception("%s failed; trying again in %g s", what, every)
+        await asyncio.sleep(every)
+
+
 @define
 class RedisLink:
     client: Redis
@@ -126,9 +140,7 @@ class RedisLink:
                     return  # down again already; the next beat tries again
 
     async def maintain(self) -> None:
-        while True:
-            await self.beat()
-            await asyncio.sleep(HEARTBEAT)
+        await repeat(HEARTBEAT, self.beat, "redis heartbeat")
 
     async def aclose(self) -> None:
         if self.up:

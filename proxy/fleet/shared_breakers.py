@@ -14,14 +14,16 @@ While Redis is down each replica just uses its own breakers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
+import logging
 from collections.abc import Awaitable, Callable
 
 from attrs import define, field
 
 from proxy.breaker import Breaker
 from proxy.fleet.link import RedisDown, RedisLink
+
+log = logging.getLogger("proxy")
 
 POLL = 0.5  # seconds between looks at the other replicas' cooldowns
 
@@ -83,5 +85,9 @@ class SharedBreakers:
 
 
 async def _quietly(call: Callable[[], Awaitable[None]]) -> None:
-    with contextlib.suppress(RedisDown):  # the link logs it; the local breakers carry on
+    try:
         await call()
+    except RedisDown:
+        pass  # the link logs it; the local breakers carry on
+    except Exception:  # logged with its traceback: the loop must outlive one failure
+        log.exception("sharing backend cooldowns failed")

@@ -35,7 +35,7 @@ from attrs import define, field
 
 from proxy.config import Settings
 from proxy.errors import Forbidden, GatewayError, LimitsUnavailable, RateLimited
-from proxy.fleet.link import RedisDown, RedisLink
+from proxy.fleet.link import RedisDown, RedisLink, repeat
 from proxy.limits.estimate import TokenEstimate, text_tokens
 from proxy.limits.metrics import LIMITS_UNAVAILABLE, RATE_LIMITED
 from proxy.limits.redis_windows import RedisWindows
@@ -234,10 +234,7 @@ class Limiter:
 
     async def keep_leases(self) -> None:
         assert self.shared is not None
-        while True:
-            await asyncio.sleep(self.shared.lease / 3)
-            with contextlib.suppress(RedisDown):
-                await self.renew_leases()
+        await repeat(self.shared.lease / 3, self.renew_leases, "lease renewal")
 
     async def aclose(self) -> None:
         """Finish pending settlements and send the last usage (shutdown)."""

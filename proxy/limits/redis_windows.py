@@ -4,7 +4,7 @@ Each check-and-count is one Lua script (loaded once, then called by its SHA), so
 replicas can both take the last unit of a limit: N replicas together admit exactly what
 one would. Time is Redis's own clock (TIME), so replicas' clocks need not agree.
 
-Per tenant, under a Redis Cluster hash tag so one script's keys share a slot:
+Per tenant (its name as a hash tag, so that one script's keys would share a Cluster slot):
   {prefix}:{name}:req     sorted set, request id -> admission time (ms)
   {prefix}:{name}:tok     sorted set, request id -> charge time (ms)
   {prefix}:{name}:tokn    hash, request id -> tokens charged

@@ -20,7 +20,7 @@ from typing import cast
 from attrs import define, field
 from prometheus_client import Counter
 
-from proxy.fleet.link import RedisDown, RedisLink
+from proxy.fleet.link import RedisDown, RedisLink, repeat
 from proxy.limits.metrics import KEY_TOKENS
 
 log = logging.getLogger("proxy")
@@ -84,9 +84,7 @@ class UsageBook:
                     self._unsent[field_] += tokens
 
     async def run(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH)
-            await self.flush()
+        await repeat(FLUSH, self.flush, "usage flush")
 
     def mine(self) -> Totals:
         """What this process has counted since it started."""
