@@ -101,6 +101,14 @@ async def test_requests_per_minute_hold_across_the_fleet(fleet: Fleet, session: 
     assert statuses == {200: 30, 429: 60}
     assert {body["limit"] for status, body in answers if status == 429} == {"requests_per_minute"}
 
+    async def fleet_usage() -> dict[str, int] | None:  # each replica sends its counts every second
+        async with session.get(f"{fleet.url}/api/v1/admin/usage", headers=bearer(ADMIN)) as response:
+            body = await response.json()
+        counted: dict[str, int] = body["keys"]["rpm"]["total"]
+        return counted if counted["in"] == 30 * 7 else None
+
+    assert await eventually(fleet_usage) == {"in": 30 * 7, "out": 30 * 5}  # the admitted ones, from 3 replicas
+
 
 async def test_tokens_per_minute_hold_across_the_fleet_and_the_budget_is_usable(
     fleet: Fleet, session: aiohttp.ClientSession,
