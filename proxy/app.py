@@ -17,6 +17,7 @@ from proxy.handlers.embeddings import embeddings
 from proxy.handlers.health import health
 from proxy.handlers.inference import inference
 from proxy.handlers.models import models
+from proxy.handlers.probes import livez, readyz
 from proxy.handlers.stream import stream
 from proxy.middlewares import BearerAuth, add_context_headers, middlewares
 from proxy.routes import Routes
@@ -79,4 +80,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/api/v1/inference/health", health)
     app.router.add_get("/api/v1/health", health)
     app.router.add_get("/api/v1/models", models)
+    # Outside /api/v1, so bearer auth does not apply: probes carry no token.
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
     return app
