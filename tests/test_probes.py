@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -13,8 +11,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.conftest import GatewayFactory, RunningUpstream
+from tests.gateway_process import probe, probe_until, running_gateway
 from tests.test_faults import ask
-from tests.test_shutdown import ROOT, free_port
 from tests.test_stream import events, next_block
 from tests.upstreams.faults import FaultyOllama
 from tests.upstreams.gated import GatedOpenAI
@@ -117,51 +115,20 @@ async def test_the_real_process_stops_answering_probes_on_sigterm_while_a_stream
     connections), while the stream already running is served to its end."""
     upstream = GatedOpenAI()
     server = await aiohttp_server(upstream.app())
-    port = free_port()
-    env = {"PATH": os.environ["PATH"], "PROXY_PORT": str(port), "PROXY_API_TOKENS": "probe-test-token",
-           "OLLAMA_BASE_URL": "off", "OPENAI_API_ENDPOINT": str(server.make_url("/v1")),
-           "PROXY_SHUTDOWN_GRACE": "30"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "proxy", cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with asyncio.timeout(30):
-            assert await probe_until(f"{base}/readyz", lambda status: status is not None) == 200
-            async with aiohttp.ClientSession(headers={"Authorization": "Bearer probe-test-token"}) as client:
-                response = await client.post(f"{base}{STREAM}", json={"model_id": "gated", "input_data": "hi"})
-                assert (await next_block(response)).startswith(b'data: {"token":" t0"')
+    env = {"PROXY_API_TOKENS": "probe-test-token", "OLLAMA_BASE_URL": "off",
+           "OPENAI_API_ENDPOINT": str(server.make_url("/v1")), "PROXY_SHUTDOWN_GRACE": "30"}
+    async with (running_gateway(env) as gateway, asyncio.timeout(30),
+                aiohttp.ClientSession(headers={"Authorization": "Bearer probe-test-token"}) as client):
+        response = await client.post(f"{gateway.base}{STREAM}", json={"model_id": "gated", "input_data": "hi"})
+        assert (await next_block(response)).startswith(b'data: {"token":" t0"')
 
-                process.send_signal(signal.SIGTERM)
-                await probe_until(f"{base}/readyz", lambda status: status is None)
-                assert await probe(f"{base}/livez") is None
-                assert process.returncode is None  # still serving the held stream
+        gateway.process.send_signal(signal.SIGTERM)
+        await probe_until(f"{gateway.base}/readyz", lambda status: status is None)
+        assert await probe(f"{gateway.base}/livez") is None
 
-                for _ in upstream.tokens[1:]:
-                    upstream.next_token()
-                rest = events(await response.read())
-                assert [e["token"] for e in rest[:-1]] == upstream.tokens[1:]
-                assert rest[-1]["done"] is True and "error" not in rest[-1]
-            assert await process.wait() == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-
-
-async def probe_until(url: str, done: Callable[[int | None], bool]) -> int | None:
-    """Probe `url` until `done(status)`; the caller bounds the wait."""
-    while True:
-        status = await probe(url)
-        if done(status):
-            return status
-        await asyncio.sleep(0.05)
-
-
-async def probe(url: str) -> int | None:
-    """The status of a GET on a fresh connection, or None when the connection is refused."""
-    try:
-        async with aiohttp.ClientSession() as session, session.get(url) as response:
-            return response.status
-    except aiohttp.ClientConnectionError:
-        return None
+        for _ in upstream.tokens[1:]:  # released only now: the process was still serving the stream
+            upstream.next_token()
+        rest = events(await response.read())
+        assert [e["token"] for e in rest[:-1]] == upstream.tokens[1:]
+        assert rest[-1]["done"] is True and "error" not in rest[-1]
+        assert await gateway.process.wait() == 0
