@@ -185,6 +185,10 @@ def test_the_dashboard_asks_for_its_prometheus_and_every_panel_uses_it() -> None
         assert len({t["refId"] for t in panel["targets"]}) == len(panel["targets"]), panel["title"]
     instance = variables["instance"]
     assert instance["datasource"]["uid"] == "${datasource}"
+    # Offered from a series every gateway exports from its start, before any request.
+    series, label = re.fullmatch(r"label_values\((\w+), *(\w+)\)", instance["query"]["query"]).groups()
+    assert series in GAUGES and not GAUGES[series]
+    assert label in labels_of(series)
 
 
 def test_panels_have_unique_ids_and_do_not_overlap() -> None:
