@@ -22,6 +22,7 @@ import pytest
 import yaml
 from yarl import URL
 
+from proxy.config import Settings
 from tests.conftest import GatewayFactory, RunningUpstream
 from tests.gateway_process import ROOT, running_gateway
 
@@ -30,6 +31,7 @@ UNIT = DEPLOY / "octomil-gateway.service"
 ENV_EXAMPLE = DEPLOY / "octomil-gateway.env.example"
 DOCKERFILE = DEPLOY / "Dockerfile"
 COMPOSE = DEPLOY / "docker-compose.yml"
+NGINX_CONF = DEPLOY / "nginx.conf"
 K8S = DEPLOY / "k8s"
 # What the oldest cluster the manifest is written for must accept (native sidecars, preStop sleep).
 KUBERNETES_VERSION = "1.30.0"
@@ -98,6 +100,29 @@ def sidecar() -> dict[str, Any]:
 
 def env_values(container: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+
+
+def nginx_directives() -> dict[tuple[str, ...], dict[str, str]]:
+    """{block path, e.g. ("server", "location = /x"): {directive: arguments}} of deploy/nginx.conf."""
+    text = re.sub(r"#.*", "", NGINX_CONF.read_text())
+    blocks: dict[tuple[str, ...], dict[str, str]] = {(): {}}
+    path: list[str] = []
+    for statement in re.findall(r"[^{};]*[{};]", text):
+        words, end = " ".join(statement[:-1].split()), statement[-1]
+        if end == "{":
+            path.append(words)
+            blocks.setdefault(tuple(path), {})
+        elif end == "}":
+            path.pop()
+        elif words:
+            name, _, arguments = words.partition(" ")
+            blocks[tuple(path)][name] = arguments
+    return blocks
+
+
+def nginx_seconds(value: str) -> float:
+    number, unit = re.fullmatch(r"(\d+)(ms|s|m|h)?", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[unit]
 
 
 def compose() -> dict[str, Any]:
@@ -184,6 +209,23 @@ def test_every_secret_the_deployment_reads_is_in_the_example_secret() -> None:
                 assert ref["key"] in secret["stringData"], entry
     # Empty on purpose: applied unchanged, the gateway refuses to start rather than run with a known token.
     assert secret["stringData"]["PROXY_API_TOKENS"] == ""
+
+
+# --- nginx (its behaviour is proved in a real nginx by tests/test_nginx.py) --------------------
+
+
+def test_nginx_waits_longer_than_the_gateway_would_for_an_answer() -> None:
+    """A read timeout in nginx below the gateway's own timers would turn a slow but healthy
+    answer, such as a cold start, into nginx's 504."""
+    blocks = nginx_directives()
+    server = blocks[("server",)]
+    [stream] = [directives for path, directives in blocks.items() if path and "inference/stream" in path[-1]]
+    timers = Settings(api_tokens=("t",), openai_endpoint="http://openai.test/v1").timeouts
+    # Nothing, not even headers, before the first token: Ollama's cold start, then the fallback's first token.
+    assert nginx_seconds(stream["proxy_read_timeout"]) > timers.cold_start + timers.first_token
+    # A single-shot call: each of the two backends for its whole budget.
+    assert nginx_seconds(server["proxy_read_timeout"]) > 2 * timers.total
+    assert stream["proxy_buffering"] == "off" and stream["gzip"] == "off"
 
 
 # --- the example environment file -------------------------------------------------------------
