@@ -16,8 +16,10 @@ from proxy.handlers.batch import batch
 from proxy.handlers.embeddings import embeddings
 from proxy.handlers.health import health
 from proxy.handlers.inference import inference
+from proxy.handlers.metrics import backend_gauges_ctx, metrics
 from proxy.handlers.models import models
 from proxy.handlers.stream import stream
+from proxy.metrics import track
 from proxy.middlewares import BearerAuth, add_context_headers, middlewares
 from proxy.routes import Routes
 from proxy.routing import Router
@@ -61,7 +63,7 @@ def create_app(settings: Settings) -> web.Application:
     auth = None if settings.auth_disabled else BearerAuth.from_tokens(settings.api_tokens)
     admission = Admission(limit=settings.max_in_flight, queue_timeout=settings.queue_timeout)
     app = web.Application(
-        middlewares=[*middlewares(auth), admission.middleware], client_max_size=settings.max_body_bytes
+        middlewares=[*middlewares(auth, observe=track), admission.middleware], client_max_size=settings.max_body_bytes
     )
     app[SETTINGS] = settings
     app[ADMISSION] = admission
@@ -70,6 +72,7 @@ def create_app(settings: Settings) -> web.Application:
     app[ROUTES] = Routes.load(settings.routes_file, backend_names(settings))
     app.cleanup_ctx.append(backends_ctx)
     app.cleanup_ctx.append(routes_watch_ctx)
+    app.cleanup_ctx.append(backend_gauges_ctx)
     app.on_shutdown.append(drain_streams)
     app.on_response_prepare.append(add_context_headers)
     app.router.add_post("/api/v1/inference", inference)
@@ -79,4 +82,5 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/api/v1/inference/health", health)
     app.router.add_get("/api/v1/health", health)
     app.router.add_get("/api/v1/models", models)
+    app.router.add_get("/metrics", metrics)
     return app

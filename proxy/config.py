@@ -17,6 +17,7 @@ from yarl import URL
 
 _DISABLED_WORDS = frozenset({"", "off", "none", "disabled"})
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_LOG_FORMATS = ("json", "text")
 
 
 class ConfigError(Exception):
@@ -106,6 +107,8 @@ class Settings:
     sse_heartbeat: float = 15.0
 
     log_level: str = "INFO"
+    # json: one JSON object per line, for log shippers; text: for people at a terminal.
+    log_format: str = "json"
     routes_file: str | None = None
     routes_reload: float = 2.0
 
@@ -134,6 +137,7 @@ class Settings:
         openai_api_key = env.str("OPENAI_API_KEY", "")
         host = env.str("PROXY_HOST", defaults.host)
         log_level = env.str("PROXY_LOG_LEVEL", defaults.log_level).upper()
+        log_format = env.str("PROXY_LOG_FORMAT", defaults.log_format).lower()
         routes_file = env.str("PROXY_ROUTES_FILE", "") or None
         numbers: dict[str, Any] = {
             field: getattr(env, kind)(variable, getattr(defaults, field)) for field, variable, kind in _NUMBERS
@@ -150,11 +154,14 @@ class Settings:
         problems += _number_problems(numbers)
         if log_level not in _LOG_LEVELS:
             problems.append(f"PROXY_LOG_LEVEL={log_level} is not one of {', '.join(_LOG_LEVELS)}")
+        if log_format not in _LOG_FORMATS:
+            problems.append(f"PROXY_LOG_FORMAT={log_format} is not one of {', '.join(_LOG_FORMATS)}")
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))
         return cls(
             host=host,
             log_level=log_level,
+            log_format=log_format,
             routes_file=routes_file,
             ollama_base_url=ollama_urls,
             openai_endpoint=openai_urls,

@@ -30,12 +30,13 @@ from proxy.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from proxy.outcome import Outcome
 
 log = logging.getLogger("proxy")
 
 REQUEST_ID = web.RequestKey("request_id", str)
 STARTED = web.RequestKey("started", float)
-PROVIDER = web.RequestKey("provider", str)
+OUTCOME = web.RequestKey("outcome", Outcome)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -61,6 +62,7 @@ def elapsed_ms(request: web.Request) -> float:
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[STARTED] = time.perf_counter()
+    request[OUTCOME] = Outcome()
     offered = request.headers.get("X-Request-ID", "")
     request[REQUEST_ID] = offered if offered and _CLIENT_REQUEST_ID.fullmatch(offered) else _new_request_id()
     return await handler(request)
@@ -130,7 +132,8 @@ def _http_exception_message(exc: web.HTTPException, request: web.Request) -> str
 
 @frozen
 class BearerAuth:
-    """Checks `Authorization: Bearer <token>` on paths under `protected_prefix`.
+    """Checks `Authorization: Bearer <token>` on paths under `protected_prefixes`, except the
+    public ones (the API description holds nothing a caller could misuse).
 
     Tokens are compared as SHA-256 digests with hmac.compare_digest, against every
     configured token without stopping early: neither the length nor the position of a
@@ -138,7 +141,8 @@ class BearerAuth:
     """
 
     digests: Sequence[bytes]
-    protected_prefix: str = "/api/v1"
+    protected_prefixes: tuple[str, ...] = ("/api/v1", "/v1")
+    public_paths: frozenset[str] = frozenset({"/api/v1/openapi.json"})
 
     @classmethod
     def from_tokens(cls, tokens: Sequence[str]) -> BearerAuth:
@@ -153,7 +157,7 @@ class BearerAuth:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith(self.protected_prefix):
+        if request.path.startswith(self.protected_prefixes) and request.path not in self.public_paths:
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
@@ -166,8 +170,9 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def middlewares(auth: BearerAuth | None) -> list[Middleware]:
-    chain: list[Middleware] = [request_context, render_errors]
+def middlewares(auth: BearerAuth | None, *, observe: Middleware) -> list[Middleware]:
+    """`observe` (metrics) sees every request with its context, and every error as rendered."""
+    chain: list[Middleware] = [request_context, observe, render_errors]
     if auth is not None:
         chain.append(auth.middleware)
     return chain

@@ -20,11 +20,12 @@ import orjson
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
+from proxy import metrics
 from proxy.api_models import InferenceBody, chat_request, structure_prompt
 from proxy.errors import BadUpstreamResponse, GatewayError, ShuttingDown, UpstreamError
 from proxy.handlers.json_io import read_json
 from proxy.llm import StreamEnd, StreamItem
-from proxy.middlewares import PROVIDER, REQUEST_ID, elapsed_ms
+from proxy.middlewares import OUTCOME, REQUEST_ID, elapsed_ms
 from proxy.state import DRAIN, ROUTER, ROUTES, SETTINGS
 
 log = logging.getLogger("proxy")
@@ -33,6 +34,7 @@ log = logging.getLogger("proxy")
 async def stream(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     body = structure_prompt(await read_json(request), InferenceBody, max_messages=settings.max_messages)
+    request[OUTCOME].model = body.model_id
     chat, route = request.app[ROUTES].table.chat(chat_request(body.model_id, body))
     # SSE comments (": ping") keep an idle connection alive through proxies.
     response = EventSourceResponse(sep="\n", ping_interval=settings.sse_heartbeat, allow_all_methods=True)
@@ -40,7 +42,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
     try:
         async with request.app[DRAIN].stream() as cutoff:
             opened = await request.app[ROUTER].open_stream(chat, route)
-            provider = request[PROVIDER] = opened.backend.provider
+            provider = opened.backend.provider
+            request[OUTCOME].served(provider)
             async with opened.closing() as items:  # the upstream is closed however this ends
                 await response.prepare(request)
                 async with response:
@@ -64,11 +67,13 @@ async def _relay(
     backend: str, provider: str, model_id: str,
 ) -> None:
     token_event = {"token": "", "done": False, "provider": provider}
+    outcome = request[OUTCOME]
     try:
         async for item in items:
             if isinstance(item, StreamEnd):
                 final = _final_event(request, provider, model_id)
                 if item.usage is not None:
+                    outcome.served(provider, item.usage)
                     final["usage"] = item.usage.to_json()
                 if item.finish_reason is not None:
                     final["finish_reason"] = item.finish_reason
@@ -76,8 +81,10 @@ async def _relay(
                 return
             token_event["token"] = item
             await _send(response, token_event)
+            outcome.first_token_sent()
         raise BadUpstreamResponse("the stream ended without a final message", backend=backend)
     except UpstreamError as exc:
+        metrics.upstream_failed(exc.backend, exc.code, passed_on=False)
         failure: GatewayError = exc
         error = {**exc.to_json(), "backend": exc.backend}
     except (ConnectionResetError, TimeoutError):
