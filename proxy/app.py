@@ -18,6 +18,8 @@ from proxy.handlers.health import health
 from proxy.handlers.inference import inference
 from proxy.handlers.metrics import backend_gauges_ctx, metrics
 from proxy.handlers.models import models
+from proxy.handlers.openai_chat import chat_completions
+from proxy.handlers.openai_v1 import embeddings_v1, model_v1, models_v1
 from proxy.handlers.stream import stream
 from proxy.metrics import track
 from proxy.middlewares import BearerAuth, add_context_headers, middlewares
@@ -82,5 +84,9 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/api/v1/inference/health", health)
     app.router.add_get("/api/v1/health", health)
     app.router.add_get("/api/v1/models", models)
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/embeddings", embeddings_v1)
+    app.router.add_get("/v1/models", models_v1)
+    app.router.add_get("/v1/models/{model:.+}", model_v1)
     app.router.add_get("/metrics", metrics)
     return app

@@ -30,6 +30,7 @@ from proxy.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from proxy.openai_errors import openai_error
 from proxy.outcome import Outcome
 
 log = logging.getLogger("proxy")
@@ -80,7 +81,10 @@ async def add_context_headers(request: web.Request, response: web.StreamResponse
 
 
 def error_response(error: GatewayError, request: web.Request) -> web.Response:
-    body = {**error.to_json(), "request_id": request.get(REQUEST_ID, "")}
+    if request.path.startswith("/v1/"):  # the OpenAI-compatible surface answers in OpenAI's shape
+        body = openai_error(error, request.get(REQUEST_ID))
+    else:
+        body = {**error.to_json(), "request_id": request.get(REQUEST_ID, "")}
     response = web.Response(
         status=error.status, body=orjson.dumps(body), content_type="application/json", headers=error.headers
     )
