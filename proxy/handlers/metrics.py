@@ -8,11 +8,14 @@ import os
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from proxy.metrics import set_backend_state
 from proxy.state import ROUTER
+
+# The text format every Prometheus version reads (the names here need no newer escaping).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def _refresh_backends(app: web.Application) -> None:
@@ -46,4 +49,4 @@ async def metrics(request: web.Request) -> web.Response:
     else:
         registry = REGISTRY
     body = generate_latest(registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
