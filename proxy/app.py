@@ -20,6 +20,8 @@ from proxy.handlers.metrics import backend_gauges_ctx, metrics
 from proxy.handlers.models import models
 from proxy.handlers.openai_chat import chat_completions
 from proxy.handlers.openai_v1 import embeddings_v1, model_v1, models_v1
+from proxy.handlers.openapi import OPENAPI_DOCUMENT, openapi
+from proxy.handlers.openapi import render as render_openapi
 from proxy.handlers.stream import stream
 from proxy.metrics import track
 from proxy.middlewares import BearerAuth, add_context_headers, middlewares
@@ -84,6 +86,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/api/v1/inference/health", health)
     app.router.add_get("/api/v1/health", health)
     app.router.add_get("/api/v1/models", models)
+    app[OPENAPI_DOCUMENT] = render_openapi(settings)
+    app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/embeddings", embeddings_v1)
     app.router.add_get("/v1/models", models_v1)
