@@ -19,14 +19,13 @@ import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Sequence
 
 from aiohttp import web
 from attrs import frozen
 
-from proxy import logs
-from proxy.backends.registry import backend_names
-from proxy.config import ConfigError, Settings
-from proxy.routes import Routes, RoutesError
+from proxy import cli, logs
+from proxy.config import Settings
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
@@ -156,13 +155,10 @@ def _forget_worker_metrics(pid: int | None) -> None:
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]  # unannotated in the library
 
 
-def main() -> None:
-    try:
-        settings = Settings.from_env()
-        Routes.load(settings.routes_file, backend_names(settings))  # checked before any worker starts
-    except (ConfigError, RoutesError) as exc:
-        print(f"octomil-gateway: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+def main(argv: Sequence[str] | None = None) -> None:
+    args, settings = cli.configure(argv)
+    if args.command == "check":
+        raise SystemExit(cli.check(settings, allow_degraded=args.allow_degraded, as_json=args.json))
     print(f"octomil-gateway listening on http://{settings.host}:{settings.port} "
           f"({settings.workers} worker{'s' if settings.workers > 1 else ''})", flush=True)
     if settings.workers > 1:
