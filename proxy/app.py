@@ -11,12 +11,14 @@ from aiohttp import web
 from proxy.admission import Admission
 from proxy.backends.registry import BackendRegistry, ModelCatalog, backend_names
 from proxy.config import Settings
+from proxy.cors import enable_cors
 from proxy.draining import Drain
 from proxy.handlers.batch import batch
 from proxy.handlers.embeddings import embeddings
 from proxy.handlers.health import health
 from proxy.handlers.inference import inference
 from proxy.handlers.models import models
+from proxy.handlers.playground import add_playground
 from proxy.handlers.stream import stream
 from proxy.middlewares import BearerAuth, add_context_headers, middlewares
 from proxy.routes import Routes
@@ -58,7 +60,9 @@ async def drain_streams(app: web.Application) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    auth = None if settings.auth_disabled else BearerAuth.from_tokens(settings.api_tokens)
+    auth = None
+    if not settings.auth_disabled:
+        auth = BearerAuth.from_tokens(settings.api_tokens, open_preflights=bool(settings.cors_origins))
     admission = Admission(limit=settings.max_in_flight, queue_timeout=settings.queue_timeout)
     app = web.Application(
         middlewares=[*middlewares(auth), admission.middleware], client_max_size=settings.max_body_bytes
@@ -79,4 +83,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/api/v1/inference/health", health)
     app.router.add_get("/api/v1/health", health)
     app.router.add_get("/api/v1/models", models)
+    if settings.playground:
+        add_playground(app)
+    # Last, after every route: CORS covers each route under /api/v1/ and /v1/ added above.
+    enable_cors(app, settings.cors_origins, settings.cors_max_age)
     return app
