@@ -279,8 +279,8 @@ def _cors_problems(origins: tuple[str, ...], max_age: int | None, auth_disabled:
         problems.append(f"PROXY_CORS_MAX_AGE={max_age} must be between 0 and {_CORS_MAX_AGE_LIMIT} seconds")
     if origins == ("*",) and auth_disabled:
         problems.append(
-            "PROXY_CORS_ORIGINS=* with PROXY_AUTH_DISABLED=true would let any web page its visitors open "
-            "use this gateway; list the origins of your web apps instead"
+            "PROXY_CORS_ORIGINS=* with PROXY_AUTH_DISABLED=true would let any web site use this gateway "
+            "through its visitors' browsers; list the origins of your web apps instead"
         )
     return problems
 

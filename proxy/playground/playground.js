@@ -52,8 +52,8 @@
     useToken($("token").value, $("remember").checked);
     $("auth-status").classList.remove("error");
     $("auth-status").textContent = "connecting…";
-    const [models, health] = await Promise.all([loadModels(), loadHealth()]);
-    $("auth-status").textContent = models && health ? "connected" : "";
+    const [models] = await Promise.all([loadModels(), loadHealth()]);
+    if (models) $("auth-status").textContent = "connected"; // else it says what went wrong
     $("refresh").disabled = false;
     scheduleHealth();
   }
@@ -236,6 +236,7 @@
     const started = performance.now();
     let firstTokenAt = null;
     let finished = false;
+    let failed = false;
     try {
       const response = await fetch(apiUrl("inference/stream"), {
         method: "POST",
@@ -269,7 +270,10 @@
             $("stat-tokens").textContent = `${data.usage.prompt_tokens} in · ${data.usage.completion_tokens} out`;
           }
           $("stat-finish").textContent = data.finish_reason || (data.error ? "error" : "—");
-          if (data.error) showError(`${data.error.code}: ${data.error.message}`);
+          if (data.error) {
+            failed = true;
+            showError(`${data.error.code}: ${data.error.message}`);
+          }
         }
       });
       if (!finished) showError("the stream ended without its final event");
@@ -280,7 +284,7 @@
         showError(`the request failed: ${error.message}`);
       }
     } finally {
-      setRunning(null, finished ? "done" : "");
+      setRunning(null, finished ? (failed ? "ended with an error" : "done") : "");
       loadHealth();
     }
   }
