@@ -11,6 +11,7 @@ from aiohttp import web
 from proxy.admission import Admission
 from proxy.backends.registry import BackendRegistry, ModelCatalog, backend_names
 from proxy.config import Settings
+from proxy.cors import enable_cors
 from proxy.draining import Drain
 from proxy.handlers.batch import batch
 from proxy.handlers.embeddings import embeddings
@@ -22,6 +23,7 @@ from proxy.handlers.openai_chat import chat_completions
 from proxy.handlers.openai_v1 import embeddings_v1, model_v1, models_v1
 from proxy.handlers.openapi import OPENAPI_DOCUMENT, openapi
 from proxy.handlers.openapi import render as render_openapi
+from proxy.handlers.playground import add_playground
 from proxy.handlers.stream import stream
 from proxy.metrics import track
 from proxy.middlewares import BearerAuth, add_context_headers, middlewares
@@ -64,7 +66,9 @@ async def drain_streams(app: web.Application) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    auth = None if settings.auth_disabled else BearerAuth.from_tokens(settings.api_tokens)
+    auth = None
+    if not settings.auth_disabled:
+        auth = BearerAuth.from_tokens(settings.api_tokens, open_preflights=bool(settings.cors_origins))
     admission = Admission(limit=settings.max_in_flight, queue_timeout=settings.queue_timeout)
     app = web.Application(
         middlewares=[*middlewares(auth, observe=track), admission.middleware], client_max_size=settings.max_body_bytes
@@ -93,4 +97,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/v1/models", models_v1)
     app.router.add_get("/v1/models/{model:.+}", model_v1)
     app.router.add_get("/metrics", metrics)
+    if settings.playground:
+        add_playground(app)
+    # Last, after every route: CORS covers each route under /api/v1/ and /v1/ added above.
+    enable_cors(app, settings.cors_origins, settings.cors_max_age)
     return app

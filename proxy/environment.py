@@ -84,4 +84,9 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable('PROXY_LOG_LEVEL', 'INFO',
              'DEBUG, INFO, WARNING or ERROR'),
     Variable('PROXY_LOG_FORMAT', 'json', 'json (one object per line, for log shippers) or text'),
+    Variable('PROXY_CORS_ORIGINS', '(none: CORS off)',
+             'comma-separated origins of web apps allowed to call /api/v1 and /v1 (https://app.example.com), '
+             'or * alone for every origin (refused with PROXY_AUTH_DISABLED=true)'),
+    Variable('PROXY_CORS_MAX_AGE', '600', "seconds a browser may cache a preflight's answer (0 to 86400)"),
+    Variable('PROXY_PLAYGROUND', 'false', 'true serves the playground page at /playground/'),
 )

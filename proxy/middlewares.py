@@ -21,7 +21,9 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from attrs import frozen
 
+from proxy.cors import is_preflight
 from proxy.errors import (
+    Forbidden,
     GatewayError,
     InvalidInput,
     MethodNotAllowed,
@@ -95,6 +97,7 @@ def error_response(error: GatewayError, request: web.Request) -> web.Response:
 
 _HTTP_EXCEPTIONS: dict[int, type[GatewayError]] = {
     400: InvalidInput,
+    403: Forbidden,
     404: RouteNotFound,
     405: MethodNotAllowed,
     413: PayloadTooLarge,
@@ -139,6 +142,10 @@ class BearerAuth:
     """Checks `Authorization: Bearer <token>` on paths under `protected_prefixes`, except the
     public ones (the API description holds nothing a caller could misuse).
 
+    With `open_preflights` (CORS is on), a browser's preflight passes without a token: the
+    browser never sends credentials with one, and it only asks what the real request, which
+    is checked, may carry. Any other OPTIONS request still needs a token.
+
     Tokens are compared as SHA-256 digests with hmac.compare_digest, against every
     configured token without stopping early: neither the length nor the position of a
     valid token shows in the timing.
@@ -147,10 +154,11 @@ class BearerAuth:
     digests: Sequence[bytes]
     protected_prefixes: tuple[str, ...] = ("/api/v1", "/v1")
     public_paths: frozenset[str] = frozenset({"/api/v1/openapi.json"})
+    open_preflights: bool = False
 
     @classmethod
-    def from_tokens(cls, tokens: Sequence[str]) -> BearerAuth:
-        return cls(digests=tuple(_digest(t) for t in tokens))
+    def from_tokens(cls, tokens: Sequence[str], *, open_preflights: bool = False) -> BearerAuth:
+        return cls(digests=tuple(_digest(t) for t in tokens), open_preflights=open_preflights)
 
     def accepts(self, token: str) -> bool:
         offered = _digest(token)
@@ -161,7 +169,8 @@ class BearerAuth:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith(self.protected_prefixes) and request.path not in self.public_paths:
+        protected = request.path.startswith(self.protected_prefixes) and request.path not in self.public_paths
+        if protected and not (self.open_preflights and is_preflight(request)):
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
