@@ -1,6 +1,8 @@
-"""One access-log line per request: id, method, path, status, provider, latency.
+"""One access-log record per request, written when its response has ended (for a stream,
+after the last event): who asked, what for, who served it, how long, how many tokens.
 
-Never the query string, headers or body: they can carry tokens and prompts.
+Never the query string, headers or body: they can carry tokens and prompts. The path is
+kept (capped) since a route template alone hides which model an OpenAI client retrieved.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ import logging
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from proxy.middlewares import PROVIDER, REQUEST_ID, STARTED, elapsed_ms
+from proxy.metrics import route_template
+from proxy.middlewares import OUTCOME, REQUEST_ID, STARTED, elapsed_ms
+
+_MAX_LOGGED_PATH = 200
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -22,12 +27,21 @@ class AccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         if not isinstance(request, web.Request) or STARTED not in request:
             return
-        self.logger.info(
-            "request_id=%s method=%s path=%s status=%s provider=%s latency_ms=%s",
-            request[REQUEST_ID],
-            request.method,
-            request.path,
-            response.status,
-            request.get(PROVIDER, "-"),
-            elapsed_ms(request),
-        )
+        outcome = request[OUTCOME]
+        first_token_ms = None
+        if outcome.first_token_at is not None:
+            first_token_ms = round((outcome.first_token_at - request[STARTED]) * 1000, 3)
+        self.logger.info("access", extra={"fields": {
+            "event": "access",
+            "request_id": request[REQUEST_ID],
+            "method": request.method,
+            "route": route_template(request),
+            "path": request.path[:_MAX_LOGGED_PATH],
+            "status": response.status,
+            "provider": outcome.provider,
+            "model": outcome.model,
+            "latency_ms": elapsed_ms(request),
+            "ttft_ms": first_token_ms,
+            "tokens_in": outcome.tokens_in,
+            "tokens_out": outcome.tokens_out,
+        }})

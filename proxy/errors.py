@@ -35,6 +35,12 @@ class Unauthorized(GatewayError):
     status, code = 401, "unauthorized"
 
 
+class Forbidden(GatewayError):
+    """Refused whoever asks: a browser's preflight from an origin that is not allowed."""
+
+    status, code = 403, "forbidden"
+
+
 class RouteNotFound(GatewayError):
     status, code = 404, "not_found"
 

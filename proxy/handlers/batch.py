@@ -22,7 +22,8 @@ from proxy.errors import GatewayError
 from proxy.handlers.inference import answer_json
 from proxy.handlers.json_io import json_response, read_body
 from proxy.llm import Parameters
-from proxy.middlewares import REQUEST_ID, elapsed_ms
+from proxy.middlewares import OUTCOME, REQUEST_ID, elapsed_ms
+from proxy.outcome import Outcome
 from proxy.routes import RouteTable
 from proxy.routing import Router
 from proxy.state import ROUTER, ROUTES, SETTINGS
@@ -40,6 +41,7 @@ class BatchRun:
     routes: RouteTable
     settings: Settings
     request_id: str
+    outcome: Outcome
 
     async def item(self, index: int, raw: Any) -> dict[str, Any]:
         """One item's answer or its own error; nothing an item does fails the batch."""
@@ -49,6 +51,7 @@ class BatchRun:
             prompt = structure_prompt(raw, PromptBody, max_messages=self.settings.max_messages, path=path)
             chat, route = self.routes.chat(chat_request(self.model_id, prompt, defaults=self.defaults))
             backend, result = await self.router.chat(chat, route)
+            self.outcome.served(backend.provider, result.usage)
         except GatewayError as exc:
             return {"index": index, "status": exc.status, "error": exc.to_json()}
         except Exception:
@@ -83,8 +86,9 @@ async def batch(request: web.Request) -> web.Response:
     run = BatchRun(
         model_id=body.model_id, defaults=body.parameters.normalized() if body.parameters else Parameters(),
         router=request.app[ROUTER], routes=request.app[ROUTES].table, settings=settings,
-        request_id=request[REQUEST_ID],
+        request_id=request[REQUEST_ID], outcome=request[OUTCOME],
     )
+    request[OUTCOME].model = body.model_id
     results = await run.all(body.inputs, concurrency)
     failed = sum(1 for r in results if "error" in r)
     return json_response({

@@ -6,7 +6,8 @@ from aiohttp import web
 
 from proxy.api_models import EmbeddingsBody, embed_request, structure
 from proxy.handlers.json_io import json_response, read_json
-from proxy.middlewares import PROVIDER, elapsed_ms
+from proxy.llm import Usage
+from proxy.middlewares import OUTCOME, elapsed_ms
 from proxy.state import ROUTER, ROUTES, SETTINGS
 
 
@@ -15,9 +16,10 @@ async def embeddings(request: web.Request) -> web.Response:
     body = structure(raw, EmbeddingsBody)
     single = isinstance(raw["input"], str)
     embed = embed_request(body, max_inputs=request.app[SETTINGS].embed_max_inputs, single=single)
+    request[OUTCOME].model = body.model_id
     route = request.app[ROUTES].table.route(body.model_id, "embeddings")
     backend, result = await request.app[ROUTER].embed(embed, route)
-    request[PROVIDER] = backend.provider
+    request[OUTCOME].served(backend.provider, Usage(prompt_tokens=result.prompt_tokens, completion_tokens=0))
     return json_response({
         "object": "list",
         "data": [

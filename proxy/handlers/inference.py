@@ -9,7 +9,7 @@ from aiohttp import web
 from proxy.api_models import InferenceBody, chat_request, structure_prompt
 from proxy.handlers.json_io import json_response, read_json
 from proxy.llm import ChatResult
-from proxy.middlewares import PROVIDER, elapsed_ms
+from proxy.middlewares import OUTCOME, elapsed_ms
 from proxy.state import ROUTER, ROUTES, SETTINGS
 
 
@@ -30,7 +30,8 @@ def answer_json(model_id: str, provider: str, result: ChatResult, latency_ms: fl
 async def inference(request: web.Request) -> web.Response:
     raw = await read_json(request)
     body = structure_prompt(raw, InferenceBody, max_messages=request.app[SETTINGS].max_messages)
+    request[OUTCOME].model = body.model_id
     chat, route = request.app[ROUTES].table.chat(chat_request(body.model_id, body))
     backend, result = await request.app[ROUTER].chat(chat, route)
-    request[PROVIDER] = backend.provider
+    request[OUTCOME].served(backend.provider, result.usage)
     return json_response(answer_json(body.model_id, backend.provider, result, elapsed_ms(request)))
