@@ -1,8 +1,8 @@
 """deploy/grafana/octomil-gateway.json: an importable dashboard whose every query parses as PromQL
 and asks only for the gateway's documented metrics and labels, each the way its type allows.
 
-The metric names and labels below are the ones documented for GET /metrics; holding a live
-/metrics answer to them is the metrics tests' part.
+The metric names and labels below are the ones documented for GET /metrics (the README's
+Observability section), and a real gateway's /metrics answer is held to them too.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from typing import Any
 import promql_parser as promql
 import pytest
 from attrs import define, field
+from prometheus_client.parser import text_string_to_metric_families
+from yarl import URL
 
+from tests.conftest import GatewayFactory, RunningUpstream
 from tests.gateway_process import ROOT
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "octomil-gateway.json"
@@ -201,3 +204,23 @@ def test_panels_have_unique_ids_and_do_not_overlap() -> None:
         cells = {(grid["x"] + dx, grid["y"] + dy) for dx in range(grid["w"]) for dy in range(grid["h"])}
         assert not cells & taken, f"{panel['title']} overlaps another panel"
         taken |= cells
+
+
+async def test_the_documented_metrics_are_what_a_real_gateway_exports(
+    make_gateway: GatewayFactory, openai: RunningUpstream, dead_url: URL,
+) -> None:
+    # Ollama unreachable, the OpenAI test server serving: one stream moves every metric.
+    gateway = await make_gateway(ollama_base_url=dead_url, openai_endpoint=openai.url)
+    response = await gateway.post("/api/v1/inference/stream", json={"model_id": "gpt-test", "input_data": "hi"})
+    await response.read()
+    scraped = await gateway.get("/metrics", headers={})
+    exported = {family.name: family for family in text_string_to_metric_families(await scraped.text())}
+    kinds = {**dict.fromkeys(COUNTERS, "counter"), **dict.fromkeys(HISTOGRAMS, "histogram"),
+             **dict.fromkeys(GAUGES, "gauge")}
+    for name, kind in kinds.items():
+        family = exported.get(name.removesuffix("_total"))  # the parser names counters without _total
+        assert family is not None, f"{name} is not exported"
+        assert family.type == kind, name
+        assert family.samples, name
+        for sample in family.samples:
+            assert set(sample.labels) == labels_of(sample.name) - TARGET_LABELS, sample
