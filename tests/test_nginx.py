@@ -190,6 +190,28 @@ async def test_tokens_arrive_through_nginx_one_by_one(
     assert final[-1]["done"] is True and "error" not in final[-1]
 
 
+async def test_openai_chunks_arrive_through_nginx_one_by_one(
+    make_stack: StackFactory, client: aiohttp.ClientSession,
+) -> None:
+    """/v1/chat/completions with `stream: true` shares the stream location's settings."""
+    stack = await make_stack(HOSTILE)
+    response = await client.post(f"{stack.nginx.url}/v1/chat/completions", json={
+        "model": "gated", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+    assert response.status == 200
+    remaining = list(stack.upstream.tokens)
+    while remaining:
+        block = await next_block(response)
+        if block.startswith(b":"):
+            continue
+        assert block.startswith(b"data: {"), block
+        content = json.loads(block[len(b"data: "):])["choices"][0]["delta"].get("content")
+        if content:  # the first chunk may carry only the role
+            assert content == remaining.pop(0)
+            if remaining:
+                stack.upstream.next_token()
+    assert (await response.read()).endswith(b"data: [DONE]\n\n")
+
+
 async def test_a_json_request_and_the_gateways_headers_pass_through(
     make_stack: StackFactory, client: aiohttp.ClientSession,
 ) -> None:
