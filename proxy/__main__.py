@@ -49,6 +49,16 @@ async def _tune_gc(_app: web.Application) -> None:
     gc.set_threshold(20_000, 10, 10)
 
 
+async def _ignore_repeated_sigterm(_app: web.Application) -> None:
+    """on_shutdown: once draining has begun, a second SIGTERM must not cut it short.
+
+    It comes when a service manager signals the whole process group (systemd's default
+    KillMode, `kill -TERM -<pgid>`) and the supervisor passes its own on to each worker.
+    SIGINT still stops at once when pressed again; SIGKILL always does.
+    """
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, lambda: None)
+
+
 def serve(settings: Settings) -> None:
     # Imported here, not at the top: prometheus-client picks its storage (per process or
     # multiprocess files) when first imported, which must follow PROMETHEUS_MULTIPROC_DIR.
@@ -58,6 +68,7 @@ def serve(settings: Settings) -> None:
     logs.configure(settings.log_level, settings.log_format)
     app = create_app(settings)
     app.on_startup.append(_tune_gc)  # the process's business, not the app's: tests keep the defaults
+    app.on_shutdown.insert(0, _ignore_repeated_sigterm)
     web.run_app(
         app,
         host=settings.host,

@@ -16,6 +16,9 @@ from proxy.metrics import route_template
 from proxy.middlewares import OUTCOME, REQUEST_ID, STARTED, elapsed_ms
 
 _MAX_LOGGED_PATH = 200
+# Liveness and readiness probes come every few seconds from the orchestrator: a line each
+# would drown the requests. They are still counted in the metrics.
+_UNLOGGED_PATHS = frozenset({"/livez", "/readyz"})
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -25,7 +28,7 @@ class AccessLogger(AbstractAccessLogger):
         return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        if not isinstance(request, web.Request) or STARTED not in request:
+        if not isinstance(request, web.Request) or STARTED not in request or request.path in _UNLOGGED_PATHS:
             return
         outcome = request[OUTCOME]
         first_token_ms = None
