@@ -187,6 +187,23 @@ class ModelsAnswer:
     backends: dict[str, Any]
 
 
+@frozen
+class LiveAnswer:
+    status: Literal["ok", "shutting_down"]
+
+
+@frozen
+class BackendCounts:
+    total: int
+    cooling_down: int
+
+
+@frozen
+class ReadyAnswer:
+    status: Literal["ready", "shutting_down", "unavailable"]
+    backends: BackendCounts | None = None
+
+
 # --- /v1 (OpenAI's shapes) ----------------------------------------------------------
 
 

@@ -130,6 +130,8 @@ def _operation(
         responses["200"] = {"description": "Server-Sent Events; each `data:` line holds one JSON object of "
                                            f"this schema ({events.__name__})",
                             "content": {"text/event-stream": {"schema": components.ref(events)}}}
+    if public and answer is not None:  # a probe: its 503 has the same shape as its 200
+        responses["503"] = {"description": "Not live, or not ready", "content": _json(components.ref(answer))}
     responses["default"] = {"description": "An error", "content": _json(components.ref(error))}
     operation: Schema = {"summary": summary, "responses": responses}
     if body is not None:
@@ -168,6 +170,16 @@ def openapi_document(settings: Settings) -> Schema:
             "parameters": [{"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}],
         }},
     }
+    paths["/livez"] = {"get": _operation("Liveness probe (no token)", c, answer=res.LiveAnswer, public=True)}
+    paths["/readyz"] = {"get": _operation("Readiness probe (no token)", c, answer=res.ReadyAnswer, public=True)}
+    metrics_operation = _operation("Prometheus metrics, text format (no token)", c, public=True)
+    metrics_operation["responses"]["200"] = {
+        "description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}
+    paths["/metrics"] = {"get": metrics_operation}
+    paths["/api/v1/openapi.json"] = {"get": {
+        "summary": "This description (no token)", "security": [],
+        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}},
+    }}
     # The stream's events are described too, though no JSON response carries them.
     paths["/v1/chat/completions"]["post"]["responses"]["200"]["content"]["text/event-stream"] = {
         "schema": c.ref(res.ChatCompletionChunk)}

@@ -62,7 +62,9 @@ async def exchange(gateway: TestClient, described: Described, method: str, path:
         assert described.accepts(method, template, body), f"the test's own request does not conform: {body}"
     response = await gateway.request(method, path, json=body)
     content_type = response.headers["Content-Type"].split(";")[0]
-    if content_type == "text/event-stream":
+    if content_type == "text/plain":
+        described.check_answer(method, template, response.status, content_type, await response.text())
+    elif content_type == "text/event-stream":
         for block in (await response.read()).split(b"\n\n"):
             if block.startswith(b"data: ") and block != b"data: [DONE]":
                 described.check_answer(method, template, response.status, content_type, orjson.loads(block[6:]))
@@ -107,8 +109,22 @@ async def test_real_traffic_on_every_endpoint_conforms(
         await exchange(gateway, described, "GET", "/v1/models"),
         await exchange(gateway, described, "GET", "/v1/models/gpt-test", template="/v1/models/{model}"),
         await exchange(gateway, described, "GET", "/v1/models/nope", template="/v1/models/{model}"),
+        await exchange(gateway, described, "GET", "/livez"),
+        await exchange(gateway, described, "GET", "/readyz"),
+        await exchange(gateway, described, "GET", "/metrics"),
     ]
-    assert statuses == [200, 200, 404, 200, 200, 200, 200, 200, 200, 200, 200, 200, 404, 200, 200, 200, 200, 404]
+    assert statuses == [200, 200, 404, 200, 200, 200, 200, 200, 200, 200, 200, 200, 404, 200, 200, 200, 200, 404,
+                        200, 200, 200]
+
+
+async def test_every_route_the_app_serves_is_described(gateway: TestClient, described: Described) -> None:
+    served = {
+        (route.resource.canonical.replace("{model:.+}", "{model}"), route.method.lower())
+        for route in gateway.app.router.routes()
+        if route.resource is not None and route.method not in ("HEAD", "OPTIONS")
+    }
+    documented = {(path, method) for path, item in described.document["paths"].items() for method in item}
+    assert served == documented
 
 
 async def test_errors_conform_too(make_gateway: GatewayFactory, described: Described) -> None:
