@@ -54,4 +54,9 @@ The gateway is up on http://$PROXY_HOST:$PROXY_PORT (Ctrl-C stops it). Try:
     -d '{"model_id": "smollm2", "input_data": "Write a haiku about the sea."}'
 
 MSG
+case "${PROXY_PLAYGROUND:-}" in
+    [Tt]rue|1|[Yy]es|[Oo]n)
+        echo "Or open the playground: http://$PROXY_HOST:$PROXY_PORT/playground/ (token: $TOKEN)"
+        echo ;;
+esac
 wait "${pids[-1]}"

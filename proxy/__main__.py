@@ -11,23 +11,21 @@ import asyncio
 import contextlib
 import ctypes
 import gc
-import logging
+import glob
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import signal
 import sys
+import tempfile
+from collections.abc import Sequence
 
 from aiohttp import web
+from attrs import frozen
 
-from proxy import keys_cli
-from proxy.access_log import AccessLogger
-from proxy.app import create_app
-from proxy.backends.registry import backend_names
-from proxy.config import ConfigError, Settings
-from proxy.routes import Routes, RoutesError
-from proxy.state import KEYS
-from proxy.tenants import KeyRing, KeysError
+from proxy import cli, logs
+from proxy.config import Settings
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
@@ -57,16 +55,34 @@ async def _reload_keys_on_sighup(app: web.Application) -> None:
     Until now SIGHUP was ignored (see main): a change signalled while this process was
     starting is caught by the check right after the handler is in place.
     """
+    from proxy.state import KEYS  # after PROMETHEUS_MULTIPROC_DIR, as in serve()
+
     keys = app[KEYS]
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: keys.reload())
     keys.reload(only_if_changed=True)
 
 
+async def _ignore_repeated_sigterm(_app: web.Application) -> None:
+    """on_shutdown: once draining has begun, a second SIGTERM must not cut it short.
+
+    It comes when a service manager signals the whole process group (systemd's default
+    KillMode, `kill -TERM -<pgid>`) and the supervisor passes its own on to each worker.
+    SIGINT still stops at once when pressed again; SIGKILL always does.
+    """
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, lambda: None)
+
+
 def serve(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Imported here, not at the top: prometheus-client picks its storage (per process or
+    # multiprocess files) when first imported, which must follow PROMETHEUS_MULTIPROC_DIR.
+    from proxy.access_log import AccessLogger
+    from proxy.app import create_app
+
+    logs.configure(settings.log_level, settings.log_format)
     app = create_app(settings)
     app.on_startup.append(_tune_gc)  # the process's business, not the app's: tests keep the defaults
     app.on_startup.append(_reload_keys_on_sighup)
+    app.on_shutdown.insert(0, _ignore_repeated_sigterm)
     web.run_app(
         app,
         host=settings.host,
@@ -101,6 +117,7 @@ def serve_workers(settings: Settings) -> None:
     """Start the workers and supervise them: a signal is passed on to all of them, and
     a worker that dies on its own takes the others down with it, so that the service
     manager (systemd, Kubernetes) sees the failure and restarts the whole gateway."""
+    metrics_dir = _metrics_dir()
     workers = [multiprocessing.Process(target=_worker, args=(settings,)) for _ in range(settings.workers)]
     for worker in workers:
         worker.start()
@@ -127,27 +144,55 @@ def serve_workers(settings: Settings) -> None:
         for sentinel in multiprocessing.connection.wait(list(alive)):
             worker = alive.pop(sentinel)  # type: ignore[arg-type]  # wait() returns the sentinels given
             worker.join()
+            _forget_worker_metrics(worker.pid)
             if not stopping:
                 print(f"octomil-gateway: worker {worker.pid} exited with {worker.exitcode}; stopping",
                       file=sys.stderr, flush=True)
                 failed = True
                 stop(signal.SIGTERM, None)
+    if metrics_dir.owned:
+        shutil.rmtree(metrics_dir.path, ignore_errors=True)
     raise SystemExit(1 if failed else 0)
 
 
-def main() -> None:
-    if sys.argv[1:2] == ["keys"]:  # python -m proxy keys add|list ...
-        raise SystemExit(keys_cli.main(sys.argv[2:]))
+@frozen
+class _MetricsDir:
+    path: str
+    owned: bool
+
+
+def _metrics_dir() -> _MetricsDir:
+    """Where the workers' metrics live, so that a scrape of any worker counts them all.
+
+    A directory given in PROMETHEUS_MULTIPROC_DIR is emptied first (stale files from an
+    earlier run would be added in); otherwise a private one is made and removed at exit.
+    """
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        os.makedirs(given, exist_ok=True)
+        for stale in glob.glob(os.path.join(given, "*.db")):
+            os.unlink(stale)
+        return _MetricsDir(given, owned=False)
+    path = tempfile.mkdtemp(prefix="octomil-gateway-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path  # inherited by the workers
+    return _MetricsDir(path, owned=True)
+
+
+def _forget_worker_metrics(pid: int | None) -> None:
+    """A dead worker's gauges (in flight, backend state) must stop counting."""
+    from prometheus_client import multiprocess
+
+    if pid is not None:
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]  # unannotated in the library
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     # SIGHUP means "reload the keys", but its default action ends the process: ignored
     # (by the workers too, which inherit it) until each process's handler is in place.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    try:
-        settings = Settings.from_env()
-        Routes.load(settings.routes_file, backend_names(settings))  # checked before any worker starts
-        KeyRing.load(settings.keys_file, settings.api_tokens)
-    except (ConfigError, RoutesError, KeysError) as exc:
-        print(f"octomil-gateway: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    args, settings = cli.configure(argv)
+    if args.command == "check":
+        raise SystemExit(cli.check(settings, allow_degraded=args.allow_degraded, as_json=args.json))
     print(f"octomil-gateway listening on http://{settings.host}:{settings.port} "
           f"({settings.workers} worker{'s' if settings.workers > 1 else ''})", flush=True)
     if settings.workers > 1:

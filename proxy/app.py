@@ -11,6 +11,7 @@ from aiohttp import web
 from proxy.admission import Admission
 from proxy.backends.registry import BackendRegistry, ModelCatalog, backend_names
 from proxy.config import Settings
+from proxy.cors import enable_cors
 from proxy.draining import Drain
 from proxy.fleet.link import RedisLink
 from proxy.fleet.shared_breakers import SharedBreakers
@@ -19,9 +20,17 @@ from proxy.handlers.batch import batch
 from proxy.handlers.embeddings import embeddings
 from proxy.handlers.health import health
 from proxy.handlers.inference import inference
+from proxy.handlers.metrics import backend_gauges_ctx, metrics
 from proxy.handlers.models import models
+from proxy.handlers.openai_chat import chat_completions
+from proxy.handlers.openai_v1 import embeddings_v1, model_v1, models_v1
+from proxy.handlers.openapi import OPENAPI_DOCUMENT, openapi
+from proxy.handlers.openapi import render as render_openapi
+from proxy.handlers.playground import add_playground
+from proxy.handlers.probes import livez, readyz
 from proxy.handlers.stream import stream
 from proxy.limits.limiter import Limiter
+from proxy.metrics import track
 from proxy.middlewares import BearerAuth, add_context_headers, middlewares
 from proxy.routes import Routes
 from proxy.routing import Router
@@ -106,10 +115,12 @@ async def drain_streams(app: web.Application) -> None:
 def create_app(settings: Settings) -> web.Application:
     # Read and checked here, so a bad keys file stops start-up (KeysError).
     keys = KeyRing.load(settings.keys_file, settings.api_tokens)
-    auth = None if settings.auth_disabled else BearerAuth(keys)
+    auth = None
+    if not settings.auth_disabled:
+        auth = BearerAuth(keys, open_preflights=bool(settings.cors_origins))
     admission = Admission(limit=settings.max_in_flight, queue_timeout=settings.queue_timeout)
     app = web.Application(
-        middlewares=[*middlewares(auth), admission.middleware], client_max_size=settings.max_body_bytes
+        middlewares=[*middlewares(auth, observe=track), admission.middleware], client_max_size=settings.max_body_bytes
     )
     app[SETTINGS] = settings
     app[ADMISSION] = admission
@@ -119,6 +130,7 @@ def create_app(settings: Settings) -> web.Application:
     app[ROUTES] = Routes.load(settings.routes_file, backend_names(settings))
     app.cleanup_ctx.append(backends_ctx)
     app.cleanup_ctx.append(routes_watch_ctx)
+    app.cleanup_ctx.append(backend_gauges_ctx)
     app.cleanup_ctx.append(keys_watch_ctx)
     app.cleanup_ctx.append(fleet_ctx)
     app.on_shutdown.append(drain_streams)
@@ -131,4 +143,18 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/api/v1/health", health)
     app.router.add_get("/api/v1/models", models)
     app.router.add_get("/api/v1/admin/usage", usage)
+    app[OPENAPI_DOCUMENT] = render_openapi(settings)
+    app.router.add_get("/api/v1/openapi.json", openapi)
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/embeddings", embeddings_v1)
+    app.router.add_get("/v1/models", models_v1)
+    app.router.add_get("/v1/models/{model:.+}", model_v1)
+    app.router.add_get("/metrics", metrics)
+    # Outside /api/v1 and /v1, so bearer auth does not apply: probes carry no token.
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
+    if settings.playground:
+        add_playground(app)
+    # Last, after every route: CORS covers each route under /api/v1/ and /v1/ added above.
+    enable_cors(app, settings.cors_origins, settings.cors_max_age)
     return app

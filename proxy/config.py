@@ -19,6 +19,10 @@ _DISABLED_WORDS = frozenset({"", "off", "none", "disabled"})
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _REDIS_FAILURE_POLICIES = ("open", "closed")
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
+_LOG_FORMATS = ("json", "text")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# Chromium caps a preflight's cache at 2 hours and Firefox at 24; more would only mislead.
+_CORS_MAX_AGE_LIMIT = 86400
 
 
 class ConfigError(Exception):
@@ -38,6 +42,55 @@ def _url_list(name: str, raw: str, problems: list[str]) -> tuple[URL, ...]:
         else:
             urls.append(url)
     return tuple(urls)
+
+
+def _cors_origins(raw: list[str], problems: list[str]) -> tuple[str, ...]:
+    """PROXY_CORS_ORIGINS: origins as browsers send them (`scheme://host[:port]`), or `*` alone.
+
+    Each is normalized the way a browser writes its Origin header (lower case, no default
+    port, no trailing slash), since origins are compared as strings.
+    """
+    entries = [entry.strip() for entry in raw if entry.strip()]
+    if "*" in entries:
+        if len(entries) > 1:
+            problems.append("PROXY_CORS_ORIGINS: '*' already allows every origin; use it alone or list origins")
+        return ("*",)
+    origins = []
+    for entry in entries:
+        origin = _origin(entry)
+        if origin is None:
+            problems.append(
+                f"PROXY_CORS_ORIGINS: {_without_password(entry)!r} is not an origin: write scheme://host[:port] "
+                "(http or https, no path, no wildcard), e.g. https://app.example.com"
+            )
+        elif origin not in origins:
+            origins.append(origin)
+    return tuple(origins)
+
+
+def _without_password(entry: str) -> str:
+    try:
+        url = URL(entry)
+    except ValueError:
+        return entry
+    return str(url.with_password("***")) if url.password else entry
+
+
+def _origin(entry: str) -> str | None:
+    """`entry` as a browser's Origin header, or None when it is not an http(s) origin."""
+    try:
+        url = URL(entry)
+        port = url.explicit_port
+    except ValueError:
+        return None
+    plain = not (url.user or url.password or url.query_string or url.fragment or url.path not in ("", "/"))
+    if url.scheme not in _DEFAULT_PORTS or not url.host or "*" in url.host or not plain or port == 0:
+        return None
+    host = url.raw_host or url.host
+    if ":" in host:  # an IPv6 literal keeps its brackets in an origin
+        host = f"[{host}]"
+    shown_port = "" if port in (None, _DEFAULT_PORTS[url.scheme]) else f":{port}"
+    return f"{url.scheme}://{host.lower()}{shown_port}"
 
 
 def _url_tuple(value: URL | str | Sequence[URL | str] | None) -> tuple[URL, ...]:
@@ -108,6 +161,8 @@ class Settings:
     sse_heartbeat: float = 15.0
 
     log_level: str = "INFO"
+    # json: one JSON object per line, for log shippers; text: for people at a terminal.
+    log_format: str = "json"
     routes_file: str | None = None
     routes_reload: float = 2.0
 
@@ -124,6 +179,11 @@ class Settings:
     redis_prefix: str = "octomil-gateway"
     # Seconds a concurrency slot outlives its replica (renewed while the request runs).
     redis_lease: float = 15.0
+    # Browser clients: origins allowed to call /api/v1 and /v1 ("*" only when set so),
+    # how long a browser may cache a preflight, and the playground page.
+    cors_origins: tuple[str, ...] = ()
+    cors_max_age: int = 600
+    playground: bool = False
 
     @property
     def timeouts(self) -> Timeouts:
@@ -150,11 +210,15 @@ class Settings:
         openai_api_key = env.str("OPENAI_API_KEY", "")
         host = env.str("PROXY_HOST", defaults.host)
         log_level = env.str("PROXY_LOG_LEVEL", defaults.log_level).upper()
+        log_format = env.str("PROXY_LOG_FORMAT", defaults.log_format).lower()
         routes_file = env.str("PROXY_ROUTES_FILE", "") or None
         keys_file = env.str("PROXY_KEYS_FILE", "") or None
         redis_url = env.str("PROXY_REDIS_URL", "") or None
         redis_failure = env.str("PROXY_REDIS_FAILURE", defaults.redis_failure).strip().lower()
         redis_prefix = env.str("PROXY_REDIS_PREFIX", defaults.redis_prefix).strip()
+        raw_cors_origins: list[str] = env.list("PROXY_CORS_ORIGINS", [])
+        cors_max_age = env.int("PROXY_CORS_MAX_AGE", defaults.cors_max_age)
+        playground = env.bool("PROXY_PLAYGROUND", defaults.playground)
         numbers: dict[str, Any] = {
             field: getattr(env, kind)(variable, getattr(defaults, field)) for field, variable, kind in _NUMBERS
         }
@@ -169,13 +233,18 @@ class Settings:
         problems += _safety_problems(tokens, auth_disabled, ollama_urls or openai_urls, keys_file)
         problems += _redis_problems(redis_url, redis_failure, redis_prefix)
         problems += _number_problems(numbers)
+        cors_origins = _cors_origins(raw_cors_origins, problems)
+        problems += _cors_problems(cors_origins, cors_max_age, auth_disabled)
         if log_level not in _LOG_LEVELS:
             problems.append(f"PROXY_LOG_LEVEL={log_level} is not one of {', '.join(_LOG_LEVELS)}")
+        if log_format not in _LOG_FORMATS:
+            problems.append(f"PROXY_LOG_FORMAT={log_format} is not one of {', '.join(_LOG_FORMATS)}")
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))
         return cls(
             host=host,
             log_level=log_level,
+            log_format=log_format,
             routes_file=routes_file,
             keys_file=keys_file,
             redis_url=redis_url,
@@ -186,6 +255,9 @@ class Settings:
             openai_api_key=openai_api_key or None,
             api_tokens=tuple(tokens),
             auth_disabled=auth_disabled,
+            cors_origins=cors_origins,
+            cors_max_age=cors_max_age,
+            playground=playground,
             **numbers,
         )
 
@@ -255,6 +327,18 @@ def _redis_problems(url: str | None, failure: str, prefix: str) -> list[str]:
 def keys_file_from_env() -> str | None:
     """PROXY_KEYS_FILE alone, for the `keys` command, which needs no backend or token."""
     return Env().str("PROXY_KEYS_FILE", "") or None
+
+
+def _cors_problems(origins: tuple[str, ...], max_age: int | None, auth_disabled: bool) -> list[str]:
+    problems = []
+    if max_age is not None and not 0 <= max_age <= _CORS_MAX_AGE_LIMIT:
+        problems.append(f"PROXY_CORS_MAX_AGE={max_age} must be between 0 and {_CORS_MAX_AGE_LIMIT} seconds")
+    if origins == ("*",) and auth_disabled:
+        problems.append(
+            "PROXY_CORS_ORIGINS=* with PROXY_AUTH_DISABLED=true would let any web site use this gateway "
+            "through its visitors' browsers; list the origins of your web apps instead"
+        )
+    return problems
 
 
 def _number_problems(numbers: dict[str, Any]) -> list[str]:

@@ -35,6 +35,13 @@ class Unauthorized(GatewayError):
     status, code = 401, "unauthorized"
 
 
+class Forbidden(GatewayError):
+    """Refused whoever asks: a browser's preflight from an origin that is not allowed, or a
+    valid key asking for what it may not have (a model, the admin endpoints)."""
+
+    status, code = 403, "forbidden"
+
+
 class RouteNotFound(GatewayError):
     status, code = 404, "not_found"
 
@@ -147,12 +154,6 @@ class AllBackendsFailed(GatewayError):
 
 
 # --- tenants and their limits ------------------------------------------------------
-
-
-class Forbidden(GatewayError):
-    """A valid key asking for something it is not allowed (a model, the admin endpoints)."""
-
-    status, code = 403, "forbidden"
 
 
 class RateLimited(GatewayError):

@@ -45,13 +45,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return keys
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m proxy")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["keys", *argv])
-    return run(args)
-
-
 def run(args: argparse.Namespace) -> int:
     path = args.file or keys_file_from_env()
     if path is None:

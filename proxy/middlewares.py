@@ -19,7 +19,9 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from attrs import frozen
 
+from proxy.cors import is_preflight
 from proxy.errors import (
+    Forbidden,
     GatewayError,
     InvalidInput,
     MethodNotAllowed,
@@ -28,13 +30,15 @@ from proxy.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from proxy.openai_errors import openai_error
+from proxy.outcome import Outcome
 from proxy.tenants import ANONYMOUS, KeyRing, Tenant
 
 log = logging.getLogger("proxy")
 
 REQUEST_ID = web.RequestKey("request_id", str)
 STARTED = web.RequestKey("started", float)
-PROVIDER = web.RequestKey("provider", str)
+OUTCOME = web.RequestKey("outcome", Outcome)
 TENANT = web.RequestKey("tenant", Tenant)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -61,6 +65,7 @@ def elapsed_ms(request: web.Request) -> float:
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[STARTED] = time.perf_counter()
+    request[OUTCOME] = Outcome()
     offered = request.headers.get("X-Request-ID", "")
     request[REQUEST_ID] = offered if offered and _CLIENT_REQUEST_ID.fullmatch(offered) else _new_request_id()
     return await handler(request)
@@ -78,7 +83,10 @@ async def add_context_headers(request: web.Request, response: web.StreamResponse
 
 
 def error_response(error: GatewayError, request: web.Request) -> web.Response:
-    body = {**error.to_json(), "request_id": request.get(REQUEST_ID, "")}
+    if request.path.startswith("/v1/"):  # the OpenAI-compatible surface answers in OpenAI's shape
+        body = openai_error(error, request.get(REQUEST_ID))
+    else:
+        body = {**error.to_json(), "request_id": request.get(REQUEST_ID, "")}
     response = web.Response(
         status=error.status, body=orjson.dumps(body), content_type="application/json", headers=error.headers
     )
@@ -89,6 +97,7 @@ def error_response(error: GatewayError, request: web.Request) -> web.Response:
 
 _HTTP_EXCEPTIONS: dict[int, type[GatewayError]] = {
     400: InvalidInput,
+    403: Forbidden,
     404: RouteNotFound,
     405: MethodNotAllowed,
     413: PayloadTooLarge,
@@ -130,8 +139,13 @@ def _http_exception_message(exc: web.HTTPException, request: web.Request) -> str
 
 @frozen
 class BearerAuth:
-    """Checks `Authorization: Bearer <token>` on paths under `protected_prefixes`, and puts
-    the caller's tenant on the request (TENANT) for handlers, limits and the access log.
+    """Checks `Authorization: Bearer <token>` on paths under `protected_prefixes`, except the
+    public ones (the API description holds nothing a caller could misuse), and puts the
+    caller's tenant on the request (TENANT) for handlers, limits and the access log.
+
+    With `open_preflights` (CORS is on), a browser's preflight passes without a token: the
+    browser never sends credentials with one, and it only asks what the real request, which
+    is checked, may carry. Any other OPTIONS request still needs a token.
 
     Keys and tokens are compared as SHA-256 digests (see KeyRing for why each comparison
     is safe against timing). A refused token is a 401 before anything else happens.
@@ -139,20 +153,24 @@ class BearerAuth:
 
     keys: KeyRing
     protected_prefixes: tuple[str, ...] = ("/api/v1", "/v1")
+    public_paths: frozenset[str] = frozenset({"/api/v1/openapi.json"})
+    open_preflights: bool = False
 
     @classmethod
-    def from_tokens(cls, tokens: Sequence[str]) -> BearerAuth:
-        return cls(keys=KeyRing.load(None, tokens))
+    def from_tokens(cls, tokens: Sequence[str], *, open_preflights: bool = False) -> BearerAuth:
+        return cls(keys=KeyRing.load(None, tokens), open_preflights=open_preflights)
 
     def accepts(self, token: str) -> bool:
         return self.keys.identify(token) is not None
 
     def protects(self, path: str) -> bool:
+        if path in self.public_paths:
+            return False
         return any(path == prefix or path.startswith(prefix + "/") for prefix in self.protected_prefixes)
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self.protects(request.path):
+        if self.protects(request.path) and not (self.open_preflights and is_preflight(request)):
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
@@ -169,8 +187,9 @@ def tenant_of(request: web.Request) -> Tenant:
     return tenant
 
 
-def middlewares(auth: BearerAuth | None) -> list[Middleware]:
-    chain: list[Middleware] = [request_context, render_errors]
+def middlewares(auth: BearerAuth | None, *, observe: Middleware) -> list[Middleware]:
+    """`observe` (metrics) sees every request with its context, and every error as rendered."""
+    chain: list[Middleware] = [request_context, observe, render_errors]
     if auth is not None:
         chain.append(auth.middleware)
     return chain

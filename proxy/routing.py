@@ -22,6 +22,7 @@ from typing import TypeVar
 import attrs
 from attrs import define, frozen
 
+from proxy import metrics
 from proxy.backends.base import Backend
 from proxy.breaker import Breaker
 from proxy.config import Settings
@@ -201,7 +202,8 @@ class Router:
         deadline = asyncio.get_running_loop().time() + self.queue_timeout
         while True:
             failures: list[UpstreamError] = []
-            for member, model in self.plan(route):
+            plan = self.plan(route)
+            for position, (member, model) in enumerate(plan, start=1):
                 if member.in_flight >= member.max_in_flight:
                     failures.append(UpstreamSaturated(
                         f"{member.max_in_flight} requests already in flight", backend=member.backend.name))
@@ -211,6 +213,7 @@ class Router:
                     result = await call(member.backend, model)
                 except UpstreamError as exc:
                     attempt.finish(exc)
+                    metrics.upstream_failed(exc.backend, exc.code, passed_on=exc.fallthrough and position < len(plan))
                     if not exc.fallthrough:
                         raise
                     failures.append(exc)

@@ -89,6 +89,20 @@ def test_api_tokens_of_only_separators_count_as_none() -> None:
     pytest.param({"OPENAI_API_ENDPOINT": "not a url"}, ["OPENAI_API_ENDPOINT"], id="openai-url-garbage"),
     pytest.param({"OLLAMA_BASE_URL": "off"}, ["OLLAMA_BASE_URL", "OPENAI_API_ENDPOINT"], id="no-backend"),
     pytest.param({"PROXY_AUTH_DISABLED": "maybe"}, ["PROXY_AUTH_DISABLED"], id="auth-disabled-not-a-bool"),
+    pytest.param({"PROXY_CORS_ORIGINS": "app.example.com"}, ["PROXY_CORS_ORIGINS"], id="cors-origin-no-scheme"),
+    pytest.param({"PROXY_CORS_ORIGINS": "https://app.example.com/app"}, ["PROXY_CORS_ORIGINS"],
+                 id="cors-origin-with-path"),
+    pytest.param({"PROXY_CORS_ORIGINS": "https://*.example.com"}, ["PROXY_CORS_ORIGINS"], id="cors-origin-wildcard"),
+    pytest.param({"PROXY_CORS_ORIGINS": "null"}, ["PROXY_CORS_ORIGINS"], id="cors-origin-null"),
+    pytest.param({"PROXY_CORS_ORIGINS": "ftp://files.example.com"}, ["PROXY_CORS_ORIGINS"], id="cors-origin-not-http"),
+    pytest.param({"PROXY_CORS_ORIGINS": "*,https://app.example.com"}, ["PROXY_CORS_ORIGINS"],
+                 id="cors-star-among-origins"),
+    pytest.param({"PROXY_CORS_ORIGINS": "*", "PROXY_AUTH_DISABLED": "true"},
+                 ["PROXY_CORS_ORIGINS", "PROXY_AUTH_DISABLED"], id="cors-star-without-auth"),
+    pytest.param({"PROXY_CORS_MAX_AGE": "-1"}, ["PROXY_CORS_MAX_AGE"], id="cors-max-age-negative"),
+    pytest.param({"PROXY_CORS_MAX_AGE": "100000"}, ["PROXY_CORS_MAX_AGE"], id="cors-max-age-over-a-day"),
+    pytest.param({"PROXY_CORS_MAX_AGE": "soon"}, ["PROXY_CORS_MAX_AGE"], id="cors-max-age-not-a-number"),
+    pytest.param({"PROXY_PLAYGROUND": "maybe"}, ["PROXY_PLAYGROUND"], id="playground-not-a-bool"),
 ])
 def test_invalid_setting_exits_2_with_one_line_naming_it(variables: dict[str, str], named: list[str]) -> None:
     result = run_to_exit(PROXY_API_TOKENS=API_TOKEN, OPENAI_API_KEY=OPENAI_KEY, **variables)
@@ -103,6 +117,12 @@ def test_every_bad_variable_is_named_in_one_run() -> None:
 def test_refused_url_does_not_echo_its_password() -> None:
     result = run_to_exit(PROXY_API_TOKENS=API_TOKEN, OLLAMA_BASE_URL="ftp://admin:hunter2-secret@ollama.internal")
     line = assert_refused_naming(result, "OLLAMA_BASE_URL")
+    assert "hunter2-secret" not in line
+
+
+def test_refused_origin_does_not_echo_its_password() -> None:
+    result = run_to_exit(PROXY_API_TOKENS=API_TOKEN, PROXY_CORS_ORIGINS="https://me:hunter2-secret@app.example.com")
+    line = assert_refused_naming(result, "PROXY_CORS_ORIGINS")
     assert "hunter2-secret" not in line
 
 
@@ -192,7 +212,10 @@ def test_valid_configuration_serves_health_and_stops_cleanly_on_sigterm(tmp_path
     assert running.process.returncode == 0  # SIGTERM is a graceful shutdown, not a crash
     output = running.output()
     assert f"listening on http://127.0.0.1:{running.port}" in output  # loopback unless told otherwise
-    assert "path=/api/v1/health status=503" in output  # the access log ran, so there was output to leak into
+    records = [orjson.loads(line) for line in output.splitlines() if line.startswith("{")]
+    # The access log ran (one JSON object per line), so there was output to leak into.
+    assert [(r["route"], r["status"]) for r in records if r.get("event") == "access"] == [
+        ("/api/v1/health", 503), ("/api/v1/health", 401)]
     for secret in SECRETS:
         assert secret not in output
     assert "Traceback" not in output
@@ -217,3 +240,32 @@ def test_settings_repr_hides_tokens_and_api_key() -> None:
     text = repr(Settings(api_tokens=(API_TOKEN,), openai_api_key=OPENAI_KEY))
     for secret in SECRETS:
         assert secret not in text
+
+
+def test_cors_origins_are_matched_as_browsers_write_them_and_the_playground_is_served(tmp_path: pathlib.Path) -> None:
+    variables = {
+        "PROXY_API_TOKENS": API_TOKEN,
+        "OLLAMA_BASE_URL": dead_port_url(),
+        # Upper case, a default port and a trailing slash: a browser sends none of them.
+        "PROXY_CORS_ORIGINS": "HTTPS://App.Example.com:443/, http://localhost:5173",
+        "PROXY_CORS_MAX_AGE": "120",
+        "PROXY_PLAYGROUND": "true",
+    }
+    preflight = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization,content-type"}
+    with serving(tmp_path, **variables) as running:
+        connection = http.client.HTTPConnection("127.0.0.1", running.port, timeout=10)
+        try:
+            connection.request("OPTIONS", "/api/v1/inference/stream", headers=preflight)
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+            assert response.getheader("Access-Control-Allow-Origin") == "https://app.example.com"
+            assert response.getheader("Access-Control-Max-Age") == "120"
+            connection.request("GET", "/playground/")
+            page = connection.getresponse()
+            assert page.status == 200
+            assert b"octomil-gateway playground" in page.read()
+        finally:
+            connection.close()
+    assert running.process.returncode == 0

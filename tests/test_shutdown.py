@@ -82,6 +82,28 @@ async def test_sigterm_lets_a_running_stream_finish_and_refuses_new_connections(
     assert await asyncio.wait_for(process.wait(), 30) == 0
 
 
+async def test_a_second_sigterm_does_not_cut_the_drain_short(
+    upstream: tuple[FaultyOllama, str], session: aiohttp.ClientSession,
+) -> None:
+    _, ollama_url = upstream
+    process, base = await start_gateway(ollama_url, grace=10)
+    response = await session.post(f"{base}/api/v1/inference/stream", json={"model_id": "trickle", "input_data": "hi"})
+    await response.content.readuntil(b"\n\n")
+
+    process.send_signal(signal.SIGTERM)
+    while True:  # the first SIGTERM has been acted on once the port refuses connections
+        try:
+            async with aiohttp.ClientSession() as fresh:
+                await fresh.get(f"{base}/livez")
+        except aiohttp.ClientConnectionError:
+            break
+    process.send_signal(signal.SIGTERM)  # as a service manager signalling the process group would
+    rest = events(await response.read())
+    assert len(rest) == 10
+    assert rest[-1]["done"] is True and "error" not in rest[-1]
+    assert await asyncio.wait_for(process.wait(), 30) == 0
+
+
 async def test_a_stream_still_running_after_the_grace_period_ends_with_an_error_event(
     upstream: tuple[FaultyOllama, str], session: aiohttp.ClientSession,
 ) -> None:

@@ -24,7 +24,8 @@ from proxy.handlers.json_io import json_response, read_body
 from proxy.limits.estimate import chat_estimate
 from proxy.limits.limiter import Limiter
 from proxy.llm import Parameters
-from proxy.middlewares import REQUEST_ID, elapsed_ms, tenant_of
+from proxy.middlewares import OUTCOME, REQUEST_ID, elapsed_ms, tenant_of
+from proxy.outcome import Outcome
 from proxy.routes import RouteTable
 from proxy.routing import Router
 from proxy.state import LIMITER, ROUTER, ROUTES, SETTINGS
@@ -43,6 +44,7 @@ class BatchRun:
     routes: RouteTable
     settings: Settings
     request_id: str
+    outcome: Outcome
     limiter: Limiter
     tenant: Tenant
 
@@ -57,6 +59,7 @@ class BatchRun:
             async with self.limiter.reserve(self.tenant, self.model_id, chat_estimate(chat)) as reservation:
                 backend, result = await self.router.chat(chat, route)
                 reservation.record(result.usage, output=result.output)
+            self.outcome.served(backend.provider, result.usage)
         except GatewayError as exc:
             return {"index": index, "status": exc.status, "error": exc.to_json()}
         except Exception:
@@ -94,8 +97,9 @@ async def batch(request: web.Request) -> web.Response:
     run = BatchRun(
         model_id=body.model_id, defaults=body.parameters.normalized() if body.parameters else Parameters(),
         router=request.app[ROUTER], routes=request.app[ROUTES].table, settings=settings,
-        request_id=request[REQUEST_ID], limiter=request.app[LIMITER], tenant=tenant,
+        request_id=request[REQUEST_ID], outcome=request[OUTCOME], limiter=request.app[LIMITER], tenant=tenant,
     )
+    request[OUTCOME].model = body.model_id
     results = await run.all(body.inputs, concurrency)
     failed = sum(1 for r in results if "error" in r)
     return json_response({

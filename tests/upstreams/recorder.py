@@ -38,6 +38,9 @@ class Recorder:
     def paths(self) -> list[str]:
         return [r.path for r in self.requests]
 
+    def bodies(self, path: str) -> list[Any]:
+        return [r.json for r in self.requests if r.path == path]
+
     def models(self) -> list[str]:
         return [r.json.get("model") for r in self.requests if isinstance(r.json, dict)]
 

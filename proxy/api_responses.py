@@ -1,0 +1,354 @@
+"""The shapes of the gateway's answers, as attrs classes, for the OpenAPI description.
+
+Handlers build their JSON directly (it is the hot path); these classes describe it, and
+tests/test_openapi.py checks every real answer against the description generated from
+them, with unknown fields refused, so a handler and its description cannot drift apart.
+
+A field without a default is always present; `X | None = None` may be absent or null.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from attrs import frozen
+
+# --- /api/v1 ------------------------------------------------------------------------
+
+
+@frozen
+class UsageAnswer:
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+@frozen
+class AttemptAnswer:
+    """One backend's failure among those that ended a request."""
+
+    backend: str
+    status: int
+    code: str
+    message: str
+
+
+@frozen
+class ErrorAnswer:
+    code: str
+    message: str
+    retryable: bool
+    request_id: str
+    errors: list[str] | None = None
+    attempts: list[AttemptAnswer] | None = None
+    # 429 rate_limited: which limit of the key, its value, and the seconds in Retry-After
+    # (null when the request could never fit).
+    limit: Literal["requests_per_minute", "tokens_per_minute", "concurrent_requests"] | None = None
+    limit_value: int | None = None
+    retry_after: int | None = None
+
+
+@frozen
+class InferenceAnswer:
+    output: str
+    latency_ms: float
+    provider: str
+    model_id: str
+    usage: UsageAnswer | None = None
+    finish_reason: str | None = None
+
+
+@frozen
+class StreamError:
+    code: str
+    message: str
+    retryable: bool
+    backend: str | None = None
+    attempts: list[AttemptAnswer] | None = None
+
+
+@frozen
+class StreamEvent:
+    """One `data:` event of /api/v1/inference/stream; the last has `done: true`."""
+
+    token: str
+    done: bool
+    provider: str
+    latency_ms: float | None = None
+    model_id: str | None = None
+    usage: UsageAnswer | None = None
+    finish_reason: str | None = None
+    error: StreamError | None = None
+
+
+@frozen
+class ItemError:
+    code: str
+    message: str
+    retryable: bool
+    errors: list[str] | None = None
+    attempts: list[AttemptAnswer] | None = None
+
+
+@frozen
+class BatchItemAnswer:
+    """An item's answer (status 200) or its own error (any other status)."""
+
+    index: int
+    status: int
+    output: str | None = None
+    latency_ms: float | None = None
+    provider: str | None = None
+    model_id: str | None = None
+    usage: UsageAnswer | None = None
+    finish_reason: str | None = None
+    error: ItemError | None = None
+
+
+@frozen
+class BatchAnswer:
+    model_id: str
+    results: list[BatchItemAnswer]
+    succeeded: int
+    failed: int
+    max_concurrency: int
+    latency_ms: float
+
+
+@frozen
+class EmbeddingItem:
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float]
+
+
+@frozen
+class EmbeddingUsage:
+    prompt_tokens: int
+    total_tokens: int
+
+
+@frozen
+class EmbeddingsAnswer:
+    object: Literal["list"]
+    data: list[EmbeddingItem]
+    embeddings: list[list[float]]
+    model: str
+    model_id: str
+    provider: str
+    usage: EmbeddingUsage
+    latency_ms: float
+
+
+@frozen
+class BackendHealth:
+    name: str
+    provider: str
+    url: str
+    healthy: bool
+    latency_ms: float
+    error: str | None
+    state: Literal["closed", "open", "half_open"]
+    consecutive_failures: int
+    in_flight: int
+
+
+@frozen
+class RedisHealth:
+    """The fleet's shared state (with PROXY_REDIS_URL); the URL is shown without its password."""
+
+    url: str
+    up: bool
+    since: float
+    error: str | None
+    failure_policy: Literal["open", "closed"]
+    replicas: int
+
+
+@frozen
+class HealthAnswer:
+    status: Literal["ok", "unavailable", "draining"]
+    backends: list[BackendHealth]
+    in_flight: int
+    # Where per-key limits are decided now: this process, Redis, or (Redis down) each
+    # replica's share or refusal.
+    limits: Literal["local", "shared", "local_share", "refusing"]
+    latency_ms: float
+    redis: RedisHealth | None = None
+
+
+@frozen
+class KeyLimits:
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+    concurrent_requests: int | None
+
+
+@frozen
+class KeyUsage:
+    """One key's tokens: per model and in total, each {"in": prompt, "out": completion}."""
+
+    limits: KeyLimits | None
+    models: dict[str, dict[str, int]]
+    total: dict[str, int]
+    window_here: dict[str, int]
+
+
+@frozen
+class AdminUsageAnswer:
+    scope: Literal["fleet", "this_process"]
+    limits: Literal["local", "shared", "local_share", "refusing"]
+    keys: dict[str, KeyUsage]
+    latency_ms: float
+
+
+@frozen
+class ModelBackend:
+    backend: str
+    model: str
+    available: bool | None
+
+
+@frozen
+class MaxTokens:
+    default: int | None
+    max: int | None
+
+
+@frozen
+class ModelAnswer:
+    model_id: str
+    backends: list[ModelBackend]
+    kinds: list[Literal["chat", "embeddings"]] | None = None
+    max_tokens: MaxTokens | None = None
+
+
+@frozen
+class ModelsAnswer:
+    object: Literal["list"]
+    routing: Literal["table", "passthrough"]
+    unknown_models: Literal["refuse", "pass"]
+    models: list[ModelAnswer]
+    # Each backend's reported model names, or {"error": "..."} when it could not say.
+    backends: dict[str, Any]
+
+
+@frozen
+class LiveAnswer:
+    status: Literal["ok", "shutting_down"]
+
+
+@frozen
+class BackendCounts:
+    total: int
+    cooling_down: int
+
+
+@frozen
+class ReadyAnswer:
+    status: Literal["ready", "shutting_down", "unavailable"]
+    backends: BackendCounts | None = None
+
+
+# --- /v1 (OpenAI's shapes) ----------------------------------------------------------
+
+
+@frozen
+class OpenAIErrorDetail:
+    message: str
+    type: str
+    param: None
+    code: str
+    request_id: str | None = None
+    errors: list[str] | None = None
+    attempts: list[AttemptAnswer] | None = None
+    limit: Literal["requests_per_minute", "tokens_per_minute", "concurrent_requests"] | None = None
+    limit_value: int | None = None
+    retry_after: int | None = None
+
+
+@frozen
+class OpenAIError:
+    error: OpenAIErrorDetail
+
+
+@frozen
+class AssistantMessage:
+    role: Literal["assistant"]
+    content: str
+
+
+@frozen
+class CompletionChoice:
+    index: int
+    message: AssistantMessage
+    finish_reason: Literal["stop", "length"]
+    logprobs: None
+
+
+@frozen
+class ChatCompletion:
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    system_fingerprint: None
+    usage: UsageAnswer | None = None
+
+
+@frozen
+class ChunkDelta:
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+@frozen
+class ChunkChoice:
+    index: int
+    delta: ChunkDelta
+    finish_reason: Literal["stop", "length"] | None
+    logprobs: None
+
+
+@frozen
+class ChatCompletionChunk:
+    """One `data:` event of a /v1 stream; the stream ends with `data: [DONE]`."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    system_fingerprint: None
+    choices: list[ChunkChoice]
+    usage: UsageAnswer | None = None
+
+
+@frozen
+class OpenAIEmbedding:
+    object: Literal["embedding"]
+    index: int
+    # A list of floats, or base64 of little-endian float32 with encoding_format "base64".
+    embedding: list[float] | str
+
+
+@frozen
+class OpenAIEmbeddings:
+    object: Literal["list"]
+    data: list[OpenAIEmbedding]
+    model: str
+    usage: EmbeddingUsage
+
+
+@frozen
+class OpenAIModel:
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+@frozen
+class OpenAIModelList:
+    object: Literal["list"]
+    data: list[OpenAIModel]

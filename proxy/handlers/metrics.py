@@ -1,0 +1,52 @@
+"""GET /metrics in Prometheus' text format, and the task that keeps backend gauges current."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from proxy.metrics import set_backend_state
+from proxy.state import ROUTER
+
+# The text format every Prometheus version reads (the names here need no newer escaping).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _refresh_backends(app: web.Application) -> None:
+    for member in app[ROUTER].members:
+        set_backend_state(member.backend.name, member.backend.provider, member.breaker.state)
+
+
+async def backend_gauges_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Keeps this process's backend gauges current: a breaker turns half_open by the clock
+    alone, and with several workers the scrape may land on any of them."""
+
+    async def refresh_every_second() -> None:
+        while True:
+            _refresh_backends(app)
+            await asyncio.sleep(1)
+
+    task = asyncio.create_task(refresh_every_second())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def metrics(request: web.Request) -> web.Response:
+    _refresh_backends(request.app)
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # the library has no annotations here
+    else:
+        registry = REGISTRY
+    body = generate_latest(registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

@@ -1,0 +1,111 @@
+"""Prometheus metrics: what they are and how a request is counted (served by handlers/metrics.py).
+
+With several worker processes each keeps its own counters; prometheus-client's
+multiprocess mode writes them to files in PROMETHEUS_MULTIPROC_DIR (set by the
+supervisor before any worker starts) and a scrape of any worker adds them all up. Gauges
+say how their per-process values combine: in-flight requests are summed over the live
+workers, a backend counts as down if any worker sees it down.
+
+Labels are bounded sets: route templates (never raw paths), backend and provider names,
+error codes, and the public model names that were actually served.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import Counter, Gauge, Histogram
+
+from proxy.middlewares import OUTCOME, STARTED
+
+# Buckets from a cached local model's first token (~10 ms) to a cold load or a long answer.
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+REQUESTS = Counter(
+    "gateway_requests", "Requests answered, by route template, method, status and provider.",
+    ["route", "method", "status", "provider"],
+)
+DURATION = Histogram(
+    "gateway_request_duration_seconds", "Whole request time, a stream until its last event.",
+    ["route", "provider"], buckets=_LATENCY_BUCKETS,
+)
+TIME_TO_FIRST_TOKEN = Histogram(
+    "gateway_time_to_first_token_seconds", "Time until a stream's first token was sent to the client.",
+    ["route", "provider"], buckets=_LATENCY_BUCKETS,
+)
+TOKENS = Counter(
+    "gateway_tokens", "Tokens as the upstreams counted them: direction in (prompt) or out (completion).",
+    ["provider", "model", "direction"],
+)
+UPSTREAM_ERRORS = Counter(
+    "gateway_upstream_errors", "Upstream calls that failed, by backend and error code.", ["backend", "reason"],
+)
+FALLBACKS = Counter(
+    "gateway_fallbacks", "Requests a backend passed on to the next one, by backend and error code.",
+    ["backend", "reason"],
+)
+IN_FLIGHT = Gauge(
+    "gateway_requests_in_flight", "Requests being served now.", multiprocess_mode="livesum",
+)
+BACKEND_UP = Gauge(
+    "gateway_backend_up", "1 while a backend's breaker lets requests through, 0 while it is open.",
+    ["backend", "provider"], multiprocess_mode="livemin",
+)
+BREAKER_STATE = Gauge(
+    "gateway_backend_breaker_state", "A backend's breaker: 0 closed, 1 half_open, 2 open.",
+    ["backend"], multiprocess_mode="livemax",
+)
+_BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+
+# A client that hung up before its answer was complete (nginx's convention).
+CLIENT_CLOSED = 499
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def route_template(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def track(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Counts every request once it ends; sits just inside the request context."""
+    IN_FLIGHT.inc()
+    status = CLIENT_CLOSED
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        IN_FLIGHT.dec()
+        _record(request, status)
+
+
+def _record(request: web.Request, status: int) -> None:
+    outcome = request[OUTCOME]
+    route = route_template(request)
+    provider = outcome.provider or "none"
+    REQUESTS.labels(route, request.method, str(status), provider).inc()
+    DURATION.labels(route, provider).observe(time.perf_counter() - request[STARTED])
+    if outcome.first_token_at is not None:
+        TIME_TO_FIRST_TOKEN.labels(route, provider).observe(outcome.first_token_at - request[STARTED])
+    model = outcome.model or "none"
+    for served_by, (tokens_in, tokens_out) in outcome.tokens.items():
+        if tokens_in:
+            TOKENS.labels(served_by, model, "in").inc(tokens_in)
+        if tokens_out:
+            TOKENS.labels(served_by, model, "out").inc(tokens_out)
+
+
+def upstream_failed(backend: str, code: str, *, passed_on: bool) -> None:
+    UPSTREAM_ERRORS.labels(backend, code).inc()
+    if passed_on:
+        FALLBACKS.labels(backend, code).inc()
+
+
+def set_backend_state(backend: str, provider: str, state: str) -> None:
+    BACKEND_UP.labels(backend, provider).set(0 if state == "open" else 1)
+    BREAKER_STATE.labels(backend).set(_BREAKER_VALUES[state])
