@@ -1,5 +1,6 @@
 """A real fleet for tests: gateway processes (`python -m proxy`) sharing a real Redis, and a
-real nginx balancing them round-robin, every file of it in a temporary directory.
+real nginx running deploy/fleet/nginx-fleet.conf to balance them round-robin, every file
+of it in a temporary directory.
 
 Nothing here is a stand-in: the processes are what a deployment runs (deploy/fleet/).
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 import aiohttp
 from attrs import define, field
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.redis_server import free_port
 from tests.tenant_keys import ADMIN, bearer
@@ -24,6 +26,10 @@ from tests.waiting import eventually
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
+SHIPPED = ROOT / "deploy" / "fleet" / "nginx-fleet.conf"
+
+# A minimal main configuration that keeps everything nginx writes in the test's directory,
+# around the shipped file.
 NGINX_CONF = """
 {user}
 worker_processes 1;
@@ -38,22 +44,27 @@ http {{
     fastcgi_temp_path {prefix}/fastcgi;
     uwsgi_temp_path {prefix}/uwsgi;
     scgi_temp_path {prefix}/scgi;
-    upstream gateways {{
-{servers}
-        keepalive 32;
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://gateways;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;
-            proxy_read_timeout 120s;
-        }}
-    }}
+    include {prefix}/nginx-fleet.conf;
 }}
 """
+
+
+def render_fleet_site(gateway_ports: list[int], listen_port: int) -> str:
+    """deploy/fleet/nginx-fleet.conf with compose's names replaced by this machine's ports.
+
+    Debian's nginx predates `resolve` (1.27.3), so the replicas are listed instead of
+    resolved by name; every other line is the shipped one.
+    """
+    text = SHIPPED.read_text()
+    substitutions = {
+        "resolver 127.0.0.11 valid=5s ipv6=off;": "",
+        "server gateway:8000 resolve;": " ".join(f"server 127.0.0.1:{port};" for port in gateway_ports),
+        "listen 8080;": f"listen 127.0.0.1:{listen_port};",
+    }
+    for old, new in substitutions.items():
+        assert text.count(old) == 1, f"deploy/fleet/nginx-fleet.conf should contain {old!r} exactly once"
+        text = text.replace(old, new)
+    return text
 
 
 @define
@@ -102,6 +113,15 @@ class Fleet:
             return False
         return bool(health["redis"]["up"] and health["redis"]["replicas"] == self.size)
 
+    async def metrics(self, session: aiohttp.ClientSession, gateway: Gateway) -> dict[tuple[str, str], float]:
+        """{(sample name, its labels as sorted "k=v" pairs): value} from the gateway's /metrics."""
+        async with session.get(f"{gateway.url}/metrics") as response:
+            text = await response.text()
+        return {
+            (sample.name, ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples
+        }
+
     async def health(self, session: aiohttp.ClientSession, gateway: Gateway) -> dict[str, Any]:
         async with session.get(f"{gateway.url}/api/v1/health", headers=bearer(ADMIN)) as response:
             body: dict[str, Any] = await response.json()
@@ -113,9 +133,10 @@ class Fleet:
             raise RuntimeError("nginx is not installed: apt-get install nginx (.ci/run does)")
         prefix = self.directory / "nginx"
         prefix.mkdir()
-        servers = "\n".join(f"        server 127.0.0.1:{g.port};" for g in self.gateways)
         user = "user root root;" if os.geteuid() == 0 else ""  # workers may read the temp dirs
-        (prefix / "nginx.conf").write_text(NGINX_CONF.format(user=user, prefix=prefix, servers=servers, port=self.port))
+        (prefix / "nginx.conf").write_text(NGINX_CONF.format(user=user, prefix=prefix))
+        site = render_fleet_site([g.port for g in self.gateways], self.port)
+        (prefix / "nginx-fleet.conf").write_text(site)
         return prefix
 
     async def _start_nginx(self) -> None:

@@ -190,6 +190,7 @@ async def test_killing_redis_mid_load_follows_the_open_policy_and_no_request_is_
         down = await eventually(lambda gateway=gateway: redis_down(session, fleet, gateway))
         assert down["status"] == "ok" and down["limits"] == "local_share"
         assert down["redis"]["failure_policy"] == "open"
+        assert (await fleet.metrics(session, gateway))["gateway_redis_up", ""] == 0
     outage = await load(session, fleet.url, "outage", count=30, concurrency=1)
     admitted = sum(1 for status, _ in outage if status == 200)
     report("requests_per_minute while Redis is down (each replica's share)", 9, admitted)
@@ -198,6 +199,10 @@ async def test_killing_redis_mid_load_follows_the_open_policy_and_no_request_is_
     await redis_server.start()  # back on the same port, empty
     for gateway in fleet.gateways:
         await eventually(lambda gateway=gateway: redis_up(session, fleet, gateway))
+        assert (await fleet.metrics(session, gateway))["gateway_redis_up", ""] == 1
+    refused = [(await fleet.metrics(session, gateway)).get(
+        ("gateway_rate_limited_total", "key=outage,limit=requests_per_minute"), 0) for gateway in fleet.gateways]
+    assert sum(refused) == 30 - 9
     await driver
     assert len(answered) == 120 and set(answered) == {200}  # every request answered, none refused
     after = await load(session, fleet.url, "after", count=20, concurrency=5)
