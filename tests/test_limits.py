@@ -23,10 +23,11 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
+from openai import AsyncOpenAI, RateLimitError
 from prometheus_client import REGISTRY
 
 from tests.conftest import AUTH, GatewayFactory, RunningUpstream
-from tests.tenant_keys import ADMIN, bearer, write_keys
+from tests.tenant_keys import ADMIN, bearer, secret_of, write_keys
 from tests.test_stream import events, next_block
 from tests.upstreams.faults import FaultyOllama
 from tests.upstreams.openai import OpenAIUpstream
@@ -138,11 +139,20 @@ async def test_a_request_that_alone_reserves_more_than_the_limit_is_told_not_to_
 
 
 async def test_a_request_without_max_tokens_reserves_what_is_left_of_the_limit_at_most(
-    limited: TestClient,
+    limited: TestClient, openai_fake: OpenAIUpstream,
 ) -> None:
-    response = await limited.post(INFER, json={"model_id": "gpt-test", "input_data": "hi"}, headers=bearer("tpm30"))
-    assert response.status == 200  # the default completion reservation (1024) is capped to fit the 30
+    open_ended = {"model_id": "gpt-test", "input_data": "hi"}
+    openai_fake.release = asyncio.Event()
+    first = await limited.post(STREAM, json=open_ended, headers=bearer("tpm30"))
+    assert first.status == 200  # reserving all 30 (the default 1024 does not fit), not refused
+    assert (await window(limited, "tpm30"))["tokens_per_minute"] == 30
+    await assert_rate_limited(await limited.post(INFER, json=open_ended, headers=bearer("tpm30")), "tokens_per_minute")
+    openai_fake.release.set()
+    await first.read()
     assert (await settled_window(limited, "tpm30"))["tokens_per_minute"] == USED
+    # The next takes what is left (18), not one request a minute.
+    assert (await limited.post(INFER, json=open_ended, headers=bearer("tpm30"))).status == 200
+    assert (await settled_window(limited, "tpm30"))["tokens_per_minute"] == 2 * USED
 
 
 async def test_concurrency_is_a_slot_per_request_in_flight_freed_when_it_ends(
@@ -289,3 +299,54 @@ async def test_health_says_limits_are_local_without_redis(limited: TestClient) -
     body = await (await limited.get("/api/v1/health", headers=AUTH)).json()
     assert body["limits"] == "local"
     assert "redis" not in body
+
+
+# --- the same limits on the OpenAI-compatible /v1 surface ------------------------------------
+
+V1_CHAT = "/v1/chat/completions"
+
+
+def v1_ask(stream: bool = False) -> dict[str, Any]:
+    return {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10,
+            "stream": stream}
+
+
+async def test_v1_requests_count_against_the_same_limits_and_429_in_openais_shape(
+    limited: TestClient, openai: RunningUpstream,
+) -> None:
+    statuses = [(await limited.post(V1_CHAT, json=v1_ask(), headers=bearer("rpm3"))).status for _ in range(2)]
+    assert statuses == [200, 200]
+    assert (await limited.post(INFER, json=ask(), headers=bearer("rpm3"))).status == 200  # the third, on /api/v1
+    refused = await limited.post(V1_CHAT, json=v1_ask(), headers=bearer("rpm3"))
+    assert refused.status == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    error = (await refused.json())["error"]
+    assert (error["type"], error["code"], error["limit"]) == ("rate_limit_error", "rate_limited", "requests_per_minute")
+    embedded = await limited.post("/v1/embeddings", json={"model": "embed-test", "input": "hi"}, headers=bearer("rpm3"))
+    assert embedded.status == 429
+    assert len(openai.recorder.requests) == 3
+
+
+async def test_the_official_openai_client_sees_a_rate_limit_error(
+    limited: TestClient, openai_fake: OpenAIUpstream,
+) -> None:
+    openai_fake.release = asyncio.Event()
+    client = AsyncOpenAI(base_url=str(limited.make_url("/v1")), api_key=secret_of("conc1"), max_retries=0)
+    async with client:
+        held = await limited.post(V1_CHAT, json=v1_ask(stream=True), headers=bearer("conc1"))
+        with pytest.raises(RateLimitError) as refused:
+            await client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
+        assert refused.value.response.headers["Retry-After"] == "1"
+        openai_fake.release.set()
+        await held.read()  # the stream ends, and with it its hold on the slot
+        await settled_window(limited, "conc1")
+        answer = await client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
+    assert answer.usage is not None and answer.usage.total_tokens == USED
+
+
+async def test_a_v1_stream_is_charged_its_real_usage_when_it_ends(limited: TestClient) -> None:
+    response = await limited.post(V1_CHAT, json={**v1_ask(stream=True), "stream_options": {"include_usage": True}},
+                                  headers=bearer("tpm30"))
+    assert response.status == 200
+    await response.read()
+    assert (await settled_window(limited, "tpm30"))["tokens_per_minute"] == USED

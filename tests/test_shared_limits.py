@@ -281,3 +281,20 @@ async def test_a_long_request_keeps_its_slot_past_the_lease_by_renewing_it(
     openai_fake.release.set()
     for response in held:
         await response.read()
+
+
+async def test_an_open_ended_request_takes_what_is_left_of_the_fleets_tokens(
+    pair: Replicas, openai_fake: OpenAIUpstream,
+) -> None:
+    open_ended = {"model_id": "gpt-test", "input_data": "hi"}  # no max_tokens
+    openai_fake.release = asyncio.Event()
+    first = await pair[0].post(STREAM, json=open_ended, headers=bearer("tpm30"))
+    assert first.status == 200  # the whole 30: the default completion reservation does not fit
+    await assert_rate_limited(await pair[1].post(INFER, json=open_ended, headers=bearer("tpm30")), "tokens_per_minute")
+    openai_fake.release.set()
+    await first.read()
+
+    async def admitted_with_the_rest() -> bool:  # 30 - 12 used = 18 left, enough for a prompt
+        return (await pair[1].post(INFER, json=open_ended, headers=bearer("tpm30"))).status == 200
+
+    await eventually(admitted_with_the_rest)

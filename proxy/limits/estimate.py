@@ -1,13 +1,13 @@
 """Token estimates for reservations, made before the upstream is asked.
 
-A request reserves its prompt's estimate plus the most it may generate (`max_tokens`, or
-PROXY_RESERVED_COMPLETION_TOKENS when it sets none) against its key's tokens per minute;
-the upstream's real usage replaces the estimate when the answer ends. The estimate is a
-cheap heuristic, not a tokenizer: UTF-8 bytes / 4 rounded up per text (English runs at
-about 4 bytes a token, most other text at fewer bytes, so this is near or above the
-truth), plus what chat templates add around each message. It only has to be close, since
-reconciliation corrects it; where it is low, concurrent requests can overshoot the limit
-by the difference until their answers end.
+A request reserves its prompt's estimate plus the most it may generate (`max_tokens`; see
+Limiter for a request that sets none) against its key's tokens per minute; the upstream's
+real usage replaces the estimate when the answer ends. The estimate is a cheap heuristic,
+not a tokenizer: UTF-8 bytes / 4 rounded up per text, plus what chat templates add around
+each message. English runs at about 4 bytes a token, so it is close there; text in other
+scripts often takes fewer bytes a token (Chinese, Japanese), where it is low. It only has
+to be close, since reconciliation corrects it; where it is low, requests running at the
+same time can overshoot the limit by the difference until their answers end.
 """
 
 from __future__ import annotations

@@ -147,21 +147,22 @@ class Limiter:
         if limits.unlimited:
             return
         reservation.rid = secrets.token_hex(10)
-        reservation.reserved = tokens = self._tokens_to_reserve(limits, reservation.estimate)
-        verdict = await self._verdict(reservation, limits, tokens)
+        tokens, at_least = self._tokens_to_reserve(limits, reservation.estimate)
+        verdict = await self._verdict(reservation, limits, tokens, at_least)
         if not verdict.admitted:
             RATE_LIMITED.labels(key=tenant.name, limit=verdict.limit).inc()
-            raise _refusal(tenant, limits, verdict, tokens)
+            raise _refusal(tenant, limits, verdict, at_least)
+        reservation.reserved = verdict.reserved
         reservation.limited = True
         if limits.concurrent_requests is not None:
             self._holding[reservation.rid] = reservation
 
-    async def _verdict(self, reservation: Reservation, limits: Limits, tokens: int) -> Verdict:
+    async def _verdict(self, reservation: Reservation, limits: Limits, tokens: int, at_least: int) -> Verdict:
         name, rid = reservation.tenant.name, reservation.rid
         if self.shared is None:
-            return self.local.acquire(name, limits, rid, tokens)
+            return self.local.acquire(name, limits, rid, tokens, at_least=at_least)
         try:
-            verdict = await self.shared.acquire(name, limits, rid, tokens)
+            verdict = await self.shared.acquire(name, limits, rid, tokens, at_least=at_least)
         except asyncio.CancelledError:
             # The client left while Redis was answering: if Redis admitted it, give it back.
             self._spawn(self._settle_shared(name, rid, tokens, 0))
@@ -171,22 +172,27 @@ class Limiter:
                 LIMITS_UNAVAILABLE.labels(key=name).inc()
                 raise LimitsUnavailable(
                     "the shared limit state (Redis) is unreachable and PROXY_REDIS_FAILURE=closed") from None
-            return self.local.acquire(name, limits.share(self.shared.link.fleet_size), rid, tokens)
+            share = limits.share(self.shared.link.fleet_size)
+            return self.local.acquire(name, share, rid, tokens, at_least=at_least)
         if verdict.admitted:
             reservation.shared = True
             # Counted here too, so that if Redis goes down this replica's share starts from
             # what it has really admitted in the last minute.
-            self.local.acquire(name, limits, rid, tokens, force=True)
+            self.local.acquire(name, limits, rid, verdict.reserved, force=True)
         return verdict
 
-    def _tokens_to_reserve(self, limits: Limits, estimate: TokenEstimate) -> int:
-        """The estimate; a completion the client left open reserves the configured default,
-        but never so much that the request could not fit the key's limit at all."""
+    def _tokens_to_reserve(self, limits: Limits, estimate: TokenEstimate) -> tuple[int, int]:
+        """(tokens to reserve, the fewest that will do).
+
+        With max_tokens, the prompt's estimate and max_tokens, no less. Without, the
+        prompt and PROXY_RESERVED_COMPLETION_TOKENS, or whatever is left of the key's
+        tokens per minute if that is less (at least one token for the answer): a key whose
+        clients set no max_tokens is not held to one request a minute by a large default.
+        """
         if estimate.completion is not None:
-            return estimate.prompt + estimate.completion
-        cap = limits.tokens_per_minute
-        room = self.default_completion if cap is None else max(0, cap - estimate.prompt)
-        return estimate.prompt + min(self.default_completion, room)
+            tokens = estimate.prompt + estimate.completion
+            return tokens, tokens
+        return estimate.prompt + self.default_completion, estimate.prompt + 1
 
     def settle(self, reservation: Reservation, error: BaseException | None) -> None:
         tokens_in, tokens_out = reservation.used(error)
@@ -245,6 +251,7 @@ class Limiter:
 
 
 def _refusal(tenant: Tenant, limits: Limits, verdict: Verdict, tokens: int) -> RateLimited:
+    """The 429; `tokens` is the fewest tokens the request needed to reserve."""
     value = getattr(limits, verdict.limit)
     what = f"key {tenant.name!r} is at its {verdict.limit} limit ({value})"
     if math.isinf(verdict.retry_after):

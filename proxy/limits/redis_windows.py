@@ -57,13 +57,16 @@ local function keep(keys, ms)
 end
 """
 
-# KEYS: req tok tokn toksum slots; ARGV: id rpm tpm concurrency tokens window_ms lease_ms (0: no limit)
-# Returns {1} when admitted, else {0, limit, retry_after_ms} (retry_after_ms -1: can never fit).
+# KEYS: req tok tokn toksum slots; ARGV: id rpm tpm concurrency tokens window_ms lease_ms at_least
+# (0: no limit). `tokens` is what the request would reserve; with `at_least` below it (an
+# open-ended answer), what is left of the limit will do if it is at least `at_least`.
+# Returns {1, tokens reserved} when admitted, else {0, limit, retry_after_ms} (-1: can never fit).
 _ACQUIRE = _NOW + _TOKENS_IN_WINDOW + """
 local req, tok, tokn, toksum, slots = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id = ARGV[1]
 local rpm, tpm, conc = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local tokens, window, lease = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local at_least = tonumber(ARGV[8])
 local since = now - window
 if conc > 0 then
   redis.call('ZREMRANGEBYSCORE', slots, '-inf', now)
@@ -80,14 +83,20 @@ end
 if tpm > 0 then
   local sum = tokens_in_window(tok, tokn, toksum, since)
   if sum + tokens > tpm then
-    if tokens > tpm then return {0, 'tokens_per_minute', -1} end
-    local left = sum
-    local charges = redis.call('ZRANGE', tok, 0, -1, 'WITHSCORES')
-    for i = 1, #charges, 2 do
-      left = left - (tonumber(redis.call('HGET', tokn, charges[i])) or 0)
-      if left <= tpm - tokens then return {0, 'tokens_per_minute', tonumber(charges[i + 1]) + window - now} end
+    if sum + at_least <= tpm then
+      tokens = tpm - sum
+    else
+      if at_least > tpm then return {0, 'tokens_per_minute', -1} end
+      local left = sum
+      local charges = redis.call('ZRANGE', tok, 0, -1, 'WITHSCORES')
+      for i = 1, #charges, 2 do
+        left = left - (tonumber(redis.call('HGET', tokn, charges[i])) or 0)
+        if left <= tpm - at_least then
+          return {0, 'tokens_per_minute', tonumber(charges[i + 1]) + window - now}
+        end
+      end
+      return {0, 'tokens_per_minute', window}
     end
-    return {0, 'tokens_per_minute', window}
   end
 end
 if conc > 0 then
@@ -104,7 +113,7 @@ if tpm > 0 then
   redis.call('INCRBY', toksum, tokens)
   keep({tok, tokn, toksum}, window + 1000)
 end
-return {1}
+return {1, tokens}
 """
 
 # KEYS: tok tokn toksum slots; ARGV: id reserved actual window_ms
@@ -159,15 +168,18 @@ class RedisWindows:
     def _keys(self, tenant: str, *names: str) -> list[str]:
         return [self.link.key(f"{{{tenant}}}", name) for name in names]
 
-    async def acquire(self, tenant: str, limits: Limits, rid: str, tokens: int) -> Verdict:
-        """Admit and count the request across the fleet if every limit has room; RedisDown if
-        Redis cannot say."""
+    async def acquire(
+        self, tenant: str, limits: Limits, rid: str, tokens: int, *, at_least: int | None = None,
+    ) -> Verdict:
+        """Admit and count the request across the fleet if every limit has room (as
+        LocalWindows.acquire); RedisDown if Redis cannot say."""
         keys = self._keys(tenant, "req", "tok", "tokn", "toksum", "slots")
         args: list[str | int] = [rid, limits.requests_per_minute or 0, limits.tokens_per_minute or 0,
-                limits.concurrent_requests or 0, tokens, WINDOW_MS, self._lease_ms]
+                                 limits.concurrent_requests or 0, tokens, WINDOW_MS, self._lease_ms,
+                                 tokens if at_least is None else at_least]
         answer = await self.link.run(lambda: self._acquire(keys=keys, args=args))
         if int(answer[0]) == 1:
-            return Verdict(admitted=True)
+            return Verdict(admitted=True, reserved=int(answer[1]))
         retry_ms = int(answer[2])
         return Verdict.refused(str(answer[1]), float("inf") if retry_ms < 0 else retry_ms / 1000)
 

@@ -33,15 +33,13 @@ CONCURRENCY = "concurrent_requests"
 @frozen
 class Verdict:
     admitted: bool
+    reserved: int = 0  # tokens charged, when admitted
     limit: str = ""  # the limit that refused
     retry_after: float = 0.0  # seconds; math.inf when the request can never fit
 
     @classmethod
     def refused(cls, limit: str, retry_after: float) -> Verdict:
         return cls(admitted=False, limit=limit, retry_after=retry_after)
-
-
-ADMITTED = Verdict(admitted=True)
 
 
 @define
@@ -68,7 +66,7 @@ class _Ledger:
             if self.by_id.get(rid) is charge:
                 del self.by_id[rid]
 
-    def verdict(self, limits: Limits, tokens: int, now: float) -> Verdict:
+    def verdict(self, limits: Limits, tokens: int, at_least: int, now: float) -> Verdict:
         if limits.concurrent_requests is not None and len(self.in_flight) >= limits.concurrent_requests:
             return Verdict.refused(CONCURRENCY, 1.0)
         if limits.requests_per_minute is not None and len(self.requests) >= limits.requests_per_minute:
@@ -76,8 +74,11 @@ class _Ledger:
             return Verdict.refused(REQUESTS, self.requests[index] + WINDOW - now)
         cap = limits.tokens_per_minute
         if cap is not None and self.tokens + tokens > cap:
-            return Verdict.refused(TOKENS, self._tokens_free_in(cap - tokens, now) if tokens <= cap else math.inf)
-        return ADMITTED
+            if self.tokens + at_least <= cap:  # an open-ended answer takes what is left
+                return Verdict(admitted=True, reserved=cap - self.tokens)
+            free_in = self._tokens_free_in(cap - at_least, now) if at_least <= cap else math.inf
+            return Verdict.refused(TOKENS, free_in)
+        return Verdict(admitted=True, reserved=tokens)
 
     def _tokens_free_in(self, room_needed_below: int, now: float) -> float:
         """Seconds until the charges still in the window sum to at most `room_needed_below`."""
@@ -105,15 +106,26 @@ class LocalWindows:
     clock: Callable[[], float] = time.monotonic
     _ledgers: dict[str, _Ledger] = field(factory=dict)
 
-    def acquire(self, tenant: str, limits: Limits, rid: str, tokens: int, *, force: bool = False) -> Verdict:
+    def acquire(
+        self, tenant: str, limits: Limits, rid: str, tokens: int, *, at_least: int | None = None,
+        force: bool = False,
+    ) -> Verdict:
         """Admit and count the request if every limit has room (`force`: count it regardless,
-        for a request that the fleet's shared state admitted)."""
+        for a request that the fleet's shared state admitted).
+
+        `tokens` is what the request would reserve; with `at_least` below it (an answer the
+        client left open-ended), it is admitted with what is left of the limit, if that is
+        at least `at_least`.
+        """
         now = self.clock()
         ledger = self._ledgers.setdefault(tenant, _Ledger())
         ledger.prune(now)
-        verdict = ADMITTED if force else ledger.verdict(limits, tokens, now)
+        if force:
+            verdict = Verdict(admitted=True, reserved=tokens)
+        else:
+            verdict = ledger.verdict(limits, tokens, tokens if at_least is None else at_least, now)
         if verdict.admitted:
-            ledger.commit(limits, rid, tokens, now)
+            ledger.commit(limits, rid, verdict.reserved, now)
         return verdict
 
     def settle(self, tenant: str, rid: str, reserved: int, actual: int) -> None:
