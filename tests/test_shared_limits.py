@@ -23,6 +23,7 @@ from tests.conftest import AUTH, GatewayFactory, RunningUpstream
 from tests.redis_server import RedisServer
 from tests.tenant_keys import ADMIN, bearer, write_keys
 from tests.test_limits import USED, ask, assert_rate_limited, metric
+from tests.test_openapi import Described
 from tests.test_stream import events
 from tests.upstreams.openai import OpenAIUpstream
 from tests.waiting import eventually
@@ -298,3 +299,28 @@ async def test_an_open_ended_request_takes_what_is_left_of_the_fleets_tokens(
         return (await pair[1].post(INFER, json=open_ended, headers=bearer("tpm30"))).status == 200
 
     await eventually(admitted_with_the_rest)
+
+
+async def test_health_usage_and_limit_answers_conform_to_the_openapi_description(
+    pair: Replicas, redis_server: RedisServer,
+) -> None:
+    gateway = pair[0]
+    described = Described(await (await gateway.get("/api/v1/openapi.json")).json())
+
+    async def check(method: str, path: str, headers: dict[str, str], body: Any = None) -> int:
+        response = await gateway.request(method, path, json=body, headers=headers)
+        described.check_answer(method, path, response.status, "application/json", await response.json())
+        return response.status
+
+    assert await check("GET", "/api/v1/health", AUTH) == 200
+    assert await check("GET", "/api/v1/admin/usage", bearer(ADMIN)) == 200
+    assert await check("GET", "/api/v1/admin/usage", bearer("rpm4")) == 403
+    for _ in range(4):
+        await gateway.post(INFER, json=ask(), headers=bearer("rpm4"))
+    assert await check("POST", INFER, bearer("rpm4"), ask()) == 429
+    v1_body = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}
+    assert await check("POST", "/v1/chat/completions", bearer("rpm4"), v1_body) == 429
+    await redis_server.kill()
+    await eventually(lambda: redis_state(gateway, up=False))
+    assert await check("GET", "/api/v1/health", AUTH) == 200
+    assert await check("GET", "/api/v1/admin/usage", bearer(ADMIN)) == 200
