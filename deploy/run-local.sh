@@ -22,11 +22,13 @@ TOKEN=${PROXY_API_TOKENS%%,*}
 
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+# Ctrl-C or SIGTERM is how this is meant to stop: a clean exit, not an error for make.
+trap 'echo "stopped"; exit 0' INT TERM
 
-wait_for() {  # url, seconds, what
+wait_for() {  # url, seconds, what: until the URL answers 2xx (llama.cpp says 503 while loading)
     for _ in $(seq 1 $(( $2 * 10 ))); do
-        curl -s -o /dev/null "$1" && return 0
+        curl -sf -o /dev/null "$1" && return 0
         sleep 0.1
     done
     echo "$3 did not come up within $2 s" >&2
@@ -43,7 +45,7 @@ fi
 
 "$PY" -m proxy &
 pids+=($!)
-wait_for "http://$PROXY_HOST:$PROXY_PORT/api/v1/health" 30 "the gateway"
+wait_for "http://$PROXY_HOST:$PROXY_PORT/livez" 30 "the gateway"
 
 cat <<MSG
 
@@ -51,7 +53,7 @@ The gateway is up on http://$PROXY_HOST:$PROXY_PORT (Ctrl-C stops it). Try:
 
   curl -N http://$PROXY_HOST:$PROXY_PORT/api/v1/inference/stream \\
     -H 'Authorization: Bearer $TOKEN' -H 'Content-Type: application/json' \\
-    -d '{"model_id": "smollm2", "input_data": "Write a haiku about the sea."}'
+    -d '{"model_id": "smollm2", "input_data": "Write a haiku about the sea.", "parameters": {"max_tokens": 64}}'
 
 MSG
 case "${PROXY_PLAYGROUND:-}" in

@@ -47,23 +47,35 @@ def _environment_help() -> str:
     return "\n".join(lines)
 
 
+def _settings_options(*, defaults: object) -> argparse.ArgumentParser:
+    """The options that set variables; given before or after `serve`/`check` alike.
+
+    The subcommands' copies default to SUPPRESS, so an option given before the
+    subcommand is not reset by the subcommand's own default.
+    """
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--host", default=defaults, help="address to listen on (PROXY_HOST)")
+    options.add_argument("--port", default=defaults, help="port to listen on (PROXY_PORT)")
+    options.add_argument("--workers", default=defaults, help="processes serving the port (PROXY_WORKERS)")
+    options.add_argument("--log-level", default=defaults, help="DEBUG, INFO, WARNING or ERROR (PROXY_LOG_LEVEL)")
+    options.add_argument("--log-format", default=defaults, help="json or text (PROXY_LOG_FORMAT)")
+    options.add_argument("--routes-file", default=defaults, help="routing table, TOML (PROXY_ROUTES_FILE)")
+    return options
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="python -m proxy",
         description="octomil-gateway: one HTTP API for local (Ollama) and cloud (OpenAI-compatible) inference.",
         epilog=_environment_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_settings_options(defaults=None)],
     )
-    root.add_argument("--host", help="address to listen on (PROXY_HOST)")
-    root.add_argument("--port", help="port to listen on (PROXY_PORT)")
-    root.add_argument("--workers", help="processes serving the port (PROXY_WORKERS)")
-    root.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (PROXY_LOG_LEVEL)")
-    root.add_argument("--log-format", help="json or text (PROXY_LOG_FORMAT)")
-    root.add_argument("--routes-file", help="routing table, TOML (PROXY_ROUTES_FILE)")
+    in_subcommand = _settings_options(defaults=argparse.SUPPRESS)
     commands = root.add_subparsers(dest="command", metavar="{serve,check,keys}")
-    commands.add_parser("serve", help="serve the API (the default)")
+    commands.add_parser("serve", help="serve the API (the default)", parents=[in_subcommand])
     check = commands.add_parser(
-        "check", help="validate the configuration and probe every backend once",
+        "check", parents=[in_subcommand], help="validate the configuration and probe every backend once",
         description="Validate the configuration and the routing table, then probe every backend once. "
                     "Exit status: 0 every backend answered, 1 one did not, 2 invalid configuration.")
     check.add_argument("--allow-degraded", action="store_true",

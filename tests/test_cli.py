@@ -84,7 +84,8 @@ def test_check_refuses_an_invalid_configuration_with_status_2() -> None:
     assert "PROXY_API_TOKENS is empty" in result.stderr and result.stdout == ""
 
 
-def test_options_win_over_variables() -> None:
-    result = run("--port", "70000", "check", PROXY_API_TOKENS=TOKEN, PROXY_PORT="8000")
-    assert result.returncode == 2
-    assert "PROXY_PORT=70000 is not a TCP port" in result.stderr
+def test_options_win_over_variables_before_or_after_the_subcommand() -> None:
+    for args in (("--port", "70000", "check"), ("check", "--port", "70000"), ("serve", "--port", "70000")):
+        result = run(*args, PROXY_API_TOKENS=TOKEN, PROXY_PORT="8000")
+        assert result.returncode == 2, args
+        assert "PROXY_PORT=70000 is not a TCP port" in result.stderr
