@@ -279,6 +279,19 @@ async def test_usage_per_key_and_model_from_the_admin_endpoint_and_the_metrics(
     assert metric("gateway_key_tokens_total", key="unlimited", model="gpt-test", direction="out") == before + 20
 
 
+async def test_an_upstream_that_counts_no_tokens_is_charged_the_estimate(
+    make_gateway: GatewayFactory, openai_fake: OpenAIUpstream, openai: RunningUpstream, keys_path: pathlib.Path,
+) -> None:
+    openai_fake.embedding_usage = False
+    limited = await make_gateway(headers={}, openai_endpoint=openai.url, keys_file=str(keys_path))
+    text = {"model_id": "embed-test", "input": "x" * 40}  # an estimate of 10 tokens
+    statuses = [(await limited.post("/api/v1/embeddings", json=text, headers=bearer("tpm30"))).status
+                for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]  # else a key could embed for free
+    window_now = await settled_window(limited, "tpm30")
+    assert window_now["tokens_per_minute"] == 30
+
+
 async def test_only_admin_keys_read_usage(limited: TestClient) -> None:
     for headers in (bearer("unlimited"), AUTH):
         response = await limited.get("/api/v1/admin/usage", headers=headers)

@@ -82,7 +82,11 @@ class Reservation:
         charged its prompt, which the upstream may already have read.
         """
         if self._usage is not None:
-            return self._usage.prompt_tokens, self._usage.completion_tokens
+            # A prompt is never 0 tokens: 0 means the upstream did not count it (an
+            # OpenAI-compatible server without usage, an Ollama that had the prompt cached),
+            # and the estimate stands in, or a key could embed for free.
+            prompt = self._usage.prompt_tokens or self.estimate.prompt
+            return prompt, max(self._usage.completion_tokens, self._produced)
         if self._produced == 0 and isinstance(error, GatewayError):
             return 0, 0
         return self.estimate.prompt, self._produced

@@ -63,6 +63,7 @@ class OpenAIUpstream:
     api_key: str | None = None
     token_delay: float = 0.0
     tokens: list[str] = field(factory=lambda: list(TOKENS))
+    embedding_usage: bool = True
     # When set, streams pause after their first token until the test sets it.
     release: asyncio.Event | None = None
 
@@ -139,7 +140,8 @@ class OpenAIUpstream:
             "data": [{"object": "embedding", "index": i, "embedding": [float(len(t)), float(i), 0.5]}
                      for i, t in reversed(list(enumerate(texts)))],
             "model": body["model"],
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            # Some OpenAI-compatible servers send no usage with embeddings.
+            **({"usage": {"prompt_tokens": tokens, "total_tokens": tokens}} if self.embedding_usage else {}),
         })
 
     async def models(self, request: web.Request) -> web.Response:
