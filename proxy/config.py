@@ -310,13 +310,31 @@ def _safety_problems(
     return problems
 
 
+def redis_display(url: str) -> str:
+    """The Redis URL as it may be shown (health, logs, errors): scheme, host, port and
+    database only. A password can sit in the user part or in the query (?password=, the
+    only way for unix://), so neither is ever shown."""
+    try:
+        parsed = URL(url)
+        port = f":{parsed.explicit_port}" if parsed.explicit_port else ""
+    except ValueError:
+        return "(unparseable)"
+    host = parsed.host or ""
+    return f"{parsed.scheme}://{f'[{host}]' if ':' in host else host}{port}{parsed.path}"
+
+
 def _redis_problems(url: str | None, failure: str, prefix: str) -> list[str]:
     problems = []
     if url is not None:
-        parsed = URL(url)
-        if parsed.scheme not in _REDIS_SCHEMES:
-            shown = parsed.with_password("***") if parsed.password else parsed  # never echo a secret
-            problems.append(f"PROXY_REDIS_URL: {str(shown)!r} is not a redis://, rediss:// or unix:// URL")
+        try:
+            parsed = URL(url)
+            valid = parsed.scheme in _REDIS_SCHEMES and (parsed.scheme == "unix" or bool(parsed.host))
+            _ = parsed.explicit_port  # a port that is not a number raises here
+        except ValueError:
+            valid = False
+        if not valid:
+            problems.append(f"PROXY_REDIS_URL: {redis_display(url)!r} is not a redis://host, rediss://host "
+                            "or unix:///path URL")
     if failure not in _REDIS_FAILURE_POLICIES:
         problems.append(f"PROXY_REDIS_FAILURE={failure} is not one of {', '.join(_REDIS_FAILURE_POLICIES)}")
     if not prefix or any(c.isspace() for c in prefix):

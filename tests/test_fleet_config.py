@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import GatewayFactory
 from tests.test_config import API_TOKEN, OPENAI_KEY, assert_refused_naming, run_to_exit
 
 
 @pytest.mark.parametrize(("variables", "named"), [
     pytest.param({"PROXY_REDIS_FAILURE": "sometimes"}, ["PROXY_REDIS_FAILURE"], id="failure-policy-unknown"),
     pytest.param({"PROXY_REDIS_URL": "http://cache:6379"}, ["PROXY_REDIS_URL"], id="redis-url-not-redis"),
+    pytest.param({"PROXY_REDIS_URL": "redis://cache:notaport/0"}, ["PROXY_REDIS_URL"], id="redis-url-bad-port"),
+    pytest.param({"PROXY_REDIS_URL": "redis://[::1/0"}, ["PROXY_REDIS_URL"], id="redis-url-bad-ipv6"),
     pytest.param({"PROXY_REDIS_TIMEOUT": "0"}, ["PROXY_REDIS_TIMEOUT"], id="redis-timeout-zero"),
     pytest.param({"PROXY_REDIS_LEASE": "-5"}, ["PROXY_REDIS_LEASE"], id="redis-lease-negative"),
     pytest.param({"PROXY_REDIS_PREFIX": "two words"}, ["PROXY_REDIS_PREFIX"], id="redis-prefix-with-space"),
@@ -32,6 +35,14 @@ def test_a_refused_redis_url_does_not_echo_its_password() -> None:
     result = run_to_exit(PROXY_API_TOKENS=API_TOKEN, PROXY_REDIS_URL="http://:hunter2-secret@cache:6379/0")
     line = assert_refused_naming(result, "PROXY_REDIS_URL")
     assert "hunter2-secret" not in line
+
+
+async def test_health_shows_the_redis_url_without_any_password(make_gateway: GatewayFactory) -> None:
+    gateway = await make_gateway(
+        ollama_base_url="http://127.0.0.1:9", redis_url="redis://:user-pw@127.0.0.1:9/0?password=query-pw")
+    body = await (await gateway.get("/api/v1/health")).json()
+    assert body["redis"]["url"] == "redis://127.0.0.1:9/0"
+    assert "pw" not in str(body)
 
 
 def test_a_keys_file_stands_in_for_tokens_in_the_safety_check() -> None:

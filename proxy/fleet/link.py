@@ -26,9 +26,8 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from yarl import URL
 
-from proxy.config import Settings
+from proxy.config import Settings, redis_display
 from proxy.limits.metrics import redis_up
 
 log = logging.getLogger("proxy")
@@ -97,10 +96,8 @@ class RedisLink:
             retry=Retry(NoBackoff(), 0),
             decode_responses=True,
         )
-        url = URL(settings.redis_url)
-        shown = url.with_password("***") if url.password else url
         redis_up().set(0)
-        return cls(client=client, display_url=str(shown), prefix=settings.redis_prefix,
+        return cls(client=client, display_url=redis_display(settings.redis_url), prefix=settings.redis_prefix,
                    timeout=settings.redis_timeout)
 
     def key(self, *parts: str) -> str:
