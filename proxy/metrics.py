@@ -19,6 +19,7 @@ from aiohttp import web
 from prometheus_client import Counter, Gauge, Histogram
 
 from proxy.middlewares import OUTCOME, STARTED
+from proxy.model_labels import MODEL_LABELS
 
 # Buckets from a cached local model's first token (~10 ms) to a cold load or a long answer.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -92,7 +93,7 @@ def _record(request: web.Request, status: int) -> None:
     DURATION.labels(route, provider).observe(time.perf_counter() - request[STARTED])
     if outcome.first_token_at is not None:
         TIME_TO_FIRST_TOKEN.labels(route, provider).observe(outcome.first_token_at - request[STARTED])
-    model = outcome.model or "none"
+    model = MODEL_LABELS.label(outcome.model, served=bool(outcome.tokens))
     for served_by, (tokens_in, tokens_out) in outcome.tokens.items():
         if tokens_in:
             TOKENS.labels(served_by, model, "in").inc(tokens_in)

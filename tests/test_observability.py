@@ -14,6 +14,7 @@ import orjson
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from proxy.model_labels import ModelLabels
 from tests.conftest import AUTH, TOKEN, GatewayFactory, RunningUpstream
 from tests.test_config import serving
 
@@ -157,3 +158,20 @@ async def test_access_log_is_one_json_line_per_request_without_prompts_or_output
     assert len(records) == 2  # the probe is not logged: orchestrators send one every few seconds
     single = records[generated]
     assert single["ttft_ms"] is None and single["tokens_out"] == 5 and single["method"] == "POST"
+
+
+async def test_model_names_no_backend_served_never_become_labels(gateway: TestClient) -> None:
+    for i in range(3):
+        response = await gateway.post("/api/v1/inference", json={"model_id": f"missing-everywhere-{i}",
+                                                                 "input_data": "hi"})
+        assert response.status == 404
+    samples = await scrape(gateway)
+    assert not any("missing-everywhere" in str(labels) for _, labels in samples)
+
+
+def test_model_labels_are_bounded_and_the_rest_count_as_other() -> None:
+    labels = ModelLabels(limit=2)
+    assert labels.label("invented", served=False) == "other"  # nothing answered for it
+    assert [labels.label(name, served=True) for name in ("a", "b", "c")] == ["a", "b", "other"]
+    assert labels.label("a", served=False) == "a"  # once served, a known name stays itself
+    assert labels.label(None, served=True) == "none"

@@ -42,6 +42,7 @@ from proxy.limits.redis_windows import RedisWindows
 from proxy.limits.usage import UsageBook
 from proxy.limits.windows import TOKENS, LocalWindows, Verdict
 from proxy.llm import Usage
+from proxy.model_labels import MODEL_LABELS
 from proxy.tenants import Limits, Tenant
 
 log = logging.getLogger("proxy")
@@ -68,6 +69,11 @@ class Reservation:
             self._usage = usage
         else:
             self._produced = max(self._produced, text_tokens(output))
+
+    @property
+    def served(self) -> bool:
+        """Whether an upstream answered for this request (usage, or tokens relayed)."""
+        return self._usage is not None or self._produced > 0
 
     def produced(self, tokens: int = 1) -> None:
         """Tokens relayed so far: what a stream that ends without usage is charged."""
@@ -200,7 +206,8 @@ class Limiter:
 
     def settle(self, reservation: Reservation, error: BaseException | None) -> None:
         tokens_in, tokens_out = reservation.used(error)
-        self.usage.add(reservation.tenant.name, reservation.model, tokens_in, tokens_out)
+        model = MODEL_LABELS.label(reservation.model, served=reservation.served)
+        self.usage.add(reservation.tenant.name, model, tokens_in, tokens_out)
         if not reservation.limited:
             return
         name, rid, actual = reservation.tenant.name, reservation.rid, tokens_in + tokens_out
