@@ -263,7 +263,7 @@ async def test_a_gateway_starts_and_serves_while_its_redis_is_down(
                                  redis_url=str(redis_url))
     body = await health(gateway)
     assert body["redis"]["up"] is False and body["limits"] == "local_share"
-    assert "hunter2-secret" not in str(body) and "***" in body["redis"]["url"]
+    assert "hunter2-secret" not in str(body) and body["redis"]["url"] == f"redis://127.0.0.1:{dead_url.port}/"
     statuses = [(await gateway.post(INFER, json=ask(), headers=bearer("rpm4"))).status for _ in range(5)]
     assert statuses == [200] * 4 + [429]
 
@@ -324,3 +324,16 @@ async def test_health_usage_and_limit_answers_conform_to_the_openapi_description
     await eventually(lambda: redis_state(gateway, up=False))
     assert await check("GET", "/api/v1/health", AUTH) == 200
     assert await check("GET", "/api/v1/admin/usage", bearer(ADMIN)) == 200
+
+
+async def test_with_redis_down_a_request_too_big_for_the_share_is_told_to_retry(
+    pair: Replicas, redis_server: RedisServer,
+) -> None:
+    await whole_fleet_seen(pair)
+    await redis_server.kill()
+    await eventually(lambda: redis_state(pair[0], up=False))
+    # tpm30 across 2 replicas: a share of 15 each; ask() reserves 18, which fits the real limit.
+    response = await pair[0].post(INFER, json=ask(), headers=bearer("tpm30"))
+    body = await assert_rate_limited(response, "tokens_per_minute")
+    assert body["limit_value"] == 15
+    assert "share" in body["message"] and "Redis" in body["message"]

@@ -158,19 +158,22 @@ class Limiter:
             return
         reservation.rid = secrets.token_hex(10)
         tokens, at_least = self._tokens_to_reserve(limits, reservation.estimate)
-        verdict = await self._verdict(reservation, limits, tokens, at_least)
+        verdict, applied = await self._verdict(reservation, limits, tokens, at_least)
         if not verdict.admitted:
             RATE_LIMITED.labels(key=tenant.name, limit=verdict.limit).inc()
-            raise _refusal(tenant, limits, verdict, at_least)
+            raise _refusal(tenant, applied, verdict, at_least, share=applied is not limits)
         reservation.reserved = verdict.reserved
         reservation.limited = True
         if limits.concurrent_requests is not None:
             self._holding[reservation.rid] = reservation
 
-    async def _verdict(self, reservation: Reservation, limits: Limits, tokens: int, at_least: int) -> Verdict:
+    async def _verdict(
+        self, reservation: Reservation, limits: Limits, tokens: int, at_least: int,
+    ) -> tuple[Verdict, Limits]:
+        """The verdict, and the limits it applied (this replica's share while Redis is down)."""
         name, rid = reservation.tenant.name, reservation.rid
         if self.shared is None:
-            return self.local.acquire(name, limits, rid, tokens, at_least=at_least)
+            return self.local.acquire(name, limits, rid, tokens, at_least=at_least), limits
         try:
             verdict = await self.shared.acquire(name, limits, rid, tokens, at_least=at_least)
         except asyncio.CancelledError:
@@ -183,13 +186,13 @@ class Limiter:
                 raise LimitsUnavailable(
                     "the shared limit state (Redis) is unreachable and PROXY_REDIS_FAILURE=closed") from None
             share = limits.share(self.shared.link.fleet_size)
-            return self.local.acquire(name, share, rid, tokens, at_least=at_least)
+            return self.local.acquire(name, share, rid, tokens, at_least=at_least), share
         if verdict.admitted:
             reservation.shared = True
             # Counted here too, so that if Redis goes down this replica's share starts from
             # what it has really admitted in the last minute.
             self.local.acquire(name, limits, rid, verdict.reserved, force=True)
-        return verdict
+        return verdict, limits
 
     def _tokens_to_reserve(self, limits: Limits, estimate: TokenEstimate) -> tuple[int, int]:
         """(tokens to reserve, the fewest that will do).
@@ -261,10 +264,21 @@ class Limiter:
             await self.usage.flush()
 
 
-def _refusal(tenant: Tenant, limits: Limits, verdict: Verdict, tokens: int) -> RateLimited:
-    """The 429; `tokens` is the fewest tokens the request needed to reserve."""
+# While Redis is down, a request too big for this replica's share may fit once it is back.
+SHARE_RETRY_AFTER = 5
+
+
+def _refusal(tenant: Tenant, limits: Limits, verdict: Verdict, tokens: int, *, share: bool) -> RateLimited:
+    """The 429; `tokens` is the fewest tokens the request needed to reserve; `share`: the
+    limits applied were this replica's share, Redis being down."""
     value = getattr(limits, verdict.limit)
     what = f"key {tenant.name!r} is at its {verdict.limit} limit ({value})"
+    if share:
+        what = (f"key {tenant.name!r} is at this replica's share of its {verdict.limit} limit ({value}), "
+                "enforced while the shared limit state (Redis) is unreachable")
+        if math.isinf(verdict.retry_after):
+            return RateLimited(f"{what}; this request reserves {tokens} tokens; retry in {SHARE_RETRY_AFTER} s",
+                               limit=verdict.limit, limit_value=value, retry_after=SHARE_RETRY_AFTER)
     if math.isinf(verdict.retry_after):
         return RateLimited(
             f"{what}: this request alone reserves {tokens} tokens (prompt estimate plus max_tokens); "
