@@ -9,8 +9,9 @@ and that its requests per minute, tokens per minute and concurrent requests all 
 (else 429 naming the limit, with Retry-After); the request is then counted against all
 three, its tokens as the estimate. Leaving, however the block ends (an answer, an error,
 a stream cut, a client that hangs up), frees the concurrency slot and replaces the
-estimate by the real usage, or by what is known of it. Nothing in leaving waits: the
-shared state is updated by a task this limiter owns, so a cancelled request cannot skip it.
+estimate by the real usage, or by what is known of it. The shared state is updated by a
+task this limiter owns, so a cancelled request cannot skip it; leaving waits for that task
+(bounded by PROXY_REDIS_TIMEOUT), so a single-shot answer leaves only once its slot is free.
 
 Where the state lives: this process's memory without Redis; Redis with it, so that the
 replicas of a fleet together admit exactly the configured limits. When Redis is down,
@@ -104,7 +105,13 @@ class Reservation:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None,
     ) -> None:
-        self._limiter.settle(self, exc)
+        settling = self._limiter.settle(self, exc)
+        if settling is not None:
+            # Waited for (Redis calls are bounded by PROXY_REDIS_TIMEOUT), so that a client
+            # that sends its next request as soon as this answer arrives finds its slot free;
+            # shielded, so a request being cancelled cannot cut the settlement short.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(settling)
 
 
 @define
@@ -207,24 +214,27 @@ class Limiter:
             return tokens, tokens
         return estimate.prompt + self.default_completion, estimate.prompt + 1
 
-    def settle(self, reservation: Reservation, error: BaseException | None) -> None:
+    def settle(self, reservation: Reservation, error: BaseException | None) -> asyncio.Task[None] | None:
+        """Charge the real usage and free the slot; returns the Redis settlement, if any."""
         tokens_in, tokens_out = reservation.used(error)
         model = MODEL_LABELS.label(reservation.model, served=reservation.served)
         self.usage.add(reservation.tenant.name, model, tokens_in, tokens_out)
         if not reservation.limited:
-            return
+            return None
         name, rid, actual = reservation.tenant.name, reservation.rid, tokens_in + tokens_out
         self._holding.pop(rid, None)
         self.local.settle(name, rid, reservation.reserved, actual)
         if reservation.shared:
-            self._spawn(self._settle_shared(name, rid, reservation.reserved, actual))
+            return self._spawn(self._settle_shared(name, rid, reservation.reserved, actual))
+        return None
 
-    def _spawn(self, settlement: Coroutine[None, None, None]) -> None:
+    def _spawn(self, settlement: Coroutine[None, None, None]) -> asyncio.Task[None]:
         """Run a settlement in a task of the limiter's own, so that a request that is being
         cancelled cannot cut it short; shutdown waits for it (aclose)."""
         task = asyncio.get_running_loop().create_task(settlement)
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
+        return task
 
     async def _settle_shared(self, name: str, rid: str, reserved: int, actual: int) -> None:
         assert self.shared is not None
