@@ -21,8 +21,16 @@ import aiohttp_cors
 from aiohttp import hdrs, web
 
 CORS_PREFIXES = ("/api/v1/", "/v1/")
-# Beyond the safelisted request headers: the token, JSON bodies, and a client's own request id.
-ALLOWED_HEADERS = ("Authorization", "Content-Type", "X-Request-ID")
+# Beyond the safelisted request headers: the token, JSON bodies, and a client's own request id;
+# then what the official OpenAI JavaScript SDK sends from a browser with every /v1 call
+# (its platform and retry headers, and the organization and project when set), without
+# which its preflight would be refused.
+ALLOWED_HEADERS = (
+    "Authorization", "Content-Type", "X-Request-ID",
+    "X-Stainless-Lang", "X-Stainless-Package-Version", "X-Stainless-OS", "X-Stainless-Arch",
+    "X-Stainless-Runtime", "X-Stainless-Runtime-Version", "X-Stainless-Retry-Count", "X-Stainless-Timeout",
+    "OpenAI-Organization", "OpenAI-Project",
+)
 # Beyond the safelisted response headers (Content-Type, Cache-Control, ...): what clients read.
 EXPOSED_HEADERS = ("X-Request-ID", "Server-Timing", "Retry-After")
 

@@ -119,6 +119,16 @@ async def test_a_preflight_may_ask_for_the_clients_own_request_id_header(anonymo
     assert "X-REQUEST-ID" in response.headers["Access-Control-Allow-Headers"].upper()
 
 
+async def test_the_openai_javascript_sdks_preflight_is_answered(anonymous: TestClient) -> None:
+    sdk_headers = ("authorization,content-type,x-stainless-lang,x-stainless-package-version,x-stainless-os,"
+                   "x-stainless-arch,x-stainless-runtime,x-stainless-runtime-version,x-stainless-retry-count,"
+                   "x-stainless-timeout")
+    response = await anonymous.options("/v1/chat/completions", headers=preflight_headers(headers=sdk_headers))
+    assert response.status == 200
+    allowed = {h.strip().lower() for h in response.headers["Access-Control-Allow-Headers"].split(",")}
+    assert set(sdk_headers.split(",")) <= allowed
+
+
 @pytest.mark.parametrize(("headers", "named"), [
     pytest.param(preflight_headers(origin=OTHER), OTHER, id="origin-not-allowed"),
     pytest.param(preflight_headers(method="DELETE"), "DELETE", id="method-the-route-lacks"),
