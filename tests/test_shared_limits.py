@@ -292,7 +292,9 @@ async def test_an_open_ended_request_takes_what_is_left_of_the_fleets_tokens(
     openai_fake.release = asyncio.Event()
     first = await pair[0].post(STREAM, json=open_ended, headers=bearer("tpm30"))
     assert first.status == 200  # the whole 30: the default completion reservation does not fit
-    await assert_rate_limited(await pair[1].post(INFER, json=open_ended, headers=bearer("tpm30")), "tokens_per_minute")
+    refused = await pair[1].post(INFER, json=open_ended, headers=bearer("tpm30"))
+    await assert_rate_limited(refused, "tokens_per_minute")
+    assert refused.headers["Retry-After"] == "1"  # only a running reservation is in the way
     openai_fake.release.set()
     await first.read()
 

@@ -76,8 +76,14 @@ class _Ledger:
         if cap is not None and self.tokens + tokens > cap:
             if self.tokens + at_least <= cap:  # an open-ended answer takes what is left
                 return Verdict(admitted=True, reserved=cap - self.tokens)
-            free_in = self._tokens_free_in(cap - at_least, now) if at_least <= cap else math.inf
-            return Verdict.refused(TOKENS, free_in)
+            if at_least > cap:
+                return Verdict.refused(TOKENS, math.inf)
+            # Reservations still running settle to their real usage within seconds, not a
+            # minute: if they alone are in the way, come back shortly.
+            pending = sum(charge.tokens for charge in self.by_id.values())
+            if self.tokens - pending + at_least <= cap:
+                return Verdict.refused(TOKENS, 1.0)
+            return Verdict.refused(TOKENS, self._tokens_free_in(cap - at_least, now))
         return Verdict(admitted=True, reserved=tokens)
 
     def _tokens_free_in(self, room_needed_below: int, now: float) -> float:
