@@ -23,7 +23,6 @@ class Admission:
     queue_timeout: float
     _slots: asyncio.Semaphore = field(init=False)
     _waiting: int = 0
-    _in_flight: int = 0
 
     def __attrs_post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.limit)
@@ -54,9 +53,7 @@ class Admission:
         if request.method != "POST":
             return await handler(request)
         await self._acquire()
-        self._in_flight += 1
         try:
             return await handler(request)
         finally:
-            self._in_flight -= 1
             self._slots.release()

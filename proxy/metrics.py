@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import Counter, Gauge, Histogram
@@ -48,7 +49,8 @@ FALLBACKS = Counter(
     ["backend", "reason"],
 )
 IN_FLIGHT = Gauge(
-    "gateway_requests_in_flight", "Requests being served now.", multiprocess_mode="livesum",
+    "gateway_requests_in_flight", "Inference requests (POST) being served now, as admission counts them.",
+    multiprocess_mode="livesum",
 )
 BACKEND_UP = Gauge(
     "gateway_backend_up", "1 while a backend's breaker lets requests through, 0 while it is open.",
@@ -71,17 +73,31 @@ def route_template(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+# Each metric's child per label values: labels() costs more than the increment itself,
+# and this runs for every request. Bounded, since every label set is (see the module doc).
+_children: dict[tuple[object, ...], Any] = {}
+
+
+def _child(metric: Counter | Histogram, *labels: str) -> Any:
+    key = (metric, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 @web.middleware
 async def track(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Counts every request once it ends; sits just inside the request context."""
-    IN_FLIGHT.inc()
+    """Counts every request once it ends; sits just inside the request context.
+
+    Requests in flight are not counted here but read from admission, which counts them
+    anyway (handlers/metrics.py sets the gauge every second and at each scrape)."""
     status = CLIENT_CLOSED
     try:
         response = await handler(request)
         status = response.status
         return response
     finally:
-        IN_FLIGHT.dec()
         _record(request, status)
 
 
@@ -89,16 +105,18 @@ def _record(request: web.Request, status: int) -> None:
     outcome = request[OUTCOME]
     route = route_template(request)
     provider = outcome.provider or "none"
-    REQUESTS.labels(route, request.method, str(status), provider).inc()
-    DURATION.labels(route, provider).observe(time.perf_counter() - request[STARTED])
+    _child(REQUESTS, route, request.method, str(status), provider).inc()
+    _child(DURATION, route, provider).observe(time.perf_counter() - request[STARTED])
     if outcome.first_token_at is not None:
-        TIME_TO_FIRST_TOKEN.labels(route, provider).observe(outcome.first_token_at - request[STARTED])
-    model = MODEL_LABELS.label(outcome.model, served=bool(outcome.tokens))
+        _child(TIME_TO_FIRST_TOKEN, route, provider).observe(outcome.first_token_at - request[STARTED])
+    if not outcome.tokens:
+        return
+    model = MODEL_LABELS.label(outcome.model, served=True)
     for served_by, (tokens_in, tokens_out) in outcome.tokens.items():
         if tokens_in:
-            TOKENS.labels(served_by, model, "in").inc(tokens_in)
+            _child(TOKENS, served_by, model, "in").inc(tokens_in)
         if tokens_out:
-            TOKENS.labels(served_by, model, "out").inc(tokens_out)
+            _child(TOKENS, served_by, model, "out").inc(tokens_out)
 
 
 def upstream_failed(backend: str, code: str, *, passed_on: bool) -> None:

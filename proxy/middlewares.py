@@ -166,7 +166,9 @@ class BearerAuth:
     def protects(self, path: str) -> bool:
         if path in self.public_paths:
             return False
-        return any(path == prefix or path.startswith(prefix + "/") for prefix in self.protected_prefixes)
+        # Each prefix itself, or under it ("/v1/..."), but not a mere lookalike ("/v1x").
+        return path.startswith(tuple(prefix + "/" for prefix in self.protected_prefixes)) \
+            or path in self.protected_prefixes
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -257,6 +257,7 @@ async def test_a_batch_runs_no_more_items_at_once_than_its_key_may(
 async def test_usage_per_key_and_model_from_the_admin_endpoint_and_the_metrics(
     limited: TestClient, keys_path: pathlib.Path,
 ) -> None:
+    await limited.get("/metrics")  # exported every second and at each scrape
     before = metric("gateway_key_tokens_total", key="unlimited", model="gpt-test", direction="out")
     for _ in range(3):
         assert (await limited.post(INFER, json=ask(), headers=bearer("unlimited"))).status == 200
@@ -279,6 +280,7 @@ async def test_usage_per_key_and_model_from_the_admin_endpoint_and_the_metrics(
         "limits": {"requests_per_minute": 3, "tokens_per_minute": None, "concurrent_requests": None},
         "models": {}, "total": {"in": 0, "out": 0},
         "window_here": {"requests_per_minute": 0, "tokens_per_minute": 0, "concurrent_requests": 0}}
+    await limited.get("/metrics")
     assert metric("gateway_key_tokens_total", key="unlimited", model="gpt-test", direction="out") == before + 20
 
 

@@ -11,25 +11,27 @@ from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from proxy.metrics import set_backend_state
-from proxy.state import ROUTER
+from proxy.metrics import IN_FLIGHT, set_backend_state
+from proxy.state import ADMISSION, LIMITER, ROUTER
 
 # The text format every Prometheus version reads (the names here need no newer escaping).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def _refresh_backends(app: web.Application) -> None:
+def _refresh_gauges(app: web.Application) -> None:
+    IN_FLIGHT.set(app[ADMISSION].in_flight)
+    app[LIMITER].usage.export_metrics()
     for member in app[ROUTER].members:
         set_backend_state(member.backend.name, member.backend.provider, member.breaker.state)
 
 
 async def backend_gauges_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Keeps this process's backend gauges current: a breaker turns half_open by the clock
-    alone, and with several workers the scrape may land on any of them."""
+    """Keeps this process's gauges (requests in flight, backends) current: a breaker turns
+    half_open by the clock alone, and with several workers the scrape may land on any of them."""
 
     async def refresh_every_second() -> None:
         while True:
-            _refresh_backends(app)
+            _refresh_gauges(app)
             await asyncio.sleep(1)
 
     task = asyncio.create_task(refresh_every_second())
@@ -42,7 +44,7 @@ async def backend_gauges_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    _refresh_backends(request.app)
+    _refresh_gauges(request.app)
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # the library has no annotations here

@@ -1,7 +1,9 @@
 """Usage accounting: tokens in and out per key and model.
 
-Each settled request adds its tokens here: to this process's totals, to the Prometheus
-counter `gateway_key_tokens_total` (per process; Prometheus adds the replicas up), and,
+Each settled request adds its tokens here: to this process's totals, which reach the
+Prometheus counter `gateway_key_tokens_total` every second and at each scrape (per process;
+Prometheus adds the replicas up; kept off the request path, where a counter costs more than
+a dict update), and,
 with Redis, to the fleet's totals: one hash that every replica increments with HINCRBY,
 atomic, so concurrent replicas never lose an update. Increments are sent in one batch
 every FLUSH seconds (and at shutdown); while Redis is down they wait here and are sent
@@ -37,7 +39,8 @@ class UsageBook:
     _mine: dict[tuple[str, str, str], int] = field(factory=lambda: defaultdict(int))
     _unsent: dict[tuple[str, str, str], int] = field(factory=lambda: defaultdict(int))
     _lock: asyncio.Lock = field(factory=asyncio.Lock)
-    # The metric's child per label set: labels() costs more than the rest of add() together.
+    # What export_metrics() has passed to the counter so far, and the counter's children.
+    _exported: dict[tuple[str, str, str], int] = field(factory=dict)
     _counters: dict[tuple[str, str, str], Counter] = field(factory=dict)
 
     def add(self, key: str, model: str, tokens_in: int, tokens_out: int) -> None:
@@ -45,13 +48,21 @@ class UsageBook:
             if tokens <= 0:
                 continue
             labels = (key, model, direction)
-            counter = self._counters.get(labels)
-            if counter is None:
-                counter = self._counters[labels] = KEY_TOKENS.labels(key=key, model=model, direction=direction)
-            counter.inc(tokens)
             self._mine[labels] += tokens
             if self.link is not None:
                 self._unsent[labels] += tokens
+
+    def export_metrics(self) -> None:
+        """Bring `gateway_key_tokens_total` up to this process's totals."""
+        for labels, total in self._mine.items():
+            delta = total - self._exported.get(labels, 0)
+            if delta:
+                counter = self._counters.get(labels)
+                if counter is None:
+                    key, model, direction = labels
+                    counter = self._counters[labels] = KEY_TOKENS.labels(key=key, model=model, direction=direction)
+                counter.inc(delta)
+                self._exported[labels] = total
 
     @property
     def _hash(self) -> str:
