@@ -14,6 +14,7 @@ import logging
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from proxy import logs
 from proxy.metrics import route_template
 from proxy.middlewares import OUTCOME, REQUEST_ID, STARTED, TENANT, elapsed_ms
 
@@ -36,7 +37,7 @@ class AccessLogger(AbstractAccessLogger):
         first_token_ms = None
         if outcome.first_token_at is not None:
             first_token_ms = round((outcome.first_token_at - request[STARTED]) * 1000, 3)
-        self.logger.info("access", extra={"fields": {
+        logs.access(self.logger, {
             "event": "access",
             "request_id": request[REQUEST_ID],
             "method": request.method,
@@ -50,4 +51,4 @@ class AccessLogger(AbstractAccessLogger):
             "ttft_ms": first_token_ms,
             "tokens_in": outcome.tokens_in,
             "tokens_out": outcome.tokens_out,
-        }})
+        })
