@@ -14,6 +14,8 @@ import argparse
 import asyncio
 import json
 import math
+import os
+import pathlib
 import platform
 import subprocess
 import sys
@@ -74,6 +76,29 @@ def single_shot(seconds: int) -> None:
             if g.errors or d.errors:
                 row(name, "errors", str(g.errors), f"direct {d.errors}")
             results[name] = {"gateway": repr(g), "direct": repr(d)}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_request(seconds: int) -> None:
+    """The gateway's own CPU time per single-shot request, without and with the JSON access
+    log (PROXY_LOG_LEVEL=INFO, the default). Steadier than requests/s on a shared machine,
+    since time the hypervisor takes away is not counted."""
+    for level in ("WARNING", "INFO"):
+        with emulator() as upstream, gateway(upstream, "ollama", PROXY_LOG_LEVEL=level) as (url, process):
+            wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=8, seconds=2, headers=AUTH, core=LOAD_CORE)
+            before = _cpu_seconds(process.pid)
+            load = wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=32, seconds=seconds, headers=AUTH,
+                       core=LOAD_CORE)
+            used = _cpu_seconds(process.pid) - before
+        per_request_us = used / (load.rps * seconds) * 1e6
+        row(f"cpu per request, log {level}", "gateway CPU µs per request", f"{per_request_us:.0f}",
+            f"at {load.rps:,.0f} requests/s, 32 connections")
+        results[f"cpu per request {level}"] = per_request_us
 
 
 def frontier(seconds: int, rates: list[int]) -> None:
@@ -234,6 +259,7 @@ def main() -> None:
     seconds = 3 if args.quick else 10
     scenarios: list[tuple[str, Callable[[], None]]] = [
         ("single shot", lambda: single_shot(seconds)),
+        ("cpu per request", lambda: cpu_per_request(seconds)),
         ("frontier", lambda: frontier(seconds, [250, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000, 5500])),
         ("streaming", lambda: streaming(20 if args.quick else 100)),
         ("many streams", lambda: many_streams(1000 if args.quick else 10_000)),
