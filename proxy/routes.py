@@ -36,6 +36,7 @@ from attrs import define, frozen
 
 from proxy.errors import ModelNotFound
 from proxy.llm import ChatRequest, Parameters
+from proxy.toml_lines import line_of
 
 log = logging.getLogger("proxy")
 
@@ -102,7 +103,7 @@ class RouteTable:
             problems = cattrs.transform_error(exc, format_exception=_describe)
             raise RoutesError("; ".join(f"{source}: {_locate(text, p)}" for p in problems)) from None
         problems = [
-            f"{source}: line {_line_of(text, model, problem.split('[')[0].split('.')[0].split()[0])}: "
+            f"{source}: line {line_of(text, 'models', model, problem.split('[')[0].split('.')[0].split()[0])}: "
             f"models.{model!r}.{problem}"
             for model, route in parsed.models.items()
             for problem in _route_problems(route, backend_names)
@@ -193,27 +194,11 @@ def _route_problems(route: Route, backend_names: Sequence[str]) -> list[str]:
     return problems
 
 
-def _line_of(text: str, model: str, field: str | None = None) -> int:
-    """The line of `field` in the table of `model`, else of the table's header (else 1)."""
-    name = re.escape(model)
-    header = re.compile(r'^[ \t]*\[[ \t]*models\.(?:"' + name + r'"|' + name + r")[ \t]*\]", re.M)
-    match = header.search(text)
-    if match is None:
-        return 1
-    start = match.start()
-    if field:
-        next_table = re.compile(r"^[ \t]*\[", re.M).search(text, match.end())
-        end = next_table.start() if next_table else len(text)
-        found = re.compile(r"^[ \t]*" + re.escape(field) + r"[ \t]*=", re.M).search(text, match.end(), end)
-        start = found.start() if found else start
-    return text.count("\n", 0, start) + 1
-
-
 def _locate(text: str, problem: str) -> str:
     """cattrs' 'what @ $.models.name.field' as 'line N: models.name.field: what'."""
     what, _, path = problem.partition(" @ ")
     match = re.match(r"\$\.models\['([^']+)'\]\.?(\w+)?", path)
-    line = _line_of(text, match.group(1), match.group(2)) if match else 1
+    line = line_of(text, "models", match.group(1), match.group(2)) if match else 1
     return f"line {line}: {path.removeprefix('$').lstrip('.') or 'the file'}: {what}"
 
 

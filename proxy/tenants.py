@@ -36,6 +36,8 @@ from typing import Any
 
 from attrs import define, field, frozen
 
+from proxy.toml_lines import line_of
+
 log = logging.getLogger("proxy")
 
 HASH_PREFIX = "sha256:"
@@ -120,10 +122,10 @@ def parse_keys(text: str, source: str = "keys file") -> dict[bytes, Tenant]:
     tenants: dict[bytes, Tenant] = {}
     for name, entry in keys.items():
         tenant, found, key = _tenant(name, entry)
-        problems += [f"line {_line_of(text, name, field)}: keys.{name}{'.' + field if field else ''}: {what}"
+        problems += [f"line {line_of(text, 'keys', name, field)}: keys.{name}{'.' + field if field else ''}: {what}"
                      for field, what in found]
         if key is not None and key in tenants:
-            problems.append(f"line {_line_of(text, name, 'hash')}: keys.{name}.hash: "
+            problems.append(f"line {line_of(text, 'keys', name, 'hash')}: keys.{name}.hash: "
                             f"the same secret as keys.{tenants[key].name}")
         elif tenant is not None and key is not None:
             tenants[key] = tenant
@@ -179,23 +181,6 @@ def _limit_field(value: object, field: str, problems: list[tuple[str, str]]) -> 
         problems.append((field, "expected a whole number of at least 1 (leave it out for no limit)"))
         return None
     return value
-
-
-def _line_of(text: str, name: str, field: str) -> int:
-    """The line of `field` in the table of key `name`, else of the table's header (else 1)."""
-    quoted = re.escape(name)
-    header = re.compile(r'^[ \t]*\[[ \t]*keys[ \t]*\.[ \t]*(?:"' + quoted + r'"|\'' + quoted + r"'|" + quoted
-                        + r")[ \t]*\]", re.M)
-    match = header.search(text)
-    if match is None:
-        return 1
-    start = match.start()
-    if field:
-        next_table = re.compile(r"^[ \t]*\[", re.M).search(text, match.end())
-        end = next_table.start() if next_table else len(text)
-        found = re.compile(r"^[ \t]*" + re.escape(field) + r"[ \t]*=", re.M).search(text, match.end(), end)
-        start = found.start() if found else start
-    return text.count("\n", 0, start) + 1
 
 
 @define
