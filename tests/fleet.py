@@ -8,9 +8,9 @@ Nothing here is a stand-in: the processes are what a deployment runs (deploy/fle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pathlib
-import shutil
 import signal
 import sys
 from typing import Any
@@ -19,35 +19,14 @@ import aiohttp
 from attrs import define, field
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.nginx_server import running_nginx, shipped_with
 from tests.redis_server import free_port
 from tests.tenant_keys import ADMIN, bearer
 from tests.waiting import eventually
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 SHIPPED = ROOT / "deploy" / "fleet" / "nginx-fleet.conf"
-
-# A minimal main configuration that keeps everything nginx writes in the test's directory,
-# around the shipped file.
-NGINX_CONF = """
-{user}
-worker_processes 1;
-daemon off;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    include {prefix}/nginx-fleet.conf;
-}}
-"""
-
 
 def render_fleet_site(gateway_ports: list[int], listen_port: int) -> str:
     """deploy/fleet/nginx-fleet.conf with compose's names replaced by this machine's ports.
@@ -55,16 +34,11 @@ def render_fleet_site(gateway_ports: list[int], listen_port: int) -> str:
     Debian's nginx predates `resolve` (1.27.3), so the replicas are listed instead of
     resolved by name; every other line is the shipped one.
     """
-    text = SHIPPED.read_text()
-    substitutions = {
+    return shipped_with(SHIPPED, {
         "resolver 127.0.0.11 valid=5s ipv6=off;": "",
         "server gateway:8000 resolve;": " ".join(f"server 127.0.0.1:{port};" for port in gateway_ports),
         "listen 8080;": f"listen 127.0.0.1:{listen_port};",
-    }
-    for old, new in substitutions.items():
-        assert text.count(old) == 1, f"deploy/fleet/nginx-fleet.conf should contain {old!r} exactly once"
-        text = text.replace(old, new)
-    return text
+    })
 
 
 @define
@@ -84,8 +58,8 @@ class Fleet:
     env: dict[str, str]
     size: int
     gateways: list[Gateway] = field(factory=list)
-    nginx: asyncio.subprocess.Process | None = None
     port: int = 0
+    _nginx: contextlib.AsyncExitStack = field(factory=contextlib.AsyncExitStack)
 
     @property
     def url(self) -> str:
@@ -127,34 +101,12 @@ class Fleet:
             body: dict[str, Any] = await response.json()
             return body
 
-    def _nginx_prefix(self) -> pathlib.Path:
-        """nginx's own directory: its configuration, pid, logs and temporary files."""
-        if not pathlib.Path(NGINX).exists():
-            raise RuntimeError("nginx is not installed: apt-get install nginx (.ci/run does)")
-        prefix = self.directory / "nginx"
-        prefix.mkdir()
-        user = "user root root;" if os.geteuid() == 0 else ""  # workers may read the temp dirs
-        (prefix / "nginx.conf").write_text(NGINX_CONF.format(user=user, prefix=prefix))
-        site = render_fleet_site([g.port for g in self.gateways], self.port)
-        (prefix / "nginx-fleet.conf").write_text(site)
-        return prefix
-
     async def _start_nginx(self) -> None:
         self.port = free_port()
-        prefix = self._nginx_prefix()
-        self.nginx = await asyncio.create_subprocess_exec(
-            NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", str(prefix / "error.log"),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-
-        async def listening() -> bool:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            except OSError:
-                return False
-            writer.close()
-            return True
-
-        await eventually(listening)
+        prefix = self.directory / "nginx"
+        prefix.mkdir()
+        site = render_fleet_site([g.port for g in self.gateways], self.port)
+        await self._nginx.enter_async_context(running_nginx(prefix, site, self.port))
 
     async def kill_gateway(self, gateway: Gateway) -> None:
         """As a crash: SIGKILL, no draining, nothing settled."""
@@ -163,13 +115,7 @@ class Fleet:
         await gateway.process.wait()
 
     async def stop(self) -> None:
-        if self.nginx is not None and self.nginx.returncode is None:
-            self.nginx.send_signal(signal.SIGQUIT)
-            try:
-                await asyncio.wait_for(self.nginx.wait(), 10)
-            except TimeoutError:
-                self.nginx.kill()
-                await self.nginx.wait()
+        await self._nginx.aclose()
         for gateway in self.gateways:
             if gateway.process is not None and gateway.process.returncode is None:
                 gateway.process.send_signal(signal.SIGTERM)

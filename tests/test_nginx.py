@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
 import io
 import json
-import os
 import pathlib
 import re
-import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -28,10 +25,10 @@ from attrs import frozen
 
 from proxy.config import Settings
 from tests.gateway_process import ROOT, free_port, running_gateway
+from tests.nginx_server import running_nginx, shipped_with
 from tests.test_stream import events, next_block
 from tests.upstreams.gated import GatedOpenAI
 
-NGINX = pathlib.Path("/usr/sbin/nginx")
 SHIPPED = ROOT / "deploy" / "nginx.conf"
 TOKEN = "nginx-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -44,38 +41,13 @@ IGNORE_ACCEL_BUFFERING = "proxy_ignore_headers X-Accel-Buffering;"
 COMPRESS_EVENT_STREAMS = "gzip on; gzip_types text/event-stream application/json; gzip_min_length 0;"
 HOSTILE = f"{IGNORE_ACCEL_BUFFERING} {COMPRESS_EVENT_STREAMS}"
 
-MAIN_CONF = """\
-daemon off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log info;
-{user}
-events {{ worker_connections 64; }}
-http {{
-    default_type application/octet-stream;
-    client_body_temp_path {dir}/client_body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    {http_extra}
-    include {dir}/octomil-gateway.conf;
-}}
-"""
-
-
 def render_site(gateway_port: int, listen_port: int, access_log: pathlib.Path) -> str:
     """The shipped file with its ports and log path replaced, each exactly once."""
-    text = SHIPPED.read_text()
-    substitutions = {
+    return shipped_with(SHIPPED, {
         "server 127.0.0.1:8000;": f"server 127.0.0.1:{gateway_port};",
         "listen 80;": f"listen 127.0.0.1:{listen_port};",
         "/var/log/nginx/octomil-gateway.access.log": str(access_log),
-    }
-    for old, new in substitutions.items():
-        assert text.count(old) == 1, f"deploy/nginx.conf should contain {old!r} exactly once"
-        text = text.replace(old, new)
-    return text
+    })
 
 
 @frozen
@@ -84,47 +56,12 @@ class Nginx:
     access_log: pathlib.Path
 
 
-def require_nginx() -> None:
-    """Fail, not skip: CI installs nginx (.ci/run), so its absence is a broken setup."""
-    if not NGINX.exists():
-        pytest.fail(f"{NGINX} is missing: install Debian's nginx package (.ci/run does)")
-
-
 @asynccontextmanager
-async def running_nginx(directory: pathlib.Path, gateway_port: int, http_extra: str = "") -> AsyncIterator[Nginx]:
-    require_nginx()
+async def nginx_in_front(directory: pathlib.Path, gateway_port: int, http_extra: str = "") -> AsyncIterator[Nginx]:
     port = free_port()
     access_log = directory / "access.log"
-    (directory / "octomil-gateway.conf").write_text(render_site(gateway_port, port, access_log))
-    # As root, nginx's workers would run as nobody, who cannot write to the test's directory.
-    user = f"user {getpass.getuser()};" if os.geteuid() == 0 else ""
-    conf = directory / "nginx.conf"
-    conf.write_text(MAIN_CONF.format(dir=directory, user=user, http_extra=http_extra))
-    process = await asyncio.create_subprocess_exec(
-        str(NGINX), "-p", str(directory), "-c", str(conf), "-e", str(directory / "error.log"),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    try:
-        async with asyncio.timeout(10):
-            while not await _accepts(port):
-                if process.returncode is not None:
-                    assert process.stderr is not None
-                    pytest.fail(f"nginx did not start: {(await process.stderr.read()).decode()}")
-                await asyncio.sleep(0.02)
+    async with running_nginx(directory, render_site(gateway_port, port, access_log), port, http_extra):
         yield Nginx(url=f"http://127.0.0.1:{port}", access_log=access_log)
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            await process.wait()
-
-
-async def _accepts(port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    writer.close()
-    await writer.wait_closed()
-    return True
 
 
 @frozen
@@ -150,7 +87,7 @@ async def make_stack(
             env = {"PROXY_API_TOKENS": TOKEN, "OLLAMA_BASE_URL": "off",
                    "OPENAI_API_ENDPOINT": str(server.make_url("/v1"))}
             gateway = await stack.enter_async_context(running_gateway(env))
-            nginx = await stack.enter_async_context(running_nginx(tmp_path, gateway.port, http_extra))
+            nginx = await stack.enter_async_context(nginx_in_front(tmp_path, gateway.port, http_extra))
             return Stack(nginx=nginx, gateway_port=gateway.port, upstream=upstream)
 
         yield make
@@ -317,7 +254,7 @@ async def test_a_client_hanging_up_at_nginx_cancels_the_upstream_call(
 async def test_nginx_answers_json_when_the_gateway_is_down(
     tmp_path: pathlib.Path, client: aiohttp.ClientSession,
 ) -> None:
-    async with running_nginx(tmp_path, gateway_port=free_port()) as nginx:
+    async with nginx_in_front(tmp_path, gateway_port=free_port()) as nginx:
         response = await client.get(f"{nginx.url}/api/v1/health")
         assert response.status == 502
         body = await response.json()

@@ -6,10 +6,9 @@ from aiohttp import web
 
 from proxy.api_models import EmbeddingsBody, embed_request, structure
 from proxy.handlers.json_io import json_response, read_json
-from proxy.limits.estimate import embed_estimate
-from proxy.llm import Usage
-from proxy.middlewares import OUTCOME, elapsed_ms, tenant_of
-from proxy.state import LIMITER, ROUTER, ROUTES, SETTINGS
+from proxy.handlers.serving import embed_once
+from proxy.middlewares import elapsed_ms
+from proxy.state import SETTINGS
 
 
 async def embeddings(request: web.Request) -> web.Response:
@@ -17,13 +16,7 @@ async def embeddings(request: web.Request) -> web.Response:
     body = structure(raw, EmbeddingsBody)
     single = isinstance(raw["input"], str)
     embed = embed_request(body, max_inputs=request.app[SETTINGS].embed_max_inputs, single=single)
-    request[OUTCOME].model = body.model_id
-    route = request.app[ROUTES].table.route(body.model_id, "embeddings")
-    async with request.app[LIMITER].reserve(tenant_of(request), body.model_id, embed_estimate(embed)) as reservation:
-        backend, result = await request.app[ROUTER].embed(embed, route)
-        usage = Usage(prompt_tokens=result.prompt_tokens, completion_tokens=0)
-        reservation.record(usage)
-    request[OUTCOME].served(backend.provider, usage)
+    backend, result = await embed_once(request, embed)
     return json_response({
         "object": "list",
         "data": [

@@ -8,10 +8,10 @@ from aiohttp import web
 
 from proxy.api_models import InferenceBody, chat_request, structure_prompt
 from proxy.handlers.json_io import json_response, read_json
-from proxy.limits.estimate import chat_estimate
+from proxy.handlers.serving import chat_once
 from proxy.llm import ChatResult
-from proxy.middlewares import OUTCOME, elapsed_ms, tenant_of
-from proxy.state import LIMITER, ROUTER, ROUTES, SETTINGS
+from proxy.middlewares import OUTCOME, elapsed_ms
+from proxy.state import ROUTES, SETTINGS
 
 
 def answer_json(model_id: str, provider: str, result: ChatResult, latency_ms: float) -> dict[str, Any]:
@@ -33,8 +33,5 @@ async def inference(request: web.Request) -> web.Response:
     body = structure_prompt(raw, InferenceBody, max_messages=request.app[SETTINGS].max_messages)
     request[OUTCOME].model = body.model_id
     chat, route = request.app[ROUTES].table.chat(chat_request(body.model_id, body))
-    async with request.app[LIMITER].reserve(tenant_of(request), body.model_id, chat_estimate(chat)) as reservation:
-        backend, result = await request.app[ROUTER].chat(chat, route)
-        reservation.record(result.usage, output=result.output)
-    request[OUTCOME].served(backend.provider, result.usage)
+    backend, result = await chat_once(request, chat, route)
     return json_response(answer_json(body.model_id, backend.provider, result, elapsed_ms(request)))

@@ -19,13 +19,13 @@ from attrs import define
 from proxy.api_models import structure
 from proxy.errors import GatewayError
 from proxy.handlers.json_io import json_response, read_json
+from proxy.handlers.serving import chat_once
 from proxy.handlers.sse_relay import relay
-from proxy.limits.estimate import chat_estimate
 from proxy.llm import StreamEnd
-from proxy.middlewares import OUTCOME, REQUEST_ID, tenant_of
+from proxy.middlewares import OUTCOME, REQUEST_ID
 from proxy.openai_errors import openai_error
 from proxy.openai_models import ChatCompletionBody, chat_messages_problems, openai_chat_request
-from proxy.state import LIMITER, ROUTER, ROUTES, SETTINGS
+from proxy.state import ROUTES, SETTINGS
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -40,10 +40,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return await relay(request, chat, route, lambda _provider: ChunkEvents(
             completion_id=completion_id, created=created, model=body.model, include_usage=include_usage))
-    async with request.app[LIMITER].reserve(tenant_of(request), body.model, chat_estimate(chat)) as reservation:
-        backend, result = await request.app[ROUTER].chat(chat, route)
-        reservation.record(result.usage, output=result.output)
-    request[OUTCOME].served(backend.provider, result.usage)
+    backend, result = await chat_once(request, chat, route)
     answer: dict[str, Any] = {
         "id": completion_id,
         "object": "chat.completion",

@@ -17,11 +17,9 @@ from aiohttp import web
 from proxy.api_models import structure
 from proxy.errors import RouteNotFound
 from proxy.handlers.json_io import json_response, read_json
-from proxy.limits.estimate import embed_estimate
-from proxy.llm import Usage
-from proxy.middlewares import OUTCOME, tenant_of
+from proxy.handlers.serving import embed_once
 from proxy.openai_models import EmbeddingsV1Body, openai_embed_request
-from proxy.state import CATALOG, LIMITER, ROUTER, ROUTES, SETTINGS
+from proxy.state import CATALOG, ROUTES, SETTINGS
 
 
 async def embeddings_v1(request: web.Request) -> web.Response:
@@ -29,13 +27,7 @@ async def embeddings_v1(request: web.Request) -> web.Response:
     body = structure(raw, EmbeddingsV1Body)
     embed = openai_embed_request(
         body, max_inputs=request.app[SETTINGS].embed_max_inputs, single=isinstance(raw["input"], str))
-    request[OUTCOME].model = body.model
-    route = request.app[ROUTES].table.route(body.model, "embeddings")
-    async with request.app[LIMITER].reserve(tenant_of(request), body.model, embed_estimate(embed)) as reservation:
-        backend, result = await request.app[ROUTER].embed(embed, route)
-        usage = Usage(prompt_tokens=result.prompt_tokens, completion_tokens=0)
-        reservation.record(usage)
-    request[OUTCOME].served(backend.provider, usage)
+    backend, result = await embed_once(request, embed)
     as_base64 = body.encoding_format == "base64"
     response = json_response({
         "object": "list",
