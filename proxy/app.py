@@ -36,6 +36,7 @@ from proxy.routes import Routes
 from proxy.routing import Router
 from proxy.state import ADMISSION, CATALOG, DRAIN, KEYS, LIMITER, REGISTRY, ROUTER, ROUTES, SETTINGS
 from proxy.tenants import KeyRing
+from proxy.tracing.server import Tracing
 
 
 async def backends_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -119,9 +120,14 @@ def create_app(settings: Settings) -> web.Application:
     if not settings.auth_disabled:
         auth = BearerAuth(keys, open_preflights=bool(settings.cors_origins))
     admission = Admission(limit=settings.max_in_flight, queue_timeout=settings.queue_timeout)
+    tracing = Tracing.from_config(settings.tracing) if settings.tracing else None
+    trace = tracing.middleware if tracing else None
     app = web.Application(
-        middlewares=[*middlewares(auth, observe=track), admission.middleware], client_max_size=settings.max_body_bytes
+        middlewares=[*middlewares(auth, observe=track, trace=trace), admission.middleware],
+        client_max_size=settings.max_body_bytes,
     )
+    if tracing is not None:
+        app.on_cleanup.append(lambda _app: asyncio.to_thread(tracing.shutdown))
     app[SETTINGS] = settings
     app[ADMISSION] = admission
     app[DRAIN] = Drain(grace=settings.shutdown_grace)

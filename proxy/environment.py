@@ -121,6 +121,7 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable('OTEL_TRACES_SAMPLER', 'parentbased_always_on',
              'always_on, always_off, traceidratio, or parentbased_ of each (follow the caller\'s decision)'),
     Variable('OTEL_TRACES_SAMPLER_ARG', '1.0', 'the ratio of the traceidratio samplers (0 to 1)'),
+    Variable('OTEL_BSP_SCHEDULE_DELAY', '5000', 'milliseconds between exports of the finished spans'),
     Variable('OTEL_TRACES_EXPORTER', 'otlp', 'none switches tracing off'),
     Variable('OTEL_SDK_DISABLED', 'false', 'true switches tracing off'),
     Variable('OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT', 'false',

@@ -33,6 +33,7 @@ from proxy.errors import (
 from proxy.openai_errors import openai_error
 from proxy.outcome import Outcome
 from proxy.tenants import ANONYMOUS, KeyRing, Tenant
+from proxy.tracing.propagation import forward
 
 log = logging.getLogger("proxy")
 
@@ -68,6 +69,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     request[OUTCOME] = Outcome()
     offered = request.headers.get("X-Request-ID", "")
     request[REQUEST_ID] = offered if offered and _CLIENT_REQUEST_ID.fullmatch(offered) else _new_request_id()
+    forward(request[REQUEST_ID], request.headers)
     return await handler(request)
 
 
@@ -189,9 +191,12 @@ def tenant_of(request: web.Request) -> Tenant:
     return tenant
 
 
-def middlewares(auth: BearerAuth | None, *, observe: Middleware) -> list[Middleware]:
-    """`observe` (metrics) sees every request with its context, and every error as rendered."""
-    chain: list[Middleware] = [request_context, observe, render_errors]
+def middlewares(
+    auth: BearerAuth | None, *, observe: Middleware, trace: Middleware | None = None,
+) -> list[Middleware]:
+    """`observe` (metrics) sees every request with its context, and every error as rendered;
+    so does `trace` (the request's span), present only while tracing is on."""
+    chain: list[Middleware] = [request_context, *([trace] if trace else []), observe, render_errors]
     if auth is not None:
         chain.append(auth.middleware)
     return chain

@@ -21,14 +21,16 @@ from typing import TypeVar
 
 import attrs
 from attrs import define, frozen
+from yarl import URL
 
 from proxy import metrics
 from proxy.backends.base import Backend
 from proxy.breaker import Breaker
 from proxy.config import Settings
 from proxy.errors import AllBackendsFailed, UpstreamError, UpstreamSaturated, UpstreamTimeout
-from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamEnd, StreamItem
+from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, Message, StreamEnd, StreamItem, Usage
 from proxy.routes import Route
+from proxy.tracing.spans import AttemptSpan, current
 
 T = TypeVar("T")
 
@@ -50,18 +52,23 @@ class Attempt:
     """One request on one member: counted in flight until finished, then fed to the breaker."""
 
     member: Member
+    # Its CLIENT span while tracing is on.
+    span: AttemptSpan | None = None
     _finished: bool = False
 
     @classmethod
-    def start(cls, member: Member) -> Attempt:
+    def start(cls, member: Member, span: AttemptSpan | None = None) -> Attempt:
         member.in_flight += 1
         member.breaker.attempt_started()
-        return cls(member)
+        return cls(member, span)
 
-    def finish(self, error: BaseException | None) -> None:
+    def finish(self, error: BaseException | None, answer: object = None) -> None:
+        """Done: `error` None for an answer (`answer`: a result or a stream's end, for the span)."""
         if self._finished:
             return
         self._finished = True
+        if self.span is not None:
+            _end_span(self.span, error, answer)
         self.member.in_flight -= 1
         self.member.slot_freed.set()
         breaker = self.member.breaker
@@ -110,7 +117,7 @@ class OpenStream:
                 item = self.first
                 while True:
                     if isinstance(item, StreamEnd):
-                        self.attempt.finish(None)
+                        self.attempt.finish(None, item)
                     yield item
                     item = await anext(self.rest)
         except StopAsyncIteration:
@@ -124,6 +131,47 @@ class OpenStream:
 
 def _load(member: Member) -> int:
     return member.in_flight
+
+
+def _end_span(span: AttemptSpan, error: BaseException | None, answer: object) -> None:
+    if isinstance(error, UpstreamError):
+        span.failed(error.code)
+    elif error is not None:
+        span.failed("cancelled" if isinstance(error, asyncio.CancelledError) else type(error).__name__)
+    elif isinstance(answer, ChatResult):
+        span.succeeded(answer.usage, answer.finish_reason, answer.output)
+    elif isinstance(answer, StreamEnd):
+        span.succeeded(answer.usage, answer.finish_reason)
+    elif isinstance(answer, EmbedResult):
+        span.succeeded(Usage(prompt_tokens=answer.prompt_tokens, completion_tokens=0))
+    else:
+        span.succeeded(None)
+
+
+@frozen
+class Asked:
+    """What a request asks, as its attempts' spans name it."""
+
+    operation: str
+    model: str
+    prompt: tuple[Message, ...] | tuple[str, ...]
+
+    def span(self, member: Member, model: str | None) -> AttemptSpan | None:
+        traced = current()
+        if traced is None:
+            return None
+        backend = member.backend
+        span = traced.attempt(self.operation, backend.provider, backend.name, model or self.model,
+                              _server(backend.display_url))
+        span.prompt(self.prompt)
+        return span
+
+
+def _server(display_url: str) -> URL | None:
+    try:
+        return URL(display_url)
+    except ValueError:
+        return None
 
 
 @define
@@ -192,7 +240,8 @@ class Router:
         return ready + resting
 
     async def _first_that_serves(
-        self, call: Callable[[Backend, str | None], Awaitable[T]], route: Route | None, *, hold: bool = False,
+        self, call: Callable[[Backend, str | None], Awaitable[T]], route: Route | None, asked: Asked, *,
+        hold: bool = False,
     ) -> tuple[Attempt, T]:
         """The first candidate's answer; with `hold`, its attempt stays open for the caller.
 
@@ -208,7 +257,7 @@ class Router:
                     failures.append(UpstreamSaturated(
                         f"{member.max_in_flight} requests already in flight", backend=member.backend.name))
                     continue
-                attempt = Attempt.start(member)
+                attempt = Attempt.start(member, asked.span(member, model))
                 try:
                     result = await call(member.backend, model)
                 except UpstreamError as exc:
@@ -222,7 +271,9 @@ class Router:
                     attempt.finish(exc)
                     raise
                 if not hold:
-                    attempt.finish(None)
+                    attempt.finish(None, result)
+                elif attempt.span is not None:
+                    attempt.span.first_token()
                 return attempt, result
             if not all(isinstance(f, UpstreamSaturated) for f in failures) or not await self._slot_within(deadline):
                 raise AllBackendsFailed(failures)
@@ -239,12 +290,14 @@ class Router:
 
     async def chat(self, request: ChatRequest, route: Route | None = None) -> tuple[Backend, ChatResult]:
         attempt, result = await self._first_that_serves(
-            lambda backend, model: backend.chat(_renamed(request, model)), route)
+            lambda backend, model: backend.chat(_renamed(request, model)), route,
+            Asked("chat", request.model, request.messages))
         return attempt.member.backend, result
 
     async def embed(self, request: EmbedRequest, route: Route | None = None) -> tuple[Backend, EmbedResult]:
         attempt, result = await self._first_that_serves(
-            lambda backend, model: backend.embed(_renamed(request, model)), route)
+            lambda backend, model: backend.embed(_renamed(request, model)), route,
+            Asked("embeddings", request.model, request.inputs))
         return attempt.member.backend, result
 
     async def open_stream(self, request: ChatRequest, route: Route | None = None) -> OpenStream:
@@ -269,7 +322,8 @@ class Router:
                 await stream.aclose()
                 raise
 
-        attempt, (first, rest) = await self._first_that_serves(first_item, route, hold=True)
+        attempt, (first, rest) = await self._first_that_serves(
+            first_item, route, Asked("chat", request.model, request.messages), hold=True)
         return OpenStream(attempt=attempt, first=first, rest=rest)
 
 

@@ -11,7 +11,7 @@ import asyncio
 import base64
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -25,6 +25,7 @@ from yarl import URL
 from proxy.config import Timeouts
 from proxy.errors import BadUpstreamResponse, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from proxy.llm import Probe
+from proxy.tracing.propagation import OUTBOUND
 
 # Error bodies are read for their message only; a huge one is not worth holding.
 MAX_ERROR_BODY = 64 * 1024
@@ -166,7 +167,10 @@ class Upstream:
     async def _send_once(
         self, method: str, url: URL, body: bytes | None, limits: aiohttp.ClientTimeout,
     ) -> aiohttp.ClientResponse:
-        headers = _JSON_HEADERS if body is not None else None
+        headers: Mapping[str, str] | None = _JSON_HEADERS if body is not None else None
+        outbound = OUTBOUND.get()  # the request's id and trace context, when inside a request
+        if outbound is not None:
+            headers = {**headers, **outbound} if headers else outbound
         _REUSED.set(False)
         try:
             return await self._session.request(method, url, data=body, headers=headers, timeout=limits)

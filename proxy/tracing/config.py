@@ -34,6 +34,7 @@ class TracingConfig:
     sampler: str = "parentbased_always_on"
     sampler_ratio: float = 1.0
     export_timeout: float = 10.0  # seconds
+    export_every: float = 5.0  # seconds between the batch processor's exports
     # The GenAI conventions' opt-in: prompts and answers as span events.
     capture_content: bool = False
 
@@ -59,6 +60,9 @@ def tracing_config(raw: Mapping[str, str], problems: list[str]) -> TracingConfig
     timeout_ms = _number(raw, "OTEL_EXPORTER_OTLP_TIMEOUT", 10000.0, problems)
     if timeout_ms <= 0:
         problems.append("OTEL_EXPORTER_OTLP_TIMEOUT must be greater than 0 (milliseconds)")
+    every_ms = _number(raw, "OTEL_BSP_SCHEDULE_DELAY", 5000.0, problems)
+    if every_ms <= 0:
+        problems.append("OTEL_BSP_SCHEDULE_DELAY must be greater than 0 (milliseconds)")
     headers = _pairs(raw.get("OTEL_EXPORTER_OTLP_HEADERS", ""), "OTEL_EXPORTER_OTLP_HEADERS", problems)
     headers += _pairs(raw.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS", ""), "OTEL_EXPORTER_OTLP_TRACES_HEADERS", problems)
     resource = _pairs(raw.get("OTEL_RESOURCE_ATTRIBUTES", ""), "OTEL_RESOURCE_ATTRIBUTES", problems)
@@ -71,7 +75,7 @@ def tracing_config(raw: Mapping[str, str], problems: list[str]) -> TracingConfig
         endpoint=endpoint, headers=headers, service_name=service,
         resource_attributes=tuple((k, v) for k, v in resource if k != "service.name"),
         sampler=sampler, sampler_ratio=ratio, export_timeout=max(timeout_ms, 1.0) / 1000,
-        capture_content=capture == "true",
+        capture_content=capture == "true", export_every=max(every_ms, 1.0) / 1000,
     )
 
 
