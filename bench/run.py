@@ -120,6 +120,9 @@ def feature_costs(seconds: int, rounds: int) -> None:
     variants: dict[str, tuple[dict[str, str], dict[str, str]]] = {
         "both off": ({}, {}),
         "tracing on (every request sampled)": ({"OTEL_EXPORTER_OTLP_ENDPOINT": "{upstream}"}, {}),
+        "tracing on, 1 in 20 sampled": ({"OTEL_EXPORTER_OTLP_ENDPOINT": "{upstream}",
+                                         "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                                         "OTEL_TRACES_SAMPLER_ARG": "0.05"}, {}),
         "cache on, request not cacheable": ({"PROXY_ROUTES_FILE": routes.name}, {}),
         "cache on, every request a hit": ({"PROXY_ROUTES_FILE": routes.name}, {"X-Gateway-Cache": "use"}),
     }

@@ -71,7 +71,7 @@ class Tracing:
             f"{request.method} {route_template(request)}", context=parent, kind=trace.SpanKind.SERVER,
             start_time=started_ns,
             attributes={"http.request.method": request.method, "http.route": route_template(request),
-                        "url.path": request.path[:200], "gateway.request_id": request[REQUEST_ID]})
+                        "gateway.request_id": request[REQUEST_ID]})
         traced = RequestSpan(span=span, context=trace.set_span_in_context(span), tracer=self.tracer,
                              capture_content=self.capture_content, request_id=request[REQUEST_ID],
                              tracestate=caller.get("tracestate"))
@@ -88,6 +88,9 @@ class Tracing:
 def _finish(span: Span, traced: RequestSpan, request: web.Request, status: int, started_ns: int) -> None:
     from opentelemetry.trace import Status, StatusCode
 
+    if not span.is_recording():  # not sampled: nothing to describe
+        span.end()
+        return
     outcome = request[OUTCOME]
     attributes: dict[str, Any] = {"http.response.status_code": status}
     if traced.operation or outcome.model:

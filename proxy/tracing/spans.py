@@ -99,17 +99,21 @@ class AttemptSpan:
             self.span.set_attribute("gen_ai.input.messages", _messages_json(messages))
 
     def succeeded(self, usage: Usage | None, finish_reason: str | None = None, output: str | None = None) -> None:
+        if finish_reason:
+            self.owner.finish_reasons.append(finish_reason)
+        self.owner.response_model = self.model
+        if not self.span.is_recording():
+            self.span.end()
+            return
         attributes: dict[str, Any] = {"gen_ai.response.model": self.model}
         if usage is not None:
             attributes["gen_ai.usage.input_tokens"] = usage.prompt_tokens
             attributes["gen_ai.usage.output_tokens"] = usage.completion_tokens
         if finish_reason:
             attributes["gen_ai.response.finish_reasons"] = (finish_reason,)
-            self.owner.finish_reasons.append(finish_reason)
         if output is not None and self.owner.capture_content:
             attributes["gen_ai.output.messages"] = orjson.dumps(
                 [{"role": "assistant", "parts": [{"type": "text", "content": output}]}]).decode()
-        self.owner.response_model = self.model
         self.span.set_attributes(attributes)
         self.span.end()
 
