@@ -10,6 +10,8 @@ from aiohttp import web
 
 from proxy.admission import Admission
 from proxy.backends.registry import BackendRegistry, ModelCatalog, backend_names
+from proxy.cache.answers import AnswerCache
+from proxy.cache.serving import CACHE, add_cache_header
 from proxy.config import Settings
 from proxy.cors import enable_cors
 from proxy.draining import Drain
@@ -84,6 +86,7 @@ async def fleet_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     link = RedisLink.from_settings(settings) if settings.redis_url else None
     limiter = app[LIMITER] = Limiter.from_settings(settings, link)
+    app[CACHE] = AnswerCache.from_settings(settings, link)
     tasks = []
     if link is not None:
         await link.beat()
@@ -141,6 +144,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(fleet_ctx)
     app.on_shutdown.append(drain_streams)
     app.on_response_prepare.append(add_context_headers)
+    app.on_response_prepare.append(add_cache_header)
     app.router.add_post("/api/v1/inference", inference)
     app.router.add_post("/api/v1/inference/stream", stream)
     app.router.add_post("/api/v1/inference/batch", batch)

@@ -33,5 +33,5 @@ async def inference(request: web.Request) -> web.Response:
     body = structure_prompt(raw, InferenceBody, max_messages=request.app[SETTINGS].max_messages)
     request[OUTCOME].model = body.model_id
     chat, route = request.app[ROUTES].table.chat(chat_request(body.model_id, body))
-    backend, result = await chat_once(request, chat, route)
-    return json_response(answer_json(body.model_id, backend.provider, result, elapsed_ms(request)))
+    provider, result = await chat_once(request, chat, route)
+    return json_response(answer_json(body.model_id, provider, result, elapsed_ms(request)))

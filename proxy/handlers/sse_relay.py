@@ -16,22 +16,25 @@ Dialects (`StreamEvents`) only spell events: the Octomil contract's `{"token", "
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
 from proxy import metrics
+from proxy.cache import serving as cache
+from proxy.cache.entries import CachedStream
 from proxy.errors import BadUpstreamResponse, GatewayError, ShuttingDown, UpstreamError
 from proxy.limits.estimate import chat_estimate
 from proxy.limits.limiter import Reservation
-from proxy.llm import ChatRequest, StreamEnd, StreamItem
+from proxy.llm import ChatRequest, StreamEnd, StreamItem, Usage
 from proxy.middlewares import OUTCOME, REQUEST_ID, tenant_of
 from proxy.routes import Route
 from proxy.state import DRAIN, LIMITER, ROUTER, SETTINGS
 
 log = logging.getLogger("proxy")
+_NOTHING = Usage(prompt_tokens=0, completion_tokens=0)
 
 
 class StreamEvents(Protocol):
@@ -58,21 +61,34 @@ async def relay(
     response = EventSourceResponse(
         sep="\n", ping_interval=request.app[SETTINGS].sse_heartbeat, allow_all_methods=True)
     events = dialect("-")
+    tenant = tenant_of(request)
+    lookup = cache.for_chat(request, chat, route, tenant, stream=True)
+    hit = None if lookup is None else await lookup.find(CachedStream.from_bytes)
     try:
         async with (
             request.app[DRAIN].stream() as cutoff,
             # Checked before any upstream is asked; settled with the real usage however the
-            # stream ends (a cut, a client leaving).
-            request.app[LIMITER].reserve(tenant_of(request), chat.model, chat_estimate(chat)) as reservation,
+            # stream ends (a cut, a client leaving). A cache hit spends no tokens.
+            request.app[LIMITER].reserve(
+                tenant, chat.model, cache.HIT_ESTIMATE if hit else chat_estimate(chat)) as reservation,
         ):
+            if hit is not None:
+                events = dialect(hit.provider)
+                request[OUTCOME].served(cache.HIT_PROVIDER)
+                await response.prepare(request)
+                async with response:
+                    await _relay(request, response, cache.replay(hit), events, cache.HIT_PROVIDER, hit.provider,
+                                 reservation)
+                return response
             opened = await request.app[ROUTER].open_stream(chat, route)
             provider = opened.backend.provider
             events = dialect(provider)
             request[OUTCOME].served(provider)
             async with opened.closing() as items:  # the upstream is closed however this ends
+                relayed = items if lookup is None else cache.recording(items, lookup, provider)
                 await response.prepare(request)
                 async with response:
-                    await _relay(request, response, items, events, opened.backend.name, provider, reservation)
+                    await _relay(request, response, relayed, events, opened.backend.name, provider, reservation)
     except TimeoutError:
         if not cutoff.expired():
             # aiohttp-sse's send timeout: the client stopped reading.
@@ -87,7 +103,7 @@ async def relay(
 
 
 async def _relay(
-    request: web.Request, response: EventSourceResponse, items: AsyncGenerator[StreamItem, None],
+    request: web.Request, response: EventSourceResponse, items: AsyncIterator[StreamItem],
     events: StreamEvents, backend: str, provider: str, reservation: Reservation,
 ) -> None:
     outcome = request[OUTCOME]
@@ -95,12 +111,14 @@ async def _relay(
         await _send_all(response, events.opening())
         async for item in items:
             if isinstance(item, StreamEnd):
-                reservation.record(item.usage)
-                if item.usage is not None:
+                # A replayed answer's usage was spent when it was first produced.
+                reservation.record(_NOTHING if item.cached else item.usage)
+                if item.usage is not None and not item.cached:
                     outcome.served(provider, item.usage)
                 await _send_all(response, events.finished(item))
                 return
-            reservation.produced()
+            if backend != cache.HIT_PROVIDER:
+                reservation.produced()
             await response.send(events.token(item))
             outcome.first_token_sent()
         raise BadUpstreamResponse("the stream ended without a final message", backend=backend)
