@@ -116,3 +116,30 @@ class OtlpReceiver:
 
         await self.wait_until(lambda received: len(whole(received)) >= spans)
         return whole(self.spans)
+
+
+def main() -> None:
+    """`python -m tests.otlp_receiver [PORT]`: print each span as it arrives (docs/tracing.md)."""
+    import sys
+
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 4318
+
+    class Printing(OtlpReceiver):
+        async def _export(self, request: web.Request) -> web.Response:
+            before = len(self.spans)
+            response = await super()._export(request)
+            for span in self.spans[before:]:
+                parent = span.parent_span_id or "-"
+                print(f"{span.kind:<6} {span.name!r} trace={span.trace_id} span={span.span_id} parent={parent}")
+                for key, value in sorted(span.attributes.items()):
+                    print(f"         {key} = {value!r}")
+                for name, attributes in span.events:
+                    print(f"         event {name} {attributes}")
+            sys.stdout.flush()
+            return response
+
+    web.run_app(Printing().app(), host="127.0.0.1", port=port, print=lambda *_: None)
+
+
+if __name__ == "__main__":
+    main()
