@@ -34,7 +34,8 @@ from proxy.metrics import track
 from proxy.middlewares import BearerAuth, add_context_headers, middlewares
 from proxy.routes import Routes
 from proxy.routing import Router
-from proxy.state import ADMISSION, CATALOG, DRAIN, KEYS, LIMITER, REGISTRY, ROUTER, ROUTES, SETTINGS
+from proxy.serving.service import Service
+from proxy.state import ADMISSION, CATALOG, DRAIN, KEYS, LIMITER, REGISTRY, ROUTER, ROUTES, SERVICE, SETTINGS
 from proxy.tenants import KeyRing
 
 
@@ -99,6 +100,12 @@ async def fleet_ctx(app: web.Application) -> AsyncIterator[None]:
             await link.aclose()
 
 
+async def service_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The serving layer every handler calls, over what the contexts before it built."""
+    app[SERVICE] = Service(model_table=app[ROUTES], limiter=app[LIMITER], router=app[ROUTER], drain=app[DRAIN])
+    yield
+
+
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks:
         task.cancel()
@@ -133,6 +140,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(backend_gauges_ctx)
     app.cleanup_ctx.append(keys_watch_ctx)
     app.cleanup_ctx.append(fleet_ctx)
+    app.cleanup_ctx.append(service_ctx)
     app.on_shutdown.append(drain_streams)
     app.on_response_prepare.append(add_context_headers)
     app.router.add_post("/api/v1/inference", inference)

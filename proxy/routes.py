@@ -112,7 +112,7 @@ class RouteTable:
             raise RoutesError("; ".join(problems))
         return cls(routes=dict(parsed.models), refuse_unknown=parsed.unknown_models == "refuse")
 
-    def chat(self, request: ChatRequest) -> tuple[ChatRequest, Route | None]:
+    def resolve(self, request: ChatRequest) -> tuple[ChatRequest, Route | None]:
         """The request as its route wants it (max_tokens default and ceiling), and the route."""
         route = self.route(request.model, "chat")
         if route is None:

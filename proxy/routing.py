@@ -237,12 +237,12 @@ class Router:
             return False
         return True
 
-    async def chat(self, request: ChatRequest, route: Route | None = None) -> tuple[Backend, ChatResult]:
+    async def serve_chat(self, request: ChatRequest, route: Route | None = None) -> tuple[Backend, ChatResult]:
         attempt, result = await self._first_that_serves(
             lambda backend, model: backend.chat(_renamed(request, model)), route)
         return attempt.member.backend, result
 
-    async def embed(self, request: EmbedRequest, route: Route | None = None) -> tuple[Backend, EmbedResult]:
+    async def serve_embed(self, request: EmbedRequest, route: Route | None = None) -> tuple[Backend, EmbedResult]:
         attempt, result = await self._first_that_serves(
             lambda backend, model: backend.embed(_renamed(request, model)), route)
         return attempt.member.backend, result

@@ -10,6 +10,7 @@ from proxy.draining import Drain
 from proxy.limits.limiter import Limiter
 from proxy.routes import Routes
 from proxy.routing import Router
+from proxy.serving.service import Service
 from proxy.tenants import KeyRing
 
 SETTINGS = web.AppKey("SETTINGS", Settings)
@@ -21,3 +22,4 @@ ROUTES = web.AppKey("ROUTES", Routes)
 CATALOG = web.AppKey("CATALOG", ModelCatalog)
 KEYS = web.AppKey("KEYS", KeyRing)
 LIMITER = web.AppKey("LIMITER", Limiter)
+SERVICE = web.AppKey("SERVICE", Service)

@@ -19,17 +19,13 @@ from attrs import frozen
 from proxy.api_models import BatchBody, PromptBody, chat_request, invalid, structure_prompt
 from proxy.config import Settings
 from proxy.errors import GatewayError
+from proxy.handlers.caller import caller_of, service_of
 from proxy.handlers.inference import answer_json
 from proxy.handlers.json_io import json_response, read_body
-from proxy.limits.estimate import chat_estimate
-from proxy.limits.limiter import Limiter
 from proxy.llm import Parameters
-from proxy.middlewares import OUTCOME, REQUEST_ID, elapsed_ms, tenant_of
-from proxy.outcome import Outcome
-from proxy.routes import RouteTable
-from proxy.routing import Router
-from proxy.state import LIMITER, ROUTER, ROUTES, SETTINGS
-from proxy.tenants import Tenant
+from proxy.middlewares import OUTCOME, elapsed_ms, tenant_of
+from proxy.serving.service import Caller, Service
+from proxy.state import SETTINGS
 
 log = logging.getLogger("proxy")
 
@@ -40,13 +36,9 @@ class BatchRun:
 
     model_id: str
     defaults: Parameters
-    router: Router
-    routes: RouteTable
+    service: Service
+    caller: Caller
     settings: Settings
-    request_id: str
-    outcome: Outcome
-    limiter: Limiter
-    tenant: Tenant
 
     async def item(self, index: int, raw: Any) -> dict[str, Any]:
         """One item's answer or its own error; nothing an item does fails the batch."""
@@ -54,16 +46,13 @@ class BatchRun:
         path = f"$.inputs[{index}]"
         try:
             prompt = structure_prompt(raw, PromptBody, max_messages=self.settings.max_messages, path=path)
-            chat, route = self.routes.chat(chat_request(self.model_id, prompt, defaults=self.defaults))
             # Each item is one upstream call: it counts against the key's limits on its own.
-            async with self.limiter.reserve(self.tenant, self.model_id, chat_estimate(chat)) as reservation:
-                backend, result = await self.router.chat(chat, route)
-                reservation.record(result.usage, output=result.output)
-            self.outcome.served(backend.provider, result.usage)
+            chat = chat_request(self.model_id, prompt, defaults=self.defaults)
+            backend, result = await self.service.chat(self.caller, chat)
         except GatewayError as exc:
             return {"index": index, "status": exc.status, "error": exc.to_json()}
         except Exception:
-            log.exception("batch item failed request_id=%s index=%d", self.request_id, index)
+            log.exception("batch item failed request_id=%s index=%d", self.caller.request_id, index)
             failure = GatewayError("internal error; the request id is in the server log")
             return {"index": index, "status": failure.status, "error": failure.to_json()}
         latency = round((time.perf_counter() - started) * 1000, 3)
@@ -96,8 +85,7 @@ async def batch(request: web.Request) -> web.Response:
         concurrency = min(concurrency, tenant.limits.concurrent_requests)
     run = BatchRun(
         model_id=body.model_id, defaults=body.parameters.normalized() if body.parameters else Parameters(),
-        router=request.app[ROUTER], routes=request.app[ROUTES].table, settings=settings,
-        request_id=request[REQUEST_ID], outcome=request[OUTCOME], limiter=request.app[LIMITER], tenant=tenant,
+        service=service_of(request), caller=caller_of(request), settings=settings,
     )
     request[OUTCOME].model = body.model_id
     results = await run.all(body.inputs, concurrency)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from proxy.api_models import EmbeddingsBody, embed_request, structure
+from proxy.handlers.caller import caller_of, service_of
 from proxy.handlers.json_io import json_response, read_json
-from proxy.handlers.serving import embed_once
 from proxy.middlewares import elapsed_ms
 from proxy.state import SETTINGS
 
@@ -16,7 +16,7 @@ async def embeddings(request: web.Request) -> web.Response:
     body = structure(raw, EmbeddingsBody)
     single = isinstance(raw["input"], str)
     embed = embed_request(body, max_inputs=request.app[SETTINGS].embed_max_inputs, single=single)
-    backend, result = await embed_once(request, embed)
+    backend, result = await service_of(request).embed(caller_of(request), embed)
     return json_response({
         "object": "list",
         "data": [

@@ -7,11 +7,11 @@ from typing import Any
 from aiohttp import web
 
 from proxy.api_models import InferenceBody, chat_request, structure_prompt
+from proxy.handlers.caller import caller_of, service_of
 from proxy.handlers.json_io import json_response, read_json
-from proxy.handlers.serving import chat_once
 from proxy.llm import ChatResult
-from proxy.middlewares import OUTCOME, elapsed_ms
-from proxy.state import ROUTES, SETTINGS
+from proxy.middlewares import elapsed_ms
+from proxy.state import SETTINGS
 
 
 def answer_json(model_id: str, provider: str, result: ChatResult, latency_ms: float) -> dict[str, Any]:
@@ -31,7 +31,5 @@ def answer_json(model_id: str, provider: str, result: ChatResult, latency_ms: fl
 async def inference(request: web.Request) -> web.Response:
     raw = await read_json(request)
     body = structure_prompt(raw, InferenceBody, max_messages=request.app[SETTINGS].max_messages)
-    request[OUTCOME].model = body.model_id
-    chat, route = request.app[ROUTES].table.chat(chat_request(body.model_id, body))
-    backend, result = await chat_once(request, chat, route)
+    backend, result = await service_of(request).chat(caller_of(request), chat_request(body.model_id, body))
     return json_response(answer_json(body.model_id, backend.provider, result, elapsed_ms(request)))

@@ -18,29 +18,28 @@ from attrs import define
 
 from proxy.api_models import structure
 from proxy.errors import GatewayError
+from proxy.handlers.caller import caller_of, service_of
 from proxy.handlers.json_io import json_response, read_json
-from proxy.handlers.serving import chat_once
 from proxy.handlers.sse_relay import relay
 from proxy.llm import StreamEnd
-from proxy.middlewares import OUTCOME, REQUEST_ID
+from proxy.middlewares import REQUEST_ID
 from proxy.openai_errors import openai_error
 from proxy.openai_models import ChatCompletionBody, chat_messages_problems, openai_chat_request
-from proxy.state import ROUTES, SETTINGS
+from proxy.state import SETTINGS
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     raw = await read_json(request)
     max_messages = request.app[SETTINGS].max_messages
     body = structure(raw, ChatCompletionBody, also=chat_messages_problems(raw, max_messages=max_messages))
-    request[OUTCOME].model = body.model
-    chat, route = request.app[ROUTES].table.chat(openai_chat_request(body))
+    chat = openai_chat_request(body)
     completion_id = f"chatcmpl-{request[REQUEST_ID]}"
     created = int(time.time())
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return await relay(request, chat, route, lambda _provider: ChunkEvents(
+        return await relay(request, chat, lambda _provider: ChunkEvents(
             completion_id=completion_id, created=created, model=body.model, include_usage=include_usage))
-    backend, result = await chat_once(request, chat, route)
+    backend, result = await service_of(request).chat(caller_of(request), chat)
     answer: dict[str, Any] = {
         "id": completion_id,
         "object": "chat.completion",

@@ -16,8 +16,8 @@ from aiohttp import web
 
 from proxy.api_models import structure
 from proxy.errors import RouteNotFound
+from proxy.handlers.caller import caller_of, service_of
 from proxy.handlers.json_io import json_response, read_json
-from proxy.handlers.serving import embed_once
 from proxy.openai_models import EmbeddingsV1Body, openai_embed_request
 from proxy.state import CATALOG, ROUTES, SETTINGS
 
@@ -27,7 +27,7 @@ async def embeddings_v1(request: web.Request) -> web.Response:
     body = structure(raw, EmbeddingsV1Body)
     embed = openai_embed_request(
         body, max_inputs=request.app[SETTINGS].embed_max_inputs, single=isinstance(raw["input"], str))
-    backend, result = await embed_once(request, embed)
+    backend, result = await service_of(request).embed(caller_of(request), embed)
     as_base64 = body.encoding_format == "base64"
     response = json_response({
         "object": "list",

@@ -6,8 +6,9 @@ status. After that the stream always ends with the dialect's final events: a nor
 when the upstream finished, an error event when it did not. Then the response ends,
 since clients read until it does.
 
-The whole request is registered with the shutdown drain from its start, so a stream that
-gets its first token while the gateway is draining is still ended honestly.
+The serving layer (serving/service.py) opens the stream, registered with the shutdown drain
+from its start, so a stream that gets its first token while the gateway is draining is still
+ended honestly; this module only renders its items in a dialect and frames them as SSE.
 
 Dialects (`StreamEvents`) only spell events: the Octomil contract's `{"token", "done"}`
 (handlers/stream.py) and OpenAI's chat.completion.chunk (handlers/openai_chat.py).
@@ -16,22 +17,22 @@ Dialects (`StreamEvents`) only spell events: the Octomil contract's `{"token", "
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Protocol
 
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
-from proxy import metrics
-from proxy.errors import BadUpstreamResponse, GatewayError, ShuttingDown, UpstreamError
-from proxy.limits.estimate import chat_estimate
-from proxy.limits.limiter import Reservation
+from proxy.errors import GatewayError, ShuttingDown, UpstreamError
+from proxy.handlers.caller import caller_of, service_of
 from proxy.llm import ChatRequest, StreamEnd, StreamItem
-from proxy.middlewares import OUTCOME, REQUEST_ID, tenant_of
-from proxy.routes import Route
-from proxy.state import DRAIN, LIMITER, ROUTER, SETTINGS
+from proxy.middlewares import OUTCOME, REQUEST_ID
+from proxy.serving.service import ServedStream
+from proxy.state import SETTINGS
 
 log = logging.getLogger("proxy")
+
+Send = Callable[[str], Awaitable[None]]
 
 
 class StreamEvents(Protocol):
@@ -50,62 +51,48 @@ class StreamEvents(Protocol):
 
 
 async def relay(
-    request: web.Request, chat: ChatRequest, route: Route | None,
-    dialect: Callable[[str], StreamEvents],
+    request: web.Request, chat: ChatRequest, dialect: Callable[[str], StreamEvents],
 ) -> web.StreamResponse:
     """Serve `chat` as a stream; `dialect(provider)` spells its events."""
     # SSE comments (": ping") keep an idle connection alive through proxies.
     response = EventSourceResponse(
         sep="\n", ping_interval=request.app[SETTINGS].sse_heartbeat, allow_all_methods=True)
     events = dialect("-")
+    served: ServedStream | None = None
     try:
-        async with (
-            request.app[DRAIN].stream() as cutoff,
-            # Checked before any upstream is asked; settled with the real usage however the
-            # stream ends (a cut, a client leaving).
-            request.app[LIMITER].reserve(tenant_of(request), chat.model, chat_estimate(chat)) as reservation,
-        ):
-            opened = await request.app[ROUTER].open_stream(chat, route)
-            provider = opened.backend.provider
-            events = dialect(provider)
-            request[OUTCOME].served(provider)
-            async with opened.closing() as items:  # the upstream is closed however this ends
-                await response.prepare(request)
-                async with response:
-                    await _relay(request, response, items, events, opened.backend.name, provider, reservation)
+        async with service_of(request).stream(caller_of(request), chat) as served:
+            events = dialect(served.provider)
+            await response.prepare(request)
+            async with response:
+                await relay_events(request, response.send, served.items, events, served.backend.name)
     except TimeoutError:
-        if not cutoff.expired():
+        if served is None or not served.cut_by_shutdown():
             # aiohttp-sse's send timeout: the client stopped reading.
             log.info("client stopped reading request_id=%s", request[REQUEST_ID])
             return response
         if not response.prepared:
             raise ShuttingDown("the gateway is shutting down") from None
-        await _send_all(response, events.failed(ShuttingDown("the gateway is shutting down; the answer was cut")))
+        await _send_all(response.send, events.failed(ShuttingDown("the gateway is shutting down; the answer was cut")))
     except ConnectionResetError:
         log.info("client went away mid-stream request_id=%s", request[REQUEST_ID])
     return response
 
 
-async def _relay(
-    request: web.Request, response: EventSourceResponse, items: AsyncGenerator[StreamItem, None],
-    events: StreamEvents, backend: str, provider: str, reservation: Reservation,
+async def relay_events(
+    request: web.Request, send: Send, items: AsyncGenerator[StreamItem, None], events: StreamEvents, backend: str,
 ) -> None:
+    """The dialect's events for `items`, each handed to `send`: the framing (SSE here, NDJSON
+    for another surface) is the caller's."""
     outcome = request[OUTCOME]
     try:
-        await _send_all(response, events.opening())
+        await _send_all(send, events.opening())
         async for item in items:
             if isinstance(item, StreamEnd):
-                reservation.record(item.usage)
-                if item.usage is not None:
-                    outcome.served(provider, item.usage)
-                await _send_all(response, events.finished(item))
+                await _send_all(send, events.finished(item))
                 return
-            reservation.produced()
-            await response.send(events.token(item))
+            await send(events.token(item))
             outcome.first_token_sent()
-        raise BadUpstreamResponse("the stream ended without a final message", backend=backend)
-    except UpstreamError as exc:
-        metrics.upstream_failed(exc.backend, exc.code, passed_on=False)
+    except UpstreamError as exc:  # counted by the serving layer
         failure: GatewayError = exc
     except (ConnectionResetError, TimeoutError):
         raise  # the client is gone or stalled: nothing more can be sent
@@ -115,9 +102,9 @@ async def _relay(
     # The code only: an upstream's message may quote the prompt or the output.
     log.warning("stream cut after its start request_id=%s backend=%s code=%s", request[REQUEST_ID], backend,
                 failure.code)
-    await _send_all(response, events.failed(failure))
+    await _send_all(send, events.failed(failure))
 
 
-async def _send_all(response: EventSourceResponse, events: list[str]) -> None:
+async def _send_all(send: Send, events: list[str]) -> None:
     for data in events:
-        await response.send(data)
+        await send(data)

@@ -21,16 +21,15 @@ from proxy.errors import GatewayError, UpstreamError
 from proxy.handlers.json_io import read_json
 from proxy.handlers.sse_relay import relay
 from proxy.llm import StreamEnd
-from proxy.middlewares import OUTCOME, elapsed_ms
-from proxy.state import ROUTES, SETTINGS
+from proxy.middlewares import elapsed_ms
+from proxy.state import SETTINGS
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     body = structure_prompt(await read_json(request), InferenceBody, max_messages=settings.max_messages)
-    request[OUTCOME].model = body.model_id
-    chat, route = request.app[ROUTES].table.chat(chat_request(body.model_id, body))
-    return await relay(request, chat, route, lambda provider: ContractEvents(request, provider, body.model_id))
+    chat = chat_request(body.model_id, body)
+    return await relay(request, chat, lambda provider: ContractEvents(request, provider, body.model_id))
 
 
 @define
