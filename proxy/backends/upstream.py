@@ -22,9 +22,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 from attrs import define, field
 from yarl import URL
 
-from proxy.config import Timeouts
 from proxy.errors import BadUpstreamResponse, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from proxy.llm import Probe
+from proxy.settings.config import Timeouts
 
 # Error bodies are read for their message only; a huge one is not worth holding.
 MAX_ERROR_BODY = 64 * 1024

@@ -20,17 +20,17 @@ from contextlib import aclosing, asynccontextmanager
 
 from attrs import frozen
 
-from proxy import metrics
 from proxy.backends.base import Backend
-from proxy.draining import Drain
 from proxy.errors import BadUpstreamResponse, ShuttingDown, UpstreamError
-from proxy.limits.estimate import chat_estimate, embed_estimate
-from proxy.limits.limiter import Limiter, Reservation
 from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamEnd, StreamItem, Usage
-from proxy.outcome import Outcome
-from proxy.routes import Routes
-from proxy.routing import Router
-from proxy.tenants import Tenant
+from proxy.observability import metrics
+from proxy.serving.drain import Drain
+from proxy.serving.model_table import Routes
+from proxy.serving.outcome import Outcome
+from proxy.serving.router import Router
+from proxy.tenants.estimate import chat_estimate, embed_estimate
+from proxy.tenants.keyring import Tenant
+from proxy.tenants.limiter import Limiter, Reservation
 
 
 @frozen
