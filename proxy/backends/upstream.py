@@ -111,6 +111,10 @@ class Upstream:
             errors=ErrorTranslation(name, timeouts),  # stateless: one per upstream, built once
         )
 
+    def first_token_budget(self, *, cold: bool) -> float:
+        """How long a stream may take to its first item: longer when the model loads first."""
+        return self._timeouts.cold_start if cold else self._timeouts.first_token
+
     @property
     def display_url(self) -> str:
         return str(self.base_url)

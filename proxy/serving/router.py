@@ -24,7 +24,7 @@ from attrs import define, frozen
 
 from proxy.backends.base import Backend
 from proxy.backends.breaker import Breaker
-from proxy.errors import AllBackendsFailed, UpstreamError, UpstreamSaturated, UpstreamTimeout
+from proxy.errors import AllBackendsFailed, UpstreamError, UpstreamSaturated
 from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamEnd, StreamItem
 from proxy.observability import metrics
 from proxy.serving.model_table import Route
@@ -129,8 +129,6 @@ def _load(member: Member) -> int:
 @define
 class Router:
     tiers: Sequence[Sequence[Member]]
-    first_token_timeout: float
-    cold_start_timeout: float
     # How long a request may wait for a slot when every backend is at its in-flight limit.
     queue_timeout: float
     _slot_freed: asyncio.Event
@@ -149,8 +147,6 @@ class Router:
         members = [[member(backend) for backend in tier] for tier in tiers]
         return cls(
             tiers=members,
-            first_token_timeout=settings.timeouts.first_token,
-            cold_start_timeout=settings.timeouts.cold_start,
             queue_timeout=settings.queue_timeout,
             slot_freed=slot_freed,
             by_name={m.backend.name: m for tier in members for m in tier},
@@ -248,28 +244,10 @@ class Router:
         return attempt.member.backend, result
 
     async def open_stream(self, request: ChatRequest, route: Route | None = None) -> OpenStream:
-        """The first backend whose stream yields a token in time; the others never show."""
-
-        async def first_item(
-            backend: Backend, model: str | None,
-        ) -> tuple[StreamItem, AsyncGenerator[StreamItem, None]]:
-            # A model the upstream must load first gets the cold-start budget: a load is
-            # not a dead upstream.
-            cold = await backend.must_load(model or request.model)
-            budget = self.cold_start_timeout if cold else self.first_token_timeout
-            stream = backend.stream(_renamed(request, model), cold=cold)
-            try:
-                async with asyncio.timeout(budget):
-                    return await anext(stream), stream
-            except TimeoutError as exc:
-                await stream.aclose()
-                phase = "first token (the model had to be loaded)" if cold else "first token"
-                raise UpstreamTimeout(f"no {phase} within {budget:g} s", backend=backend.name) from exc
-            except BaseException:
-                await stream.aclose()
-                raise
-
-        attempt, (first, rest) = await self._first_that_serves(first_item, route, hold=True)
+        """The first backend whose stream yields a token in time (each backend keeps its own
+        first-token timer); the others never show."""
+        attempt, (first, rest) = await self._first_that_serves(
+            lambda backend, model: backend.open_stream(_renamed(request, model)), route, hold=True)
         return OpenStream(attempt=attempt, first=first, rest=rest)
 
 
