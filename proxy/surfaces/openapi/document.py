@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 description of every endpoint, generated at start-up from the attrs
-classes that validate the requests (api_models, openai_models) and describe the answers
-(api_responses). Served at /api/v1/openapi.json without a token.
+classes that validate the requests (surfaces/request_bodies.py, surfaces/openai/request_models.py)
+and describe the answers (response_shapes.py). Served at /api/v1/openapi.json without a token.
 
 Types map to JSON Schema by their Python annotations; the constrained types (NewTypes
 with a cattrs hook) map through `_CONSTRAINED`, which states the same limits the hooks
@@ -52,7 +52,7 @@ _CONSTRAINED: dict[object, Schema] = {
     oai.ToolChoice: {"enum": ["none", "auto"]},
 }
 
-# Cross-field rules that live in code (api_models.prompt_problems), stated here too.
+# Cross-field rules that live in code (request_bodies.prompt_problems), stated here too.
 _ONE_PROMPT = {"oneOf": [
     {"required": ["messages"], "not": {"required": ["input_data"]}},
     {"required": ["input_data"], "not": {"required": ["messages"]}},
