@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from proxy.cache.stores import ENTRY_OVERHEAD, MemoryStore, RedisStore
-from proxy.config import Settings
+from proxy.settings.config import Settings
 from proxy.fleet.link import RedisLink
 from tests.redis_server import RedisServer
 

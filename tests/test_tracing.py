@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from proxy.tracing.config import TracingConfig
+from proxy.settings.tracing import TracingConfig
 from tests.conftest import GatewayFactory, RunningUpstream
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.test_stream import events

@@ -11,10 +11,10 @@ from typing import Protocol, TypeVar
 
 from attrs import define
 
-from proxy.cache import metrics
 from proxy.cache.stores import MemoryStore, RedisStore, Store
-from proxy.config import Settings
 from proxy.fleet.link import RedisLink
+from proxy.observability import cache_metrics as metrics
+from proxy.settings.config import Settings
 
 
 class Entry(Protocol):

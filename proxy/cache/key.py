@@ -18,21 +18,19 @@ import attrs
 import orjson
 
 from proxy.llm import ChatRequest, EmbedRequest
-from proxy.routes import Route
 
 KEY_VERSION = 1  # bumped when what an entry holds changes, so old entries are never read
 
 
-def _targets(public_model: str, route: Route | None) -> Sequence[tuple[str, str]]:
-    if route is None:
-        return (("*", public_model),)  # passed through: every backend is asked by this name
-    return tuple((t.backend, t.model) for t in route.backends)
+# (backend, model) pairs a route resolves the public model to; None when it has no route
+# and every backend is asked under the public name.
+Targets = Sequence[tuple[str, str]] | None
 
 
-def chat_key(request: ChatRequest, route: Route | None, scope: str, *, stream: bool) -> str:
+def chat_key(request: ChatRequest, targets: Targets, scope: str, *, stream: bool) -> str:
     return _digest({
         "kind": "chat-stream" if stream else "chat",
-        "targets": _targets(request.model, route),
+        "targets": targets,
         # The whole request as the backends get it: model, messages, every parameter, and
         # whatever field it grows (tools, a schema) without this function being changed.
         "request": attrs.asdict(request),
@@ -40,10 +38,10 @@ def chat_key(request: ChatRequest, route: Route | None, scope: str, *, stream: b
     })
 
 
-def embed_key(request: EmbedRequest, route: Route | None, scope: str) -> str:
+def embed_key(request: EmbedRequest, targets: Targets, scope: str) -> str:
     return _digest({
         "kind": "embeddings",
-        "targets": _targets(request.model, route),
+        "targets": targets,
         "request": attrs.asdict(request),
         "scope": scope,
     })

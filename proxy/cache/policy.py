@@ -16,8 +16,6 @@ from typing import Literal
 
 from proxy.errors import InvalidInput
 from proxy.llm import ChatRequest
-from proxy.routes import Route
-from proxy.tenants import Tenant
 
 REQUEST_HEADER = "X-Gateway-Cache"
 RESPONSE_HEADER = "X-Gateway-Cache"
@@ -34,15 +32,17 @@ def asked(value: str | None) -> Asked:
     return "use" if wanted == "use" else "skip"
 
 
-def scope(route: Route | None, tenant: Tenant) -> str | None:
-    """Whose entries this request reads and writes; None when the cache is off for it."""
-    mode = route.cache if route is not None else None
-    if mode == "off":
+def scope(route_mode: str | None, key_name: str, key_cache: bool) -> str | None:
+    """Whose entries this request reads and writes; None when the cache is off for it.
+
+    `route_mode` is the route's `cache` (None: no route, or the route does not say);
+    `key_cache` the key's own `cache` switch."""
+    if route_mode == "off":
         return None
-    if mode == "shared":
+    if route_mode == "shared":
         return "shared"
-    if mode == "private" or tenant.cache:
-        return f"key:{tenant.name}"
+    if route_mode == "private" or key_cache:
+        return f"key:{key_name}"
     return None
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from attrs import define, field
 
-from proxy.tracing.propagation import OUTBOUND
+from proxy.backends.outbound import OUTBOUND
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
