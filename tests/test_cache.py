@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 from tests.conftest import GatewayFactory, RunningUpstream
 from tests.redis_server import RedisServer
 from tests.tenant_keys import ADMIN, bearer, write_keys
+from tests.test_openai_compat import client_for
 from tests.test_stream import events
 from tests.upstreams.openai import TOKENS
 
@@ -200,3 +201,26 @@ async def test_metrics_count_hits_misses_and_bytes(
         assert line in text
     stored = REGISTRY.get_sample_value("gateway_cache_stored_bytes_total", {"kind": "embeddings"})
     assert stored is not None and stored > 0
+
+
+async def test_the_official_openai_client_reads_a_replayed_stream_like_the_live_one(
+    make_gateway: GatewayFactory, openai: RunningUpstream, tmp_path: pathlib.Path,
+) -> None:
+    gateway = await make_gateway(openai_endpoint=openai.url, routes_file=routes_file(tmp_path, "private"))
+
+    async def chunks() -> tuple[str, list[Any]]:
+        async with client_for(gateway) as client:
+            response = await client.chat.completions.with_raw_response.create(
+                model="chat-test", messages=[{"role": "user", "content": "hi"}], temperature=0, stream=True)
+            return response.headers["X-Gateway-Cache"], [chunk async for chunk in response.parse()]
+
+    (live_cache, live), (replayed_cache, replayed) = await chunks(), await chunks()
+    assert (live_cache, replayed_cache) == ("miss", "hit")
+
+    def texts(stream: list[Any]) -> list[str]:
+        return [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
+
+    assert texts(replayed) == texts(live) == TOKENS
+    finish = [c for c in replayed if c.choices and c.choices[0].finish_reason]
+    assert finish[0].choices[0].finish_reason == "stop" and finish[0].model_extra["cached"] is True
+    assert chats(openai.recorder.requests) == 1
