@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -22,14 +23,19 @@ from aiohttp.http_exceptions import HttpProcessingError
 from attrs import define, field
 from yarl import URL
 
+from proxy.backends.wire import StreamSilent
 from proxy.config import Timeouts
 from proxy.errors import BadUpstreamResponse, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from proxy.llm import Probe
+
+log = logging.getLogger("proxy")
 
 # Error bodies are read for their message only; a huge one is not worth holding.
 MAX_ERROR_BODY = 64 * 1024
 # A whole single-shot answer (embeddings of many long texts are the largest).
 MAX_ANSWER_BODY = 64 * 1024 * 1024
+# How much of an error body the server log keeps.
+LOGGED_ERROR_BODY = 500
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
 ErrorClassifier = Callable[[int, bytes, str], UpstreamError]
@@ -113,7 +119,9 @@ class Upstream:
 
     @property
     def display_url(self) -> str:
-        return str(self.base_url)
+        """Scheme, host, port and path only: a query string or fragment may hold a credential
+        (`?key=...`), and health answers and errors show this URL."""
+        return str(self.base_url.with_query(None).with_fragment(None))
 
     def url(self, path: str) -> URL:
         # Joined once per path, not per request.
@@ -133,9 +141,20 @@ class Upstream:
             response = await self._send(method, self.url(path), json, streaming, cold)
             async with response:
                 if response.status >= 300:
+                    # A 3xx too: redirects are never followed (they would re-send the prompt
+                    # to wherever the upstream points).
                     body = await read_capped(response, MAX_ERROR_BODY, self.name, truncate=True)
+                    log_error_body(self.name, response.status, body)
                     raise self.classify(response.status, body, self.name)
-                yield response
+                if not streaming:
+                    yield response
+                    return
+                with _fails_when_cut(response):
+                    yield response
+
+    def read_budget(self, *, cold: bool = False) -> float:
+        """The longest wait for the next bytes of a stream (wire.py keeps this timer itself)."""
+        return max(self._timeouts.idle, self._timeouts.cold_start) if cold else self._timeouts.idle
 
     async def read_json(self, response: aiohttp.ClientResponse) -> Any:
         """The whole answer as JSON, refusing one larger than MAX_ANSWER_BODY."""
@@ -169,7 +188,8 @@ class Upstream:
         headers = _JSON_HEADERS if body is not None else None
         _REUSED.set(False)
         try:
-            return await self._session.request(method, url, data=body, headers=headers, timeout=limits)
+            return await self._session.request(
+                method, url, data=body, headers=headers, timeout=limits, allow_redirects=False)
         except aiohttp.ClientConnectorError:
             raise
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
@@ -179,7 +199,8 @@ class Upstream:
             # is reused, before any answer: the classic keep-alive race. Sent once more,
             # on a connection of its own. (A fresh connection that drops is not retried:
             # the upstream may have started on the request.)
-            return await self._fresh_session.request(method, url, data=body, headers=headers, timeout=limits)
+            return await self._fresh_session.request(
+                method, url, data=body, headers=headers, timeout=limits, allow_redirects=False)
 
     async def probe(self, path: str) -> Probe:
         """GET `path` on a connection of its own; healthy when it answers 2xx in time."""
@@ -187,7 +208,8 @@ class Upstream:
         try:
             with self.translate_errors():
                 try:
-                    async with self._fresh_session.get(self.url(path), timeout=self._probe_timeout) as response:
+                    async with self._fresh_session.get(
+                            self.url(path), timeout=self._probe_timeout, allow_redirects=False) as response:
                         body = await read_capped(response, MAX_ERROR_BODY, self.name, truncate=True)
                 except TimeoutError as exc:
                     raise UpstreamTimeout(
@@ -208,6 +230,38 @@ class Upstream:
         await self._fresh_session.close()
 
 
+class BrokenStream(ConnectionError):
+    """The upstream's connection ended in the middle of a response body."""
+
+
+@contextmanager
+def _fails_when_cut(response: aiohttp.ClientResponse) -> Iterator[None]:
+    """A read of `response` fails as soon as its connection is lost before the body's end.
+
+    aiohttp (3.14) closes the connection when an answer's framing is broken (an invalid
+    chunk size) but never tells the reader, which would wait forever: the connection's
+    end is watched here instead, and wakes the reader with an error.
+    """
+    content = response.content
+    protocol = response.connection.protocol if response.connection is not None else None
+    closed = protocol.closed if protocol is not None else None
+
+    def cut(_: object = None) -> None:
+        if not content.is_eof():
+            content.set_exception(BrokenStream("the upstream connection ended in the middle of the answer"))
+
+    if closed is None:  # lost already
+        cut()
+        yield
+        return
+    closed.add_done_callback(cut)
+    try:
+        yield
+    finally:
+        # The connection may serve other requests after this one: leave nothing on it.
+        closed.remove_done_callback(cut)
+
+
 @define
 class ErrorTranslation:
     """The table from aiohttp/asyncio exceptions to the gateway's UpstreamErrors.
@@ -226,8 +280,15 @@ class ErrorTranslation:
         if exc is None or isinstance(exc, UpstreamError) or not isinstance(exc, Exception):
             return  # success, already translated, or cancellation: passes through unchanged
         translated = self.translate(exc)
-        if translated is not None:
+        if translated is None:
+            return
+        try:
             raise translated from exc
+        finally:
+            # The raised error's traceback holds this frame, and this frame held the error:
+            # a reference cycle, which the tuned collector (see __main__) may not visit for
+            # a long time, keeping alive all that `exc`'s traceback holds (a body being read).
+            del translated, exc
 
     def translate(self, exc: Exception) -> UpstreamError | None:
         """The UpstreamError for `exc`; None for an error that is not the upstream's (a bug)."""
@@ -236,6 +297,10 @@ class ErrorTranslation:
             return UpstreamTimeout(f"no connection within {t.connect:g} s", backend=name)
         if isinstance(exc, aiohttp.SocketTimeoutError):
             return UpstreamTimeout(f"upstream silent for {t.idle:g} s", backend=name)
+        if isinstance(exc, StreamSilent):
+            return UpstreamTimeout(f"upstream silent for {exc.seconds:g} s", backend=name)
+        if isinstance(exc, BrokenStream):
+            return BadUpstreamResponse(f"the answer was cut off: {exc}", backend=name)
         if isinstance(exc, TimeoutError):  # the whole-call cap
             return UpstreamTimeout(f"no complete answer within {t.total:g} s", backend=name)
         if isinstance(exc, aiohttp.ClientConnectorError):
@@ -255,20 +320,33 @@ async def read_capped(response: aiohttp.ClientResponse, limit: int, backend: str
     """The whole body, read to its end (not just the first chunk), up to `limit` bytes.
 
     Past the limit: the first `limit` bytes with `truncate`, else a BadUpstreamResponse.
+    The count is of the bytes as read, after aiohttp has undone any Content-Encoding,
+    and it is kept while reading: the Content-Length of a compressed answer says nothing
+    of its inflated size (1 MB of gzip can be 1 GB of zeros), so it is never trusted.
+    aiohttp inflates a bounded amount per read, so memory stays near `limit`.
     """
-    length = response.content_length
-    if length is not None and length <= limit:
-        return await response.read()  # the common case: the size is known and fine
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_any():
         chunks.append(chunk)
         size += len(chunk)
         if size > limit:
+            response.close()  # the rest is never read; the connection is not reused
             if truncate:
                 break
+            # Dropped before raising: the error's traceback holds this frame.
+            chunks.clear()
             raise BadUpstreamResponse(f"answer larger than {limit} bytes", backend=backend)
-    return b"".join(chunks)[:limit]
+    body = b"".join(chunks)
+    return body[:limit] if size > limit else body
+
+
+def log_error_body(backend: str, status: int, body: bytes) -> None:
+    """The start of an upstream's error body, for the operator only: clients get the part
+    the backend's classifier knows (its error message), never the rest, which may hold
+    anything (internal addresses, a database password)."""
+    if body:
+        log.warning("upstream %s answered HTTP %d; body starts %r", backend, status, body[:LOGGED_ERROR_BODY])
 
 
 def _ms_since(started: float) -> float:
