@@ -73,6 +73,20 @@ def heap_watch() -> Iterator[list[int]]:
         gc.enable()
 
 
+def errors_in_cycles() -> list[BaseException]:
+    """The exceptions that only the cyclic collector could free: each one keeps its
+    traceback's frames (and what they hold) alive until a collection that, tuned as in
+    production, may not come for a long time."""
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        found = [obj for obj in gc.garbage if isinstance(obj, BaseException)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    return found
+
+
 async def livez_status(gateway: TestClient) -> int:
     """/livez answers (bounded, so a stalled gateway fails the test instead of hanging it)."""
     async with asyncio.timeout(10):
@@ -151,6 +165,25 @@ async def test_answers_over_the_cap_leave_nothing_behind(gateway: TestClient, ho
     assert await livez_status(gateway) == 200
 
 
+@pytest.mark.parametrize(("path", "model"), [
+    (INFER, "over-cap"), (INFER, "secret-error"), (INFER, "redirect"), (STREAM, "broken-chunk"),
+    (STREAM, "gzip-bomb-stream")])
+async def test_no_failure_leaves_an_error_in_a_reference_cycle(
+    gateway: TestClient, hostile_up: RunningUpstream, hostile: HostileUpstream, path: str, model: str,
+) -> None:
+    hostile.bomb_mib = 8
+    gc.collect()
+    gc.disable()
+    try:
+        response = await gateway.post(path, json=ask(model))
+        await response.read()
+        assert response.status in (200, 502, 503)
+        await hostile_up.recorder.settled()
+        assert errors_in_cycles() == []
+    finally:
+        gc.enable()
+
+
 # --- broken framing: the stream ends at once --------------------------------------------------
 
 
@@ -164,7 +197,7 @@ async def test_broken_chunked_framing_ends_the_stream_with_done_and_bad_upstream
     assert body[0] == {"token": "one", "done": False, "provider": "ollama"}
     assert body[-1]["done"] is True
     assert body[-1]["error"]["code"] == "bad_upstream_response"
-    assert "cut off" in body[-1]["error"]["message"]
+    assert "ended before Ollama's final message" in body[-1]["error"]["message"]
     [seen] = await hostile_up.recorder.settled()
     assert seen.json["model"] == "broken-chunk"
     health = await (await gateway.get("/api/v1/health")).json()

@@ -149,7 +149,7 @@ class Upstream:
                 if not streaming:
                     yield response
                     return
-                with _fails_when_cut(response):
+                with _ends_when_cut(response):
                     yield response
 
     def read_budget(self, *, cold: bool = False) -> float:
@@ -230,17 +230,15 @@ class Upstream:
         await self._fresh_session.close()
 
 
-class BrokenStream(ConnectionError):
-    """The upstream's connection ended in the middle of a response body."""
-
-
 @contextmanager
-def _fails_when_cut(response: aiohttp.ClientResponse) -> Iterator[None]:
-    """A read of `response` fails as soon as its connection is lost before the body's end.
+def _ends_when_cut(response: aiohttp.ClientResponse) -> Iterator[None]:
+    """A stream whose connection is lost before the body's end ends at once.
 
     aiohttp (3.14) closes the connection when an answer's framing is broken (an invalid
     chunk size) but never tells the reader, which would wait forever: the connection's
-    end is watched here instead, and wakes the reader with an error.
+    end is watched here instead, and ends the body there. The backend's reader then
+    reports a stream that ended before its final message (an error set on the reader
+    instead would sit in a reference cycle with the reader's frames).
     """
     content = response.content
     protocol = response.connection.protocol if response.connection is not None else None
@@ -248,7 +246,7 @@ def _fails_when_cut(response: aiohttp.ClientResponse) -> Iterator[None]:
 
     def cut(_: object = None) -> None:
         if not content.is_eof():
-            content.set_exception(BrokenStream("the upstream connection ended in the middle of the answer"))
+            content.feed_eof()
 
     if closed is None:  # lost already
         cut()
@@ -299,8 +297,6 @@ class ErrorTranslation:
             return UpstreamTimeout(f"upstream silent for {t.idle:g} s", backend=name)
         if isinstance(exc, StreamSilent):
             return UpstreamTimeout(f"upstream silent for {exc.seconds:g} s", backend=name)
-        if isinstance(exc, BrokenStream):
-            return BadUpstreamResponse(f"the answer was cut off: {exc}", backend=name)
         if isinstance(exc, TimeoutError):  # the whole-call cap
             return UpstreamTimeout(f"no complete answer within {t.total:g} s", backend=name)
         if isinstance(exc, aiohttp.ClientConnectorError):
