@@ -32,10 +32,15 @@ from proxy.handlers.stream import stream
 from proxy.limits.limiter import Limiter
 from proxy.metrics import track
 from proxy.middlewares import BearerAuth, add_context_headers, middlewares
+from proxy.request_guard import RequestGuard
 from proxy.routes import Routes
 from proxy.routing import Router
 from proxy.state import ADMISSION, CATALOG, DRAIN, KEYS, LIMITER, REGISTRY, ROUTER, ROUTES, SETTINGS
 from proxy.tenants import KeyRing
+
+# Above the 60 s for which nginx (deploy/nginx.conf) keeps idle connections to the gateway,
+# so that nginx is always the one to close them (no request sent on a closing connection).
+IDLE_CLIENT_KEEPALIVE = 75.0
 
 
 async def backends_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -119,8 +124,14 @@ def create_app(settings: Settings) -> web.Application:
     if not settings.auth_disabled:
         auth = BearerAuth(keys, open_preflights=bool(settings.cors_origins))
     admission = Admission(limit=settings.max_in_flight, queue_timeout=settings.queue_timeout)
+    guard = RequestGuard.from_settings(settings)
     app = web.Application(
-        middlewares=[*middlewares(auth, observe=track), admission.middleware], client_max_size=settings.max_body_bytes
+        middlewares=[*middlewares(auth, observe=track, guard=guard.middleware), admission.middleware],
+        client_max_size=settings.max_body_bytes,
+        # Request bodies are never inflated (a compressed one is refused: request_guard.py).
+        # An idle client connection is closed after IDLE_CLIENT_KEEPALIVE seconds, not
+        # aiohttp's hour: each one holds a descriptor (docs/security.md, sizing).
+        handler_args={"auto_decompress": False, "keepalive_timeout": IDLE_CLIENT_KEEPALIVE},
     )
     app[SETTINGS] = settings
     app[ADMISSION] = admission

@@ -189,9 +189,12 @@ def tenant_of(request: web.Request) -> Tenant:
     return tenant
 
 
-def middlewares(auth: BearerAuth | None, *, observe: Middleware) -> list[Middleware]:
-    """`observe` (metrics) sees every request with its context, and every error as rendered."""
+def middlewares(auth: BearerAuth | None, *, observe: Middleware, guard: Middleware | None = None) -> list[Middleware]:
+    """`observe` (metrics) sees every request with its context, and every error as rendered;
+    `guard` (request_guard.py) refuses what must be refused before auth."""
     chain: list[Middleware] = [request_context, observe, render_errors]
+    if guard is not None:
+        chain.append(guard)
     if auth is not None:
         chain.append(auth.middleware)
     return chain
