@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import Counter, Gauge, Histogram
 
-from proxy.middlewares import OUTCOME, STARTED
+from proxy.middlewares import OUTCOME, STARTED, tenant_of
 from proxy.model_labels import MODEL_LABELS
 
 # Buckets from a cached local model's first token (~10 ms) to a cold load or a long answer.
@@ -111,7 +111,7 @@ def _record(request: web.Request, status: int) -> None:
         _child(TIME_TO_FIRST_TOKEN, route, provider).observe(outcome.first_token_at - request[STARTED])
     if not outcome.tokens:
         return
-    model = MODEL_LABELS.label(outcome.model, served=True)
+    model = MODEL_LABELS.label(outcome.model, served=True, key=tenant_of(request).name)
     for served_by, (tokens_in, tokens_out) in outcome.tokens.items():
         if tokens_in:
             _child(TOKENS, served_by, model, "in").inc(tokens_in)

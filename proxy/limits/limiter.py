@@ -217,7 +217,7 @@ class Limiter:
     def settle(self, reservation: Reservation, error: BaseException | None) -> asyncio.Task[None] | None:
         """Charge the real usage and free the slot; returns the Redis settlement, if any."""
         tokens_in, tokens_out = reservation.used(error)
-        model = MODEL_LABELS.label(reservation.model, served=reservation.served)
+        model = MODEL_LABELS.label(reservation.model, served=reservation.served, key=reservation.tenant.name)
         self.usage.add(reservation.tenant.name, model, tokens_in, tokens_out)
         if not reservation.limited:
             return None
