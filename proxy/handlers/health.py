@@ -4,6 +4,13 @@ Every backend is probed at once, each bounded by PROXY_HEALTH_TIMEOUT, and repor
 what the router knows of it: its breaker state (closed, open, half_open), consecutive
 failures and requests in flight. The answer is 200 when at least one backend answers its
 probe, 503 when none does or while the gateway is shutting down. URLs carry no credentials.
+
+Probe results are shared for PROBE_TTL (registry.py): however often health is asked, each
+upstream is probed about once a second. A call counts against the caller's key like any
+request (its requests per minute and concurrency, no tokens). The details (URLs, errors,
+latencies, breaker states, requests in flight, Redis) are for operators: admin keys, the
+plain PROXY_API_TOKENS (which the operator sets in the environment) and any caller with
+auth off. Other keys see the status and each backend's name, provider and health.
 """
 
 from __future__ import annotations
@@ -13,39 +20,47 @@ from typing import Any
 from aiohttp import web
 
 from proxy.handlers.json_io import json_response
-from proxy.middlewares import elapsed_ms
+from proxy.limits.estimate import TokenEstimate
+from proxy.middlewares import elapsed_ms, tenant_of
 from proxy.state import ADMISSION, DRAIN, LIMITER, REGISTRY, ROUTER, SETTINGS
+from proxy.tenants import DEFAULT_TENANT, Tenant
+
+# What a health call reserves against the key's tokens per minute: nothing.
+NO_TOKENS = TokenEstimate(prompt=0, completion=0)
+
+
+def is_operator(request: web.Request, tenant: Tenant) -> bool:
+    return tenant.admin or tenant.name == DEFAULT_TENANT or request.app[SETTINGS].auth_disabled
 
 
 async def health(request: web.Request) -> web.Response:
-    probes = {backend.name: probe for backend, probe in await request.app[REGISTRY].probe_all()}
+    tenant = tenant_of(request)
+    async with request.app[LIMITER].reserve(tenant, "", NO_TOKENS):
+        probes = {backend.name: probe for backend, probe in await request.app[REGISTRY].probe_all()}
+    operator = is_operator(request, tenant)
     backends = []
     for member in request.app[ROUTER].members:
         probe = probes[member.backend.name]
-        backends.append({
-            "name": member.backend.name,
-            "provider": member.backend.provider,
-            "url": member.backend.display_url,
-            "healthy": probe.healthy,
-            "latency_ms": probe.latency_ms,
-            "error": probe.error,
-            "state": member.breaker.state,
-            "consecutive_failures": member.breaker.consecutive_failures,
-            "in_flight": member.in_flight,
-        })
+        backend: dict[str, Any] = {
+            "name": member.backend.name, "provider": member.backend.provider, "healthy": probe.healthy}
+        if operator:
+            backend.update({
+                "url": member.backend.display_url,
+                "latency_ms": probe.latency_ms,
+                "error": probe.error,
+                "state": member.breaker.state,
+                "consecutive_failures": member.breaker.consecutive_failures,
+                "in_flight": member.in_flight,
+            })
+        backends.append(backend)
     draining = request.app[DRAIN].draining
     serving = any(probe.healthy for probe in probes.values()) and not draining
-    status = "draining" if draining else "ok" if serving else "unavailable"
-    return json_response(
-        {
-            "status": status,
-            "backends": backends,
-            "in_flight": request.app[ADMISSION].in_flight,
-            **fleet_health(request),
-            "latency_ms": elapsed_ms(request),
-        },
-        status=200 if serving else 503,
-    )
+    answer: dict[str, Any] = {"status": "draining" if draining else "ok" if serving else "unavailable",
+                              "backends": backends}
+    if operator:
+        answer.update({"in_flight": request.app[ADMISSION].in_flight, **fleet_health(request)})
+    answer["latency_ms"] = elapsed_ms(request)
+    return json_response(answer, status=200 if serving else 503)
 
 
 def fleet_health(request: web.Request) -> dict[str, Any]:
