@@ -326,6 +326,9 @@ async def read_capped(response: aiohttp.ClientResponse, limit: int, backend: str
     async for chunk in response.content.iter_any():
         chunks.append(chunk)
         size += len(chunk)
+        # While inflated bytes are at hand, each read returns at once without yielding to
+        # the event loop: a 64 MB answer would hold it for its whole length (~1 s).
+        await asyncio.sleep(0)
         if size > limit:
             response.close()  # the rest is never read; the connection is not reused
             if truncate:

@@ -136,9 +136,10 @@ class HostileUpstream:
             await asyncio.sleep(0.05)  # the good token goes out on its own
             assert request.transport is not None
             # Not a hexadecimal chunk size: the framing is broken, then the connection ends.
-            request.transport.write(b"zz-not-a-size\r\nbroken\r\n")
+            transport = request.transport
+            transport.write(b"zz-not-a-size\r\nbroken\r\n")
             await asyncio.sleep(0.05)
-            request.transport.close()
+            transport.close()  # if the client has not closed it already
             return response
         await response.write(final_line(model, 1))
         await response.write_eof()
