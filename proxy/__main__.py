@@ -26,6 +26,7 @@ from attrs import frozen
 
 from proxy import cli, logs
 from proxy.config import Settings
+from proxy.descriptors import check_descriptor_limit
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
@@ -108,6 +109,7 @@ def serve(settings: Settings) -> None:
     from proxy.app import create_app
 
     logs.configure(settings.log_level, settings.log_format)
+    check_descriptor_limit(settings)
     app = create_app(settings)
     app.on_startup.append(_tune_gc)  # the process's business, not the app's: tests keep the defaults
     app.cleanup_ctx.append(_sweep_cycles)
