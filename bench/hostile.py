@@ -29,7 +29,7 @@ import aiohttp
 from aiohttp import web
 
 from bench.processes import ROOT, free_port
-from proxy.tenants import stored_hash
+from proxy.tenants.keyring import stored_hash
 from tests.upstreams.hostile import HostileUpstream, gzip_of_zeros
 
 TOKEN = "bench-token-0123456789"

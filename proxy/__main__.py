@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import gc
 import glob
 import multiprocessing
@@ -17,6 +18,7 @@ import multiprocessing.connection
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Sequence
@@ -24,9 +26,10 @@ from collections.abc import AsyncIterator, Sequence
 from aiohttp import web
 from attrs import frozen
 
-from proxy import cli, logs
-from proxy.config import Settings
-from proxy.descriptors import check_descriptor_limit
+from proxy.commands import parser as cli
+from proxy.observability import logs
+from proxy.settings.config import Settings
+from proxy.settings.descriptors import check_descriptor_limit
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
@@ -85,7 +88,7 @@ async def _reload_keys_on_sighup(app: web.Application) -> None:
     Until now SIGHUP was ignored (see main): a change signalled while this process was
     starting is caught by the check right after the handler is in place.
     """
-    from proxy.state import KEYS  # after PROMETHEUS_MULTIPROC_DIR, as in serve()
+    from proxy.app_keys import KEYS  # after PROMETHEUS_MULTIPROC_DIR, as in serve()
 
     keys = app[KEYS]
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: keys.reload())
@@ -105,8 +108,8 @@ async def _ignore_repeated_sigterm(_app: web.Application) -> None:
 def serve(settings: Settings) -> None:
     # Imported here, not at the top: prometheus-client picks its storage (per process or
     # multiprocess files) when first imported, which must follow PROMETHEUS_MULTIPROC_DIR.
-    from proxy.access_log import AccessLogger
     from proxy.app import create_app
+    from proxy.edge.access_log import AccessLogger
 
     logs.configure(settings.log_level, settings.log_format)
     check_descriptor_limit(settings)
@@ -218,6 +221,24 @@ def _forget_worker_metrics(pid: int | None) -> None:
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]  # unannotated in the library
 
 
+def _refuse_a_taken_port(host: str, port: int) -> None:
+    """Exit at once, in one line, when the address cannot be listened on.
+
+    Checked before anything starts (workers, "listening on"), and without SO_REUSEPORT,
+    so that another program on the port is never joined or mistaken for this gateway.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used: {exc.strerror}"
+            print(f"octomil-gateway: {host}:{port} {reason}; choose another with PROXY_PORT (or --port)",
+                  file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     # SIGHUP means "reload the keys", but its default action ends the process: ignored
     # (by the workers too, which inherit it) until each process's handler is in place.
@@ -225,6 +246,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args, settings = cli.configure(argv)
     if args.command == "check":
         raise SystemExit(cli.check(settings, allow_degraded=args.allow_degraded, as_json=args.json))
+    _refuse_a_taken_port(settings.host, settings.port)
     print(f"octomil-gateway listening on http://{settings.host}:{settings.port} "
           f"({settings.workers} worker{'s' if settings.workers > 1 else ''})", flush=True)
     if settings.workers > 1:
