@@ -27,17 +27,23 @@ from aiohttp import web
 from attrs import frozen
 
 from proxy.commands import parser as cli
+from proxy.edge.connection_gate import gated_loop
 from proxy.observability import logs
 from proxy.settings.config import Settings
 from proxy.settings.descriptors import check_descriptor_limit
 
 
-def _new_event_loop() -> asyncio.AbstractEventLoop:
+def _new_event_loop(connection_limit: int) -> asyncio.AbstractEventLoop:
+    """uvloop when installed, else asyncio's own; its servers take at most about
+    `connection_limit` client connections (edge/connection_gate.py)."""
+    loop_class: type[asyncio.AbstractEventLoop]
     try:
         import uvloop
     except ImportError:  # optional: the gateway runs on asyncio's own loop too
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
+        loop_class = type(asyncio.new_event_loop())
+    else:
+        loop_class = uvloop.Loop
+    return gated_loop(loop_class, connection_limit)
 
 
 async def _tune_gc(_app: web.Application) -> None:
@@ -112,7 +118,7 @@ def serve(settings: Settings) -> None:
     from proxy.edge.access_log import AccessLogger
 
     logs.configure(settings.log_level, settings.log_format)
-    check_descriptor_limit(settings)
+    connection_limit = check_descriptor_limit(settings)
     app = create_app(settings)
     app.on_startup.append(_tune_gc)  # the process's business, not the app's: tests keep the defaults
     app.cleanup_ctx.append(_sweep_cycles)
@@ -130,7 +136,7 @@ def serve(settings: Settings) -> None:
         # After streams have drained (on_shutdown), single-shot calls get the same grace.
         shutdown_timeout=settings.shutdown_grace,
         print=None,
-        loop=_new_event_loop(),
+        loop=_new_event_loop(connection_limit),
     )
 
 

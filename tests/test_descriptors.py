@@ -1,6 +1,7 @@
-"""A real gateway process started with a soft descriptor limit of 1,024 (Docker's default
-since version 25) under a higher hard limit: 1,100 idle connections must not lock
-legitimate clients out."""
+"""A real gateway process started with a descriptor limit of 1,024 (Docker's default soft
+limit since version 25): 1,100 idle connections must not lock legitimate clients out,
+whether the hard limit lets the gateway raise its own (first test) or not (second: the
+connection gate of edge/connection_gate.py closes the oldest idle connections)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Callable
 
 import aiohttp
+import pytest
 
 from tests.conftest import AUTH, TOKEN, RunningUpstream
 from tests.gateway_process import ROOT, free_port, probe_until
@@ -19,10 +21,10 @@ from tests.gateway_process import ROOT, free_port, probe_until
 IDLE_CONNECTIONS = 1100
 
 
-def start_with_soft_limit(soft: int) -> Callable[[], None]:
+def start_with_limit(soft: int, hard: int | None = None) -> Callable[[], None]:
     def limit() -> None:
-        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        _, current_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, current_hard if hard is None else hard))
 
     return limit
 
@@ -34,25 +36,30 @@ def soft_limit_of(pid: int) -> int:
     raise AssertionError("no descriptor limit in /proc")
 
 
-async def test_idle_connections_past_a_1024_soft_limit_do_not_lock_clients_out(ollama: RunningUpstream) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    assert hard == resource.RLIM_INFINITY or hard >= 4 * IDLE_CONNECTIONS, "the test needs a higher hard limit"
+@pytest.mark.parametrize("hard", [None, 1024], ids=["hard limit higher", "hard limit 1024"])
+async def test_idle_connections_past_a_1024_limit_do_not_lock_clients_out(
+    ollama: RunningUpstream, hard: int | None,
+) -> None:
+    soft, own_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert own_hard == resource.RLIM_INFINITY or own_hard >= 4 * IDLE_CONNECTIONS, "the test needs a higher limit"
     if soft < 4 * IDLE_CONNECTIONS:  # this process holds the client ends
-        resource.setrlimit(resource.RLIMIT_NOFILE, (4 * IDLE_CONNECTIONS, hard))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (4 * IDLE_CONNECTIONS, own_hard))
     port = free_port()
     env = {"PATH": os.environ["PATH"], "PROXY_PORT": str(port), "PROXY_API_TOKENS": TOKEN,
            "OLLAMA_BASE_URL": str(ollama.url), "PROXY_LOG_LEVEL": "ERROR"}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "proxy", cwd=ROOT, env=env, preexec_fn=start_with_soft_limit(1024),
+        sys.executable, "-m", "proxy", cwd=ROOT, env=env, preexec_fn=start_with_limit(1024, hard),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     idle: list[asyncio.StreamWriter] = []
     try:
         async with asyncio.timeout(30):
             assert await probe_until(f"http://127.0.0.1:{port}/readyz", lambda s: s is not None) == 200
-        assert soft_limit_of(process.pid) > 1024  # raised at start-up to the hard limit
+        raised = soft_limit_of(process.pid)
+        assert raised > 1024 if hard is None else raised == 1024
         for _ in range(IDLE_CONNECTIONS):
             _, writer = await asyncio.open_connection("127.0.0.1", port)
             idle.append(writer)
+        await asyncio.sleep(0.5)
         async with aiohttp.ClientSession() as session, session.post(
                 f"http://127.0.0.1:{port}/api/v1/inference", headers=AUTH,
                 json={"model_id": "gemma3:1b", "input_data": "What is 2+2?"}) as response:
@@ -60,7 +67,11 @@ async def test_idle_connections_past_a_1024_soft_limit_do_not_lock_clients_out(o
         assert response.status == 200, body
         assert body["output"]
         opened = len(os.listdir(f"/proc/{process.pid}/fd"))
-        assert opened > IDLE_CONNECTIONS  # the idle connections really were accepted and held
+        if hard is None:
+            assert opened > IDLE_CONNECTIONS  # the idle connections really were accepted and held
+        else:
+            assert opened < 1024  # the oldest idle ones were closed to make room
+        assert process.returncode is None
     finally:
         for writer in idle:
             writer.close()

@@ -40,12 +40,23 @@ def descriptors_needed(settings: Settings) -> int:
     return 2 * settings.max_in_flight + 2 * upstreams * settings.upstream_max_in_flight + OTHER_DESCRIPTORS
 
 
-def check_descriptor_limit(settings: Settings) -> None:
-    """on start-up: raise the limit, and say so when it is below what the settings need."""
+def check_descriptor_limit(settings: Settings) -> int:
+    """On start-up: raise the limit, say so when it is below what the settings need, and
+    return how many client connections to accept (the limit less what upstreams and files
+    may take, less the gate's headroom: edge/connection_gate.py)."""
     limit = raise_descriptor_limit()
+    if limit == resource.RLIM_INFINITY:
+        limit = 1 << 20
     needed = descriptors_needed(settings)
-    if limit != resource.RLIM_INFINITY and limit < needed:
+    if limit < needed:
         log.warning(
             "the descriptor limit (%d) is below the %d these settings may use (PROXY_MAX_IN_FLIGHT, "
             "PROXY_UPSTREAM_MAX_IN_FLIGHT): raise it (ulimit -n, LimitNOFILE=) or lower them; "
             "see docs/security.md", limit, needed)
+    upstreams = len(settings.ollama_base_url) + len(settings.openai_endpoint)
+    left = limit - 2 * upstreams * settings.upstream_max_in_flight - OTHER_DESCRIPTORS
+    return max(MIN_CONNECTIONS, left * 15 // 16)
+
+
+# Client connections accepted however small the limit (the gate refuses the rest).
+MIN_CONNECTIONS = 64
