@@ -142,8 +142,8 @@ class EmbeddingsAnswer:
 
 @frozen
 class BackendHealth:
-    """Every field for operators (admin keys, PROXY_API_TOKENS, auth off); only name,
-    provider and healthy for other keys (handlers/health.py)."""
+    """Every field for operators (admin keys, the plain PROXY_API_TOKENS, any caller with
+    auth off); other keys get name, provider and healthy only."""
 
     name: str
     provider: str
