@@ -130,7 +130,7 @@ MAX_RELAYED_MESSAGE = 300
 def relayed_message(message: str, status: int) -> str:
     """The part of an upstream's error a client may see: the message from the error's known
     field, bounded and on one line. Anything else an error body holds stays in the server
-    log (upstream.log_error_body): it may be an HTML page, a stack trace, or a secret."""
+    log (bounded_reads.log_error_body): it may be an HTML page, a stack trace, or a secret."""
     text = " ".join(message.split())
     if not text:
         return f"HTTP {status}"
