@@ -30,7 +30,7 @@ from aiohttp import web
 
 from bench.processes import ROOT, free_port
 from proxy.tenants.keyring import stored_hash
-from tests.upstreams.hostile import HostileUpstream, gzip_of_zeros
+from tests.support.upstreams.hostile import HostileUpstream, gzip_of_zeros
 
 TOKEN = "bench-token-0123456789"
 SLOW_KEY = "bench-slow-key-0123456789"
