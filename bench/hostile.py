@@ -4,7 +4,7 @@
     python -m bench.hostile --tree /path/old  # another checkout (e.g. before the fixes)
 
 The gateway (`python -m proxy`, so with the production GC tuning) runs in front of the
-hostile upstream of tests/upstreams/hostile.py, which runs in this process. Figures per
+hostile upstream of tests/support/upstreams/hostile.py, which runs in this process. Figures per
 attack: the gateway's RSS before, at its peak (VmHWM) and after; the longest /livez
 answer seen while the attack runs (polled every 20 ms: the event-loop stall); what a
 well-behaved client got meanwhile; and for the stream attack, how long until `done: true`.

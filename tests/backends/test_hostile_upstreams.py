@@ -1,4 +1,4 @@
-"""A hostile upstream (tests/upstreams/hostile.py): what the client sees, what reached the
+"""A hostile upstream (tests/support/upstreams/hostile.py): what the client sees, what reached the
 upstream (or where it redirected), and what it costs the gateway in memory and latency.
 
 Memory is read with tracemalloc in this process, where the gateway runs, with the cyclic
