@@ -5,7 +5,7 @@ and describe the answers (response_shapes.py). Served at /api/v1/openapi.json wi
 Types map to JSON Schema by their Python annotations; the constrained types (NewTypes
 with a cattrs hook) map through `_CONSTRAINED`, which states the same limits the hooks
 enforce. Rules that span fields (exactly one of `messages` and `input_data`) are added
-per class. tests/test_openapi.py checks real traffic against the result.
+per class. tests/surfaces/test_openapi.py checks real traffic against the result.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def openapi_document(settings: Settings) -> Schema:
             answer=res.BatchAnswer)},
         "/api/v1/embeddings": {"post": _operation(
             "Text embeddings", c, body=req.EmbeddingsBody, answer=res.EmbeddingsAnswer)},
-        "/api/v1/health": {"get": _operation("Backend health", c, answer=res.HealthAnswer)},
+        "/api/v1/health": {"get": _operation("Backend health (details for operator keys)", c, answer=res.HealthAnswer)},
         "/api/v1/inference/health": {"get": _operation("Backend health (same answer)", c, answer=res.HealthAnswer)},
         "/api/v1/models": {"get": _operation("Public models and their backends", c, answer=res.ModelsAnswer)},
         "/api/v1/admin/usage": {"get": _operation(
