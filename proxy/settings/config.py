@@ -314,7 +314,7 @@ _NUMBERS = (
     ("cache_ttl", "PROXY_CACHE_TTL", "float"),
 )
 
-# The OpenTelemetry SDK's standard variables this gateway honours (proxy/tracing/config.py).
+# The OpenTelemetry SDK's standard variables this gateway honours (settings/tracing.py).
 _OTEL_VARIABLES = (
     "OTEL_SDK_DISABLED",
     "OTEL_TRACES_EXPORTER",
