@@ -45,7 +45,7 @@ bench-quick: install bench-tools
 	$(PY) -m bench.run --quick --json bench-results.json
 
 docs: install
-	$(PY) -m proxy.docs_gen
+	$(PY) -m proxy.commands.docs
 
 lint: install
 	$(VENV)/bin/ruff check proxy tests bench

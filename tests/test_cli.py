@@ -10,7 +10,7 @@ import sys
 
 import orjson
 
-from proxy.environment import ENVIRONMENT
+from proxy.settings.environment import ENVIRONMENT
 from tests.conftest import RunningUpstream
 from tests.test_config import REPO, dead_port_url, scratch_env
 
@@ -49,7 +49,7 @@ def test_the_help_the_configuration_page_and_the_configuration_name_the_same_var
     documented = {variable.name for variable in ENVIRONMENT}
     page = (REPO / "docs" / "configuration.md").read_text()
     listed = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", page, re.MULTILINE))
-    source = (REPO / "proxy" / "config.py").read_text()
+    source = (REPO / "proxy" / "settings" / "config.py").read_text()
     read = set(re.findall(r'"((?:PROXY|OLLAMA|OPENAI|LLM)_[A-Z0-9_]+)"', source))
     assert documented == listed
     assert read <= documented, f"read but not documented: {read - documented}"

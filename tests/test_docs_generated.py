@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 from proxy import errors
-from proxy.docs_gen import pages
+from proxy.commands.docs import pages
 from tests.test_config import REPO
 
 
@@ -33,7 +33,7 @@ def test_check_mode_names_a_stale_page_and_fails(tmp_path: pathlib.Path) -> None
 
 
 def check(docs: pathlib.Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "proxy.docs_gen", "--check", "--docs", str(docs)], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "proxy.commands.docs", "--check", "--docs", str(docs)], cwd=REPO,
                           capture_output=True, text=True, timeout=60, check=False)
 
 
