@@ -1,7 +1,7 @@
 """`python -m proxy.commands.docs` (`make docs`): writes docs/configuration.md and docs/errors.md.
 
 Both pages are generated from the code they describe, the table of environment variables and
-the error classes, so they cannot drift from it: `tests/test_docs_generated.py` fails when the
+the error classes, so they cannot drift from it: `tests/docs/test_docs_generated.py` fails when the
 committed pages differ from what this writes. `--check` exits 1 (naming the stale pages)
 instead of writing, for CI.
 """
