@@ -96,6 +96,15 @@ def gateway(upstream: str, kind: str = "ollama", **settings: str) -> Iterator[tu
         yield f"http://127.0.0.1:{port}", process
 
 
+@contextlib.contextmanager
+def floor(upstream: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """bench/floor.py, the least aiohttp pass-through, on the gateway's core."""
+    port = free_port()
+    args = [sys.executable, "-m", "bench.floor", "--port", str(port), "--upstream", upstream, "--token", TOKEN]
+    with pinned(args, GATEWAY_CORE, port=port) as process:
+        yield f"http://127.0.0.1:{port}", process
+
+
 def rss_kib(pid: int) -> int:
     for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
