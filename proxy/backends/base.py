@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Protocol
 import orjson
 from attrs import define
 
+from proxy.backends.assemble import assemble
 from proxy.backends.upstream import Upstream
 from proxy.errors import BadUpstreamResponse, UpstreamError, UpstreamUnavailable
 from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, Message, Probe, StreamItem
@@ -148,6 +149,16 @@ class HttpBackend:
     @staticmethod
     def wire_messages(messages: tuple[Message, ...]) -> list[dict[str, str]]:
         return [{"role": m.role, "content": m.content} for m in messages]
+
+    def stream(self, request: ChatRequest, *, cold: bool = False) -> AsyncGenerator[StreamItem, None]:
+        raise NotImplementedError
+
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        """One answer, read from the upstream as a stream: bounded by its silences, not its
+        length (see assemble.py). A model the upstream must load first gets the cold-start
+        budget for its first token, as a stream does."""
+        cold = await self.must_load(request.model)
+        return await assemble(self.stream(request, cold=cold), self._upstream.timeouts, self.name, cold=cold)
 
     async def get_json(self, path: str) -> Any:
         async with self._upstream.request("GET", path) as response:

@@ -24,7 +24,7 @@ from proxy.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamEnd, StreamItem, Usage
+from proxy.llm import ChatRequest, EmbedRequest, EmbedResult, StreamEnd, StreamItem, Usage
 
 # gateway parameter -> Ollama option
 _OPTION_NAMES = {
@@ -109,15 +109,6 @@ class OllamaBackend(HttpBackend):
             raise UpstreamUnavailable(
                 f"error from the model: {fields.text(error, 'error')}", backend=self.name)
         return message
-
-    async def chat(self, request: ChatRequest) -> ChatResult:
-        answer = self._checked(await self.post_json("/api/chat", self._chat_body(request, stream=False)))
-        fields = self.fields
-        return ChatResult(
-            output=fields.text(fields.object(answer.get("message"), "message").get("content"), "content"),
-            usage=_usage(answer, fields),
-            finish_reason=fields.optional_text(answer.get("done_reason"), "done_reason"),
-        )
 
     async def stream(self, request: ChatRequest, *, cold: bool = False) -> AsyncGenerator[StreamItem, None]:
         fields = self.fields
