@@ -8,6 +8,7 @@ a 200 status. It does not know the gateway's parameter names: `max_tokens` is
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncGenerator
 from typing import Any, ClassVar
@@ -70,23 +71,36 @@ LOADED_TTL = 5.0
 class OllamaBackend(HttpBackend):
     provider: ClassVar[str] = "ollama"
     health_path: ClassVar[str] = "/api/version"  # cheapest endpoint: no model is touched
+    # What /api/ps listed; None while unknown (not asked yet, or it failed).
     _loaded: frozenset[str] | None = None
-    _loaded_at: float = 0.0
+    _loaded_at: float = -math.inf
+    _refreshing: bool = False
 
     async def must_load(self, model: str) -> bool:
         """True when /api/ps does not list `model`: Ollama will load it before the first
-        token, which takes seconds to minutes. Unknown (an error) counts as warm."""
-        if self._loaded is None or time.monotonic() - self._loaded_at > LOADED_TTL:
+        token, which takes seconds to minutes. Unknown (an error) counts as warm.
+
+        Asked at most once per LOADED_TTL, failures included (every chat asks, and an
+        upstream without /api/ps must not cost a round trip per request); while one
+        request asks, the others use the last answer."""
+        if time.monotonic() - self._loaded_at > LOADED_TTL and not self._refreshing:
+            self._refreshing = True
             try:
-                fields = self.fields
-                answer = fields.object(await self.get_json("/api/ps"), "ps")
-                listed = [fields.object(m, "a model") for m in fields.items(answer.get("models"), "models")]
-                self._loaded = frozenset(
-                    fields.text(m.get(key), key) for m in listed for key in ("name", "model") if m.get(key))
-            except UpstreamError:
-                return False
+                self._loaded = await self._loaded_models()
+            finally:
+                self._refreshing = False
             self._loaded_at = time.monotonic()
-        return model not in self._loaded and f"{model}:latest" not in self._loaded
+        loaded = self._loaded
+        return loaded is not None and model not in loaded and f"{model}:latest" not in loaded
+
+    async def _loaded_models(self) -> frozenset[str] | None:
+        fields = self.fields
+        try:
+            answer = fields.object(await self.get_json("/api/ps"), "ps")
+            listed = [fields.object(m, "a model") for m in fields.items(answer.get("models"), "models")]
+            return frozenset(fields.text(m.get(key), key) for m in listed for key in ("name", "model") if m.get(key))
+        except UpstreamError:
+            return None
 
     def _chat_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {"model": request.model, "messages": self.wire_messages(request.messages),

@@ -24,8 +24,11 @@ async def _lines(content: StreamReader) -> AsyncIterator[bytes]:
 
 
 async def ndjson_objects(content: StreamReader) -> AsyncIterator[Any]:
-    """Ollama's NDJSON: one JSON value per line; blank lines are skipped."""
-    async for line in _lines(content):
+    """Ollama's NDJSON: one JSON value per line; blank lines are skipped.
+
+    Reads lines itself rather than through `_lines`: one generator less per token, on
+    the path of every streamed and single-shot Ollama answer."""
+    while line := await content.readline(max_line_length=MAX_LINE):
         if line.strip():
             yield orjson.loads(line)
 

@@ -20,10 +20,10 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Protocol
 
 from aiohttp import web
-from aiohttp_sse import EventSourceResponse
 
 from proxy import metrics
 from proxy.errors import BadUpstreamResponse, GatewayError, ShuttingDown, UpstreamError
+from proxy.handlers.event_stream import EventStream
 from proxy.limits.estimate import chat_estimate
 from proxy.limits.limiter import Reservation
 from proxy.llm import ChatRequest, StreamEnd, StreamItem
@@ -55,7 +55,7 @@ async def relay(
 ) -> web.StreamResponse:
     """Serve `chat` as a stream; `dialect(provider)` spells its events."""
     # SSE comments (": ping") keep an idle connection alive through proxies.
-    response = EventSourceResponse(
+    response = EventStream(
         sep="\n", ping_interval=request.app[SETTINGS].sse_heartbeat, allow_all_methods=True)
     events = dialect("-")
     try:
@@ -87,7 +87,7 @@ async def relay(
 
 
 async def _relay(
-    request: web.Request, response: EventSourceResponse, items: AsyncGenerator[StreamItem, None],
+    request: web.Request, response: EventStream, items: AsyncGenerator[StreamItem, None],
     events: StreamEvents, backend: str, provider: str, reservation: Reservation,
 ) -> None:
     outcome = request[OUTCOME]
@@ -101,7 +101,7 @@ async def _relay(
                 await _send_all(response, events.finished(item))
                 return
             reservation.produced()
-            await response.send(events.token(item))
+            await response.send_data(events.token(item))
             outcome.first_token_sent()
         raise BadUpstreamResponse("the stream ended without a final message", backend=backend)
     except UpstreamError as exc:
@@ -118,6 +118,6 @@ async def _relay(
     await _send_all(response, events.failed(failure))
 
 
-async def _send_all(response: EventSourceResponse, events: list[str]) -> None:
+async def _send_all(response: EventStream, events: list[str]) -> None:
     for data in events:
-        await response.send(data)
+        await response.send_data(data)
