@@ -42,7 +42,7 @@ from bench.processes import (
     rss_kib,
     wrk,
 )
-from proxy.tenants import stored_hash
+from proxy.tenants.keyring import stored_hash
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 GATEWAY_BODY = '{"model_id":"bench","input_data":"hi","parameters":{"max_tokens":8}}'

@@ -15,9 +15,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
 
-from proxy.config import Timeouts
 from proxy.errors import BadUpstreamResponse, UpstreamTimeout
 from proxy.llm import ChatResult, StreamEnd, StreamItem
+from proxy.settings.config import Timeouts
 
 
 async def assemble(
