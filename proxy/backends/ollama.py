@@ -13,8 +13,10 @@ import time
 from collections.abc import AsyncGenerator
 from typing import Any, ClassVar
 
+import orjson
 from attrs import define
 
+from proxy.backends.assemble import assemble_lines, now
 from proxy.backends.base import Fields, HttpBackend, classify_common, error_json, plain_text
 from proxy.backends.wire import ndjson_objects
 from proxy.errors import (
@@ -25,7 +27,7 @@ from proxy.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from proxy.llm import ChatRequest, EmbedRequest, EmbedResult, StreamEnd, StreamItem, Usage
+from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamEnd, StreamItem, Usage
 
 # gateway parameter -> Ollama option
 _OPTION_NAMES = {
@@ -124,20 +126,36 @@ class OllamaBackend(HttpBackend):
                 f"error from the model: {fields.text(error, 'error')}", backend=self.name)
         return message
 
-    async def stream(self, request: ChatRequest, *, cold: bool = False) -> AsyncGenerator[StreamItem, None]:
+    def _message(self, raw: Any) -> tuple[str, StreamEnd | None]:
+        """One NDJSON message: its token ("" for none) and, for the final one, the end."""
         fields = self.fields
+        message = self._checked(raw)
+        token = fields.text(fields.object(message.get("message"), "message").get("content"), "content")
+        if message.get("done") is not True:
+            return token, None
+        return token, StreamEnd(usage=_usage(message, fields),
+                                finish_reason=fields.optional_text(message.get("done_reason"), "done_reason"))
+
+    async def stream(self, request: ChatRequest, *, cold: bool = False) -> AsyncGenerator[StreamItem, None]:
         body = self._chat_body(request, stream=True)
         async with self._upstream.request("POST", "/api/chat", json=body, streaming=True, cold=cold) as response:
             async for raw in ndjson_objects(response.content):
-                message = self._checked(raw)
-                token = fields.text(fields.object(message.get("message"), "message").get("content"), "content")
+                token, end = self._message(raw)
                 if token:
                     yield token
-                if message.get("done") is True:
-                    yield StreamEnd(usage=_usage(message, fields),
-                                    finish_reason=fields.optional_text(message.get("done_reason"), "done_reason"))
+                if end is not None:
+                    yield end
                     return
         raise BadUpstreamResponse("the stream ended before Ollama's final message", backend=self.name)
+
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        """Read as a stream (see assemble.py), its lines parsed a network chunk at a time."""
+        cold = await self.must_load(request.model)
+        started = now()
+        body = self._chat_body(request, stream=True)
+        async with self._upstream.request("POST", "/api/chat", json=body, streaming=True, cold=cold) as response:
+            return await assemble_lines(response.content, lambda line: self._message(orjson.loads(line)),
+                                        self._upstream.timeouts, self.name, cold=cold, started=started)
 
     async def embed(self, request: EmbedRequest) -> EmbedResult:
         fields = self.fields
