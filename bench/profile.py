@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 
-from bench.processes import LOAD_CORE, TOKEN, emulator, floor, gateway, wrk
+from bench.processes import LOAD_CORE, TOKEN, cpu_seconds, emulator, floor, gateway, wrk
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BODY = '{"model_id":"bench","input_data":"hi","parameters":{"max_tokens":8}}'
@@ -105,11 +105,6 @@ def shares(raw: pathlib.Path) -> dict[str, float]:
             counts[stage_of(stack.split(";"))] += int(count)
     total = sum(counts.values()) or 1
     return {stage: n / total for stage, n in counts.most_common()}
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_per_request(url: str, pid: int, connections: int, seconds: int) -> tuple[float, float]:

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import math
-import os
 import pathlib
 import platform
 import subprocess
@@ -34,6 +33,8 @@ from bench.processes import (
     LOAD_CORE,
     TOKEN,
     LoadResult,
+    children,
+    cpu_seconds,
     emulator,
     floor,
     gateway,
@@ -118,18 +119,12 @@ def _single_shot_rows(scenario: str, direct: dict[int, LoadResult], least: dict[
         results[name] = {"gateway": repr(g), "floor": repr(f), "direct": repr(d)}
 
 
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc."""
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _cpu_per_request(url: str, pid: int, seconds: int) -> tuple[float, float]:
     wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=8, seconds=2, headers=AUTH, core=LOAD_CORE)
-    before = _cpu_seconds(pid)
+    before = cpu_seconds(pid)
     load = wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=32, seconds=seconds, headers=AUTH,
                core=LOAD_CORE)
-    return (_cpu_seconds(pid) - before) / (load.rps * seconds) * 1e6, load.rps
+    return (cpu_seconds(pid) - before) / (load.rps * seconds) * 1e6, load.rps
 
 
 def cpu_per_request(seconds: int) -> None:
@@ -292,14 +287,27 @@ def soak(seconds: int) -> None:
 
 
 def workers(seconds: int) -> None:
+    """PROXY_WORKERS=1 against 2. One worker has core 0 to itself; two workers may use both
+    cores, so the second shares core 1 with the emulator and wrk: on two cores this shows
+    the per-request cost of a worker in multiprocess mode and how evenly SO_REUSEPORT
+    spreads 64 connections, not how throughput grows with cores (docs/PERFORMANCE.md)."""
+    all_cores = ",".join(map(str, range(CORES)))
     with emulator() as upstream:
         for count in (1, 2):
-            with gateway(upstream, PROXY_WORKERS=str(count)) as (url, _):
-                time.sleep(1)
+            with gateway(upstream, core=GATEWAY_CORE if count == 1 else all_cores,
+                         PROXY_WORKERS=str(count)) as (url, process):
+                wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=8, seconds=2, headers=AUTH, core=LOAD_CORE)
+                pids = children(process.pid) if count > 1 else [process.pid]
+                before = {pid: cpu_seconds(pid) for pid in pids}
                 result = wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=64, seconds=seconds,
-                             headers=AUTH, core=",".join(map(str, range(CORES))))
+                             headers=AUTH, core=LOAD_CORE)
+                used = {pid: cpu_seconds(pid) - before[pid] for pid in pids}
+            total = sum(used.values())
+            spread = " / ".join(f"{u / total:.0%}" for u in sorted(used.values(), reverse=True))
             row("workers (SO_REUSEPORT)", f"{count} worker(s), c=64, requests/s", f"{result.rps:,.0f}",
-                "all processes unpinned, sharing the cores")
+                f"CPU {total / (result.rps * seconds) * 1e6:.0f} µs/request; CPU split between workers {spread}; "
+                f"wrk and emulator on core {LOAD_CORE}")
+            results[f"workers {count}"] = {"rps": result.rps, "cpu_s": used}
 
 
 def machine() -> str:
