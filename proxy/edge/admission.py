@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp import web
 from attrs import define, field
 
-from proxy.edge.request_keys import Handler
 from proxy.errors import Overloaded
 
 
@@ -31,7 +29,8 @@ class Admission:
     def in_flight(self) -> int:
         return self.limit - self._slots._value
 
-    async def _acquire(self) -> None:
+    async def enter(self) -> None:
+        """A slot for a POST (a step of the edge, chain.py); Overloaded when none frees in time."""
         if not self._slots.locked():
             await self._slots.acquire()
             return
@@ -48,12 +47,5 @@ class Admission:
         finally:
             self._waiting -= 1
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method != "POST":
-            return await handler(request)
-        await self._acquire()
-        try:
-            return await handler(request)
-        finally:
-            self._slots.release()
+    def leave(self) -> None:
+        self._slots.release()
