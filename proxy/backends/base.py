@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator
 from typing import Any, ClassVar, Protocol
 
 import orjson
-from attrs import define
+from attrs import define, field
 
 from proxy.backends.assemble import assemble
 from proxy.backends.upstream import Upstream
@@ -136,6 +136,12 @@ class HttpBackend:
     _upstream: Upstream
     provider: ClassVar[str]
     health_path: ClassVar[str]
+    # Built once: it is read for every line of every answer.
+    _fields: Fields = field(init=False)
+
+    @_fields.default
+    def _named_fields(self) -> Fields:
+        return Fields(self.name)
 
     @property
     def display_url(self) -> str:
@@ -143,7 +149,7 @@ class HttpBackend:
 
     @property
     def fields(self) -> Fields:
-        return Fields(self.name)
+        return self._fields
 
     @staticmethod
     def wire_messages(messages: tuple[Message, ...]) -> list[dict[str, str]]:

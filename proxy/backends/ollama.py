@@ -118,6 +118,8 @@ class OllamaBackend(HttpBackend):
         return body
 
     def _checked(self, raw: Any) -> dict[str, Any]:
+        if type(raw) is dict and raw.get("error") is None:
+            return raw  # the usual case, without the checks below
         fields = self.fields
         message = fields.object(raw, "the message")
         error = message.get("error")
@@ -130,7 +132,10 @@ class OllamaBackend(HttpBackend):
         """One NDJSON message: its token ("" for none) and, for the final one, the end."""
         fields = self.fields
         message = self._checked(raw)
-        token = fields.text(fields.object(message.get("message"), "message").get("content"), "content")
+        inner = message.get("message")
+        token = inner.get("content") if type(inner) is dict else None
+        if type(token) is not str:  # the usual shape takes the line above; anything else is checked
+            token = fields.text(fields.object(inner, "message").get("content"), "content")
         if message.get("done") is not True:
             return token, None
         return token, StreamEnd(usage=_usage(message, fields),
