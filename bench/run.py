@@ -322,6 +322,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs, 1,000 streams, 60 s soak")
     parser.add_argument("--soak", type=int, default=None, help="soak seconds (default 600, quick 60)")
     parser.add_argument("--json", default=None, help="write raw results here")
+    parser.add_argument("--only", default=None, metavar="NAMES",
+                        help="comma-separated scenarios to run, e.g. 'single shot,streaming' (default: all)")
     args = parser.parse_args()
     seconds = 3 if args.quick else 10
     scenarios: list[tuple[str, Callable[[], None]]] = [
@@ -335,7 +337,10 @@ def main() -> None:
         ("soak", lambda: soak(args.soak or (60 if args.quick else 600))),
     ]
     print(f"machine: {machine()}\npinning: gateway on core {GATEWAY_CORE}, emulator and load on core {LOAD_CORE}\n")
+    wanted = None if args.only is None else {name.strip() for name in args.only.split(",")}
     for name, scenario in scenarios:
+        if wanted is not None and name not in wanted:
+            continue
         print(f"[{name}]", flush=True)
         scenario()
     print("\n| scenario | metric | gateway | floor | direct / target |\n|---|---|---|---|---|")
