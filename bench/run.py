@@ -193,6 +193,9 @@ def streaming(runs: int) -> None:
         f"direct {p(ttft['direct'], 50):.3f} / {p(ttft['direct'], 99):.3f}", added(ttft, "floor"))
     row("stream 20 tok, 10 ms apart", "added gap p50 / p99 (ms)", added(gaps, "gateway"),
         f"direct {p(gaps['direct'], 50):.3f} / {p(gaps['direct'], 99):.3f}", added(gaps, "floor"))
+    results["stream 20 tok"] = {name: {"ttft_p50": p(ttft[name], 50), "ttft_p99": p(ttft[name], 99),
+                                       "gap_p50": p(gaps[name], 50), "gap_p99": p(gaps[name], 99)}
+                                for name in ttft}
 
     with emulator(tokens=1000) as upstream:
         timed = _streams(upstream, 1000, 5)
