@@ -96,7 +96,12 @@ async def assemble_lines(
                     raise BadUpstreamResponse(f"a line longer than {MAX_LINE} bytes", backend=backend)
                 had_tokens = bool(tokens)
                 for line in lines:
-                    if line.strip() and (end := _take(parse(line), tokens)) is not None:
+                    if not line.strip():
+                        continue
+                    token, end = parse(line)
+                    if token:
+                        tokens.append(token)
+                    if end is not None:
                         return ChatResult(output="".join(tokens), usage=end.usage, finish_reason=end.finish_reason)
                 if tokens and not had_tokens:
                     timers.first_token_arrived()

@@ -130,7 +130,7 @@ class OllamaBackend(HttpBackend):
 
     def _message(self, raw: Any) -> tuple[str, StreamEnd | None]:
         """One NDJSON message: its token ("" for none) and, for the final one, the end."""
-        fields = self.fields
+        fields = self._fields
         message = self._checked(raw)
         inner = message.get("message")
         token = inner.get("content") if type(inner) is dict else None
@@ -159,8 +159,11 @@ class OllamaBackend(HttpBackend):
         started = now()
         body = self._chat_body(request, stream=True)
         async with self._upstream.request("POST", "/api/chat", json=body, streaming=True, cold=cold) as response:
-            return await assemble_lines(response.content, lambda line: self._message(orjson.loads(line)),
-                                        self._upstream.timeouts, self.name, cold=cold, started=started)
+            return await assemble_lines(response.content, self._line, self._upstream.timeouts, self.name,
+                                        cold=cold, started=started)
+
+    def _line(self, line: bytes) -> tuple[str, StreamEnd | None]:
+        return self._message(orjson.loads(line))
 
     async def embed(self, request: EmbedRequest) -> EmbedResult:
         fields = self.fields
