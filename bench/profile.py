@@ -136,7 +136,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--py-spy", type=int, default=0, metavar="SECONDS", help="also sample each for SECONDS")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--stream", action="store_true", help="the stream endpoint instead (8 tokens, no delay)")
     args = parser.parse_args()
+    global PATH
+    if args.stream:
+        PATH = "/api/v1/inference/stream"
     settings = dict(item.split("=", 1) for item in args.set)
     per_request: dict[str, list[float]] = {"floor": [], "gateway": []}
     with emulator() as upstream, floor(upstream) as (floor_url, floor_process), \
