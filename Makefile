@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 SDK_VENV ?= .venv-sdk
 OCTOMIL_VERSION ?= 4.17.42
 
-.PHONY: install run test lint docs bench bench-quick bench-tools clean
+.PHONY: install run test lint docs bench bench-quick bench-profile bench-tools clean
 
 install: $(VENV)/.installed
 
@@ -46,6 +46,12 @@ bench-quick: install bench-tools
 
 docs: install
 	$(PY) -m proxy.commands.docs
+
+# Where a single shot's CPU goes, gateway beside the floor: CPU per request, py-spy
+# shares by stage, and Python calls per request (docs/PERFORMANCE.md, Method).
+bench-profile: install bench-tools
+	$(PY) -m bench.profile --py-spy 8
+	$(PY) -m bench.calls
 
 lint: install
 	$(VENV)/bin/ruff check proxy tests bench
