@@ -15,8 +15,9 @@ import cattrs
 from attrs import frozen
 from cattrs.cols import list_structure_factory
 
+from proxy import llm
 from proxy.errors import InvalidInput
-from proxy.llm import ChatRequest, EmbedRequest, Message, Parameters
+from proxy.llm import ChatRequest, EmbedRequest, Parameters, Role
 
 T = TypeVar("T")
 
@@ -60,6 +61,15 @@ class ParametersBody:
             stop=self.stop,
             seed=self.seed,
         )
+
+
+# A message of the contract: a role and its text, nothing more. The normalized llm.Message
+# carries more (for /v1), which this body must not accept. (A comment, not a docstring:
+# the OpenAPI description of the contract stays as it was.)
+@frozen
+class Message:
+    role: Role
+    content: str
 
 
 @frozen
@@ -302,9 +312,9 @@ def chat_request(
 ) -> ChatRequest:
     """The normalized request from a body that `structure_prompt` accepted."""
     if prompt.input_data is not None:
-        messages: tuple[Message, ...] = (Message(role="user", content=prompt.input_data),)
+        messages: tuple[llm.Message, ...] = (llm.Message(role="user", content=prompt.input_data),)
     else:
-        messages = tuple(prompt.messages or ())
+        messages = tuple(llm.Message(role=m.role, content=m.content) for m in prompt.messages or ())
     parameters = prompt.parameters.normalized() if prompt.parameters else defaults
     if prompt.parameters and defaults != _NO_PARAMETERS:
         parameters = parameters.merged_over(defaults)

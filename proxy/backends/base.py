@@ -15,8 +15,8 @@ import orjson
 from attrs import define
 
 from proxy.backends.upstream import Upstream
-from proxy.errors import BadUpstreamResponse, UpstreamError, UpstreamUnavailable
-from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, Message, Probe, StreamItem
+from proxy.errors import BadUpstreamResponse, CapabilityMissing, UpstreamError, UpstreamUnavailable
+from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, Probe, StreamItem
 
 
 class Backend(Protocol):
@@ -33,6 +33,12 @@ class Backend(Protocol):
         """The upstream URL without credentials, for health and errors."""
 
     async def chat(self, request: ChatRequest) -> ChatResult: ...
+
+    async def refusal(self, request: ChatRequest) -> CapabilityMissing | None:
+        """Why this backend cannot serve what `request` asks (tools, image URLs, logprobs...),
+        known before sending it; None when it may. The router then skips it."""
+
+    async def embed_refusal(self, request: EmbedRequest) -> CapabilityMissing | None: ...
 
     def stream(self, request: ChatRequest, *, cold: bool = False) -> AsyncGenerator[StreamItem, None]:
         """Tokens, then one StreamEnd. `cold`: the model is loaded first, so the silence
@@ -144,10 +150,6 @@ class HttpBackend:
     @property
     def fields(self) -> Fields:
         return Fields(self.name)
-
-    @staticmethod
-    def wire_messages(messages: tuple[Message, ...]) -> list[dict[str, str]]:
-        return [{"role": m.role, "content": m.content} for m in messages]
 
     async def get_json(self, path: str) -> Any:
         async with self._upstream.request("GET", path) as response:

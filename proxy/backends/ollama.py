@@ -12,29 +12,26 @@ import time
 from collections.abc import AsyncGenerator
 from typing import Any, ClassVar
 
-from attrs import define
+from attrs import define, field
 
+from proxy.backends import ollama_chat
 from proxy.backends.base import Fields, HttpBackend, classify_common, error_json, plain_text
+from proxy.backends.ollama_capabilities import ModelCapabilities, unsupported_by_ollama
 from proxy.backends.wire import ndjson_objects
 from proxy.errors import (
     BadUpstreamResponse,
+    CapabilityMissing,
     ContextTooLarge,
     ModelNotFound,
     UpstreamError,
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamEnd, StreamItem, Usage
+from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamEnd, StreamItem, ToolCallDelta, Usage
 
-# gateway parameter -> Ollama option
-_OPTION_NAMES = {
-    "temperature": "temperature",
-    "max_tokens": "num_predict",
-    "top_p": "top_p",
-    "top_k": "top_k",
-    "stop": "stop",
-    "seed": "seed",
-}
+# What Ollama's 400 "<model> does not support <what>" is about, as a request field.
+_UNSUPPORTED_FIELDS = {"tools": "$.tools", "thinking": "$.reasoning_effort", "insert": "$", "embeddings": "$",
+                       "vision": "$.messages", "images": "$.messages"}
 
 
 def classify_error(status: int, body: bytes, backend: str) -> UpstreamError:
@@ -49,6 +46,10 @@ def classify_error(status: int, body: bytes, backend: str) -> UpstreamError:
     if status == 400:
         if "context length" in message:
             return ContextTooLarge(message, backend=backend)
+        if "does not support" in message:
+            # This model lacks what the request asks (tools, thinking...): another may not.
+            what = message.rsplit("does not support", 1)[1].strip()
+            return CapabilityMissing(message, backend=backend, field=_UNSUPPORTED_FIELDS.get(what, "$"))
         return UpstreamRejected(message, backend=backend)
     return classify_common(status, message, backend)
 
@@ -72,6 +73,27 @@ class OllamaBackend(HttpBackend):
     health_path: ClassVar[str] = "/api/version"  # cheapest endpoint: no model is touched
     _loaded: frozenset[str] | None = None
     _loaded_at: float = 0.0
+    _capabilities: ModelCapabilities = field(factory=ModelCapabilities)
+
+    async def refusal(self, request: ChatRequest) -> CapabilityMissing | None:
+        """Why this backend cannot serve `request`, before it is sent; None when it may.
+
+        What Ollama never does is known here; what depends on the model (tools, vision,
+        thinking) is asked of /api/show, only when the request needs one of them."""
+        problem = unsupported_by_ollama(request)
+        if problem is None:
+            needed = self._capabilities.needed(request)
+            if needed:
+                problem = await self._capabilities.missing(self, request.model, needed)
+        if problem is None:
+            return None
+        reason, field_path = problem
+        return CapabilityMissing(reason, backend=self.name, field=field_path)
+
+    async def embed_refusal(self, request: EmbedRequest) -> CapabilityMissing | None:
+        if request.token_arrays:
+            return CapabilityMissing("Ollama embeds text, not token arrays", backend=self.name, field="$.input")
+        return None
 
     async def must_load(self, model: str) -> bool:
         """True when /api/ps does not list `model`: Ollama will load it before the first
@@ -88,19 +110,6 @@ class OllamaBackend(HttpBackend):
             self._loaded_at = time.monotonic()
         return model not in self._loaded and f"{model}:latest" not in self._loaded
 
-    def _chat_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": request.model, "messages": self.wire_messages(request.messages),
-                                "stream": stream}
-        p = request.parameters
-        options = {
-            option: list(value) if isinstance(value, tuple) else value
-            for param, option in _OPTION_NAMES.items()
-            if (value := getattr(p, param)) is not None
-        }
-        if options:
-            body["options"] = options
-        return body
-
     def _checked(self, raw: Any) -> dict[str, Any]:
         fields = self.fields
         message = fields.object(raw, "the message")
@@ -111,26 +120,33 @@ class OllamaBackend(HttpBackend):
         return message
 
     async def chat(self, request: ChatRequest) -> ChatResult:
-        answer = self._checked(await self.post_json("/api/chat", self._chat_body(request, stream=False)))
+        body = ollama_chat.chat_body(request, stream=False)
+        answer = self._checked(await self.post_json("/api/chat", body))
         fields = self.fields
+        message = fields.object(answer.get("message"), "message")
+        calls = ollama_chat.tool_calls(message, fields)
         return ChatResult(
-            output=fields.text(fields.object(answer.get("message"), "message").get("content"), "content"),
+            output=fields.text(message.get("content"), "content"),
             usage=_usage(answer, fields),
-            finish_reason=fields.optional_text(answer.get("done_reason"), "done_reason"),
+            # Ollama says "stop" after calling tools; OpenAI's clients look for "tool_calls".
+            finish_reason="tool_calls" if calls else fields.optional_text(answer.get("done_reason"), "done_reason"),
+            tool_calls=tuple(calls),
+            reasoning=fields.text(message.get("thinking"), "thinking"),
         )
 
     async def stream(self, request: ChatRequest, *, cold: bool = False) -> AsyncGenerator[StreamItem, None]:
         fields = self.fields
-        body = self._chat_body(request, stream=True)
+        body = ollama_chat.chat_body(request, stream=True)
+        calls = 0
         async with self._upstream.request("POST", "/api/chat", json=body, streaming=True, cold=cold) as response:
             async for raw in ndjson_objects(response.content):
                 message = self._checked(raw)
-                token = fields.text(fields.object(message.get("message"), "message").get("content"), "content")
-                if token:
-                    yield token
+                for item in ollama_chat.stream_items(fields.object(message.get("message"), "message"), fields, calls):
+                    calls += isinstance(item, ToolCallDelta)
+                    yield item
                 if message.get("done") is True:
-                    yield StreamEnd(usage=_usage(message, fields),
-                                    finish_reason=fields.optional_text(message.get("done_reason"), "done_reason"))
+                    reported = fields.optional_text(message.get("done_reason"), "done_reason")
+                    yield StreamEnd(usage=_usage(message, fields), finish_reason="tool_calls" if calls else reported)
                     return
         raise BadUpstreamResponse("the stream ended before Ollama's final message", backend=self.name)
 
@@ -138,7 +154,7 @@ class OllamaBackend(HttpBackend):
         fields = self.fields
         answer = self._checked(await self.post_json("/api/embed", {"model": request.model,
                                                                    "input": request.wire_input}))
-        vectors = fields.vectors(fields.items(answer.get("embeddings"), "embeddings"), len(request.inputs))
+        vectors = fields.vectors(fields.items(answer.get("embeddings"), "embeddings"), request.count)
         return EmbedResult(vectors=vectors, prompt_tokens=fields.count(answer.get("prompt_eval_count"), "tokens"))
 
     async def models(self) -> list[str]:

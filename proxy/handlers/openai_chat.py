@@ -5,6 +5,11 @@ events ending with `data: [DONE]`, with a usage chunk first when
 `stream_options.include_usage` asks for it. A stream cut after its start ends with an
 `{"error": ...}` event and no `[DONE]`: the official clients raise it as an APIError
 instead of returning a silently shortened answer.
+
+Tool calls come as `message.tool_calls` / `delta.tool_calls` (each call's index, id and
+name first, then its arguments' text), with `finish_reason: "tool_calls"`; a reasoning
+model's thinking as `message.reasoning_content` / `delta.reasoning_content`, never in
+`content` (docs/capabilities.md).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from proxy.errors import GatewayError
 from proxy.handlers.json_io import json_response, read_json
 from proxy.handlers.serving import chat_once
 from proxy.handlers.sse_relay import relay
-from proxy.llm import StreamEnd
+from proxy.llm import ChatResult, ReasoningDelta, StreamEnd, ToolCallDelta
 from proxy.middlewares import OUTCOME, REQUEST_ID
 from proxy.openai_errors import openai_error
 from proxy.openai_models import ChatCompletionBody, chat_messages_problems, openai_chat_request
@@ -34,6 +39,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = structure(raw, ChatCompletionBody, also=chat_messages_problems(raw, max_messages=max_messages))
     request[OUTCOME].model = body.model
     chat, route = request.app[ROUTES].table.chat(openai_chat_request(body))
+    request[OUTCOME].features = chat.features()
     completion_id = f"chatcmpl-{request[REQUEST_ID]}"
     created = int(time.time())
     if body.stream:
@@ -48,9 +54,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         "model": body.model,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": result.output},
+            "message": _message(result),
             "finish_reason": _finish_reason(result.finish_reason),
-            "logprobs": None,
+            "logprobs": result.logprobs,
         }],
         "system_fingerprint": None,
     }
@@ -61,9 +67,24 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _message(result: ChatResult) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": result.output}
+    if result.tool_calls:
+        message["content"] = result.output or None  # as OpenAI answers a turn that only calls tools
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in result.tool_calls]
+    if result.reasoning:
+        message["reasoning_content"] = result.reasoning
+    return message
+
+
+# What OpenAI's clients know; Ollama's done_reason agrees on "stop" and "length".
+_FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter"})
+
+
 def _finish_reason(reported: str | None) -> str:
-    # Ollama's done_reason and OpenAI's finish_reason agree on "stop" and "length".
-    return "length" if reported == "length" else "stop"
+    return reported if reported in _FINISH_REASONS else "stop"
 
 
 @define
@@ -93,6 +114,24 @@ class ChunkEvents:
 
     def token(self, text: str) -> str:
         return orjson.dumps(self._chunk({"content": text})).decode()
+
+    def reasoning(self, delta: ReasoningDelta) -> list[str]:
+        return [orjson.dumps(self._chunk({"reasoning_content": delta.text})).decode()]
+
+    def tool_call(self, delta: ToolCallDelta) -> list[str]:
+        """OpenAI's pieces: the call's id and name (with empty arguments) first, then its
+        arguments' text; a call an upstream sent whole goes out as those two chunks."""
+        events = []
+        if delta.id is not None or delta.name is not None:
+            head: dict[str, Any] = {"index": delta.index, "type": "function",
+                                    "function": {"name": delta.name or "", "arguments": ""}}
+            if delta.id is not None:
+                head["id"] = delta.id
+            events.append(orjson.dumps(self._chunk({"tool_calls": [head]})).decode())
+        if delta.arguments:
+            piece = {"index": delta.index, "function": {"arguments": delta.arguments}}
+            events.append(orjson.dumps(self._chunk({"tool_calls": [piece]})).decode())
+        return events
 
     def finished(self, end: StreamEnd) -> list[str]:
         events = [orjson.dumps(self._chunk({}, _finish_reason(end.finish_reason))).decode()]

@@ -18,7 +18,7 @@ async def chat_once(request: web.Request, chat: ChatRequest, route: Route | None
     """`chat` as routed (`chat.model` is the public name the key's limits and usage use)."""
     async with request.app[LIMITER].reserve(tenant_of(request), chat.model, chat_estimate(chat)) as reservation:
         backend, result = await request.app[ROUTER].chat(chat, route)
-        reservation.record(result.usage, output=result.output)
+        reservation.record(result.usage, output=result.generated_text)
     request[OUTCOME].served(backend.provider, result.usage)
     return backend, result
 

@@ -26,7 +26,7 @@ from proxy import metrics
 from proxy.errors import BadUpstreamResponse, GatewayError, ShuttingDown, UpstreamError
 from proxy.limits.estimate import chat_estimate
 from proxy.limits.limiter import Reservation
-from proxy.llm import ChatRequest, StreamEnd, StreamItem
+from proxy.llm import ChatRequest, ReasoningDelta, StreamEnd, StreamItem, ToolCallDelta
 from proxy.middlewares import OUTCOME, REQUEST_ID, tenant_of
 from proxy.routes import Route
 from proxy.state import DRAIN, LIMITER, ROUTER, SETTINGS
@@ -41,6 +41,12 @@ class StreamEvents(Protocol):
         """Events before the first token."""
 
     def token(self, text: str) -> str: ...
+
+    def reasoning(self, delta: ReasoningDelta) -> list[str]:
+        """A piece of the model's thinking: its own events, or none where the dialect keeps it out."""
+
+    def tool_call(self, delta: ToolCallDelta) -> list[str]:
+        """A piece of a tool call."""
 
     def finished(self, end: StreamEnd) -> list[str]:
         """The events that end a complete answer."""
@@ -100,8 +106,12 @@ async def _relay(
                     outcome.served(provider, item.usage)
                 await _send_all(response, events.finished(item))
                 return
-            reservation.produced()
-            await response.send(events.token(item))
+            reservation.produced()  # thinking and tool calls are output tokens too
+            if isinstance(item, str):
+                await response.send(events.token(item))
+            else:
+                await _send_all(response, events.reasoning(item) if isinstance(item, ReasoningDelta)
+                                else events.tool_call(item))
             outcome.first_token_sent()
         raise BadUpstreamResponse("the stream ended without a final message", backend=backend)
     except UpstreamError as exc:

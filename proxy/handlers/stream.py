@@ -20,7 +20,7 @@ from proxy.api_models import InferenceBody, chat_request, structure_prompt
 from proxy.errors import GatewayError, UpstreamError
 from proxy.handlers.json_io import read_json
 from proxy.handlers.sse_relay import relay
-from proxy.llm import StreamEnd
+from proxy.llm import ReasoningDelta, StreamEnd, ToolCallDelta
 from proxy.middlewares import OUTCOME, elapsed_ms
 from proxy.state import ROUTES, SETTINGS
 
@@ -45,6 +45,12 @@ class ContractEvents:
     def token(self, text: str) -> str:
         # orjson escapes newlines inside strings, so every event is exactly one data line.
         return orjson.dumps({"token": text, "done": False, "provider": self.provider}).decode()
+
+    def reasoning(self, delta: ReasoningDelta) -> list[str]:
+        return []  # the contract's `token` is the answer only: thinking stays out of it
+
+    def tool_call(self, delta: ToolCallDelta) -> list[str]:
+        return []  # /api/v1 offers no tools, so no model is asked to call one
 
     def finished(self, end: StreamEnd) -> list[str]:
         final = self._final()
