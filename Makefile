@@ -47,5 +47,8 @@ lint: install
 	$(VENV)/bin/ruff check proxy tests bench
 	$(VENV)/bin/mypy proxy
 
+# Everything the other targets made: environments, caches, and what `make run` left
+# (its development token and the local model server's log) and `make bench` wrote.
 clean:
 	rm -rf $(VENV) $(SDK_VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -f .dev-token local-model.log bench-results.json

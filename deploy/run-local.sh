@@ -26,8 +26,24 @@ trap cleanup EXIT
 # Ctrl-C or SIGTERM is how this is meant to stop: a clean exit, not an error for make.
 trap 'echo "stopped"; exit 0' INT TERM
 
-wait_for() {  # url, seconds, what: until the URL answers 2xx (llama.cpp says 503 while loading)
+port_free() {  # host, port, variable: refuse at once, in one line, a port something else holds
+    "$PY" - "$1" "$2" <<'PY' && return 0
+import socket, sys
+with socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET) as probe:
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind((sys.argv[1], int(sys.argv[2])))
+    except OSError:
+        sys.exit(1)
+PY
+    echo "port $2 on $1 is already in use; choose another with $3 (e.g. $3=$(( $2 + 10 )) make run)" >&2
+    exit 1
+}
+
+wait_for() {  # url, seconds, what, pid: until the URL answers 2xx (llama.cpp says 503 while loading)
     for _ in $(seq 1 $(( $2 * 10 ))); do
+        # Whatever answers must be the process started here, not something else on the port.
+        kill -0 "$4" 2>/dev/null || { echo "$3 exited before it answered" >&2; exit 1; }
         curl -sf -o /dev/null "$1" && return 0
         sleep 0.1
     done
@@ -35,17 +51,19 @@ wait_for() {  # url, seconds, what: until the URL answers 2xx (llama.cpp says 50
     exit 1
 }
 
+port_free "$PROXY_HOST" "$PROXY_PORT" PROXY_PORT
 if [ -z "${OPENAI_API_ENDPOINT:-}" ]; then
+    port_free 127.0.0.1 "$LOCAL_MODEL_PORT" LOCAL_MODEL_PORT
     "$PY" -m proxy.local_model --port "$LOCAL_MODEL_PORT" > local-model.log 2>&1 &
     pids+=($!)
-    wait_for "http://127.0.0.1:$LOCAL_MODEL_PORT/health" 60 "the local model server (see local-model.log)"
+    wait_for "http://127.0.0.1:$LOCAL_MODEL_PORT/health" 60 "the local model server (see local-model.log)" "${pids[-1]}"
     export OPENAI_API_ENDPOINT="http://127.0.0.1:$LOCAL_MODEL_PORT/v1"
-    echo "local model server: SmolLM2-135M-Instruct at $OPENAI_API_ENDPOINT (log: local-model.log)"
+    echo "local model server: SmolLM2-135M-Instruct as model \"smollm2\" at $OPENAI_API_ENDPOINT (log: local-model.log)"
 fi
 
 "$PY" -m proxy &
 pids+=($!)
-wait_for "http://$PROXY_HOST:$PROXY_PORT/livez" 30 "the gateway"
+wait_for "http://$PROXY_HOST:$PROXY_PORT/livez" 30 "the gateway" "${pids[-1]}"
 
 cat <<MSG
 

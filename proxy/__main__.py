@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import gc
 import glob
 import multiprocessing
@@ -17,6 +18,7 @@ import multiprocessing.connection
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -186,6 +188,24 @@ def _forget_worker_metrics(pid: int | None) -> None:
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]  # unannotated in the library
 
 
+def _refuse_a_taken_port(host: str, port: int) -> None:
+    """Exit at once, in one line, when the address cannot be listened on.
+
+    Checked before anything starts (workers, "listening on"), and without SO_REUSEPORT,
+    so that another program on the port is never joined or mistaken for this gateway.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used: {exc.strerror}"
+            print(f"octomil-gateway: {host}:{port} {reason}; choose another with PROXY_PORT (or --port)",
+                  file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     # SIGHUP means "reload the keys", but its default action ends the process: ignored
     # (by the workers too, which inherit it) until each process's handler is in place.
@@ -193,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args, settings = cli.configure(argv)
     if args.command == "check":
         raise SystemExit(cli.check(settings, allow_degraded=args.allow_degraded, as_json=args.json))
+    _refuse_a_taken_port(settings.host, settings.port)
     print(f"octomil-gateway listening on http://{settings.host}:{settings.port} "
           f"({settings.workers} worker{'s' if settings.workers > 1 else ''})", flush=True)
     if settings.workers > 1:

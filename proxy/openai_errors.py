@@ -26,10 +26,21 @@ def openai_error(error: GatewayError, request_id: str | None = None) -> dict[str
     described: dict[str, Any] = {
         "message": error.message,
         "type": _TYPES.get(error.status, "invalid_request_error" if error.status < 500 else "server_error"),
-        "param": None,
+        "param": _param(error),
         "code": error.code,
         **error.extra,
     }
     if request_id:
         described["request_id"] = request_id
     return {"error": described}
+
+
+def _param(error: GatewayError) -> str | None:
+    """The request field the first problem names, in OpenAI's spelling ("messages[0].content"):
+    clients show `param` to say which field to fix. None when no field is to blame."""
+    problems = error.extra.get("errors")
+    if not problems or not isinstance(problems[0], str):
+        return None
+    _, at, path = problems[0].rpartition(" @ $")
+    path = path.lstrip(".")
+    return path if at and path else None

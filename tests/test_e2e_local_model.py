@@ -120,3 +120,10 @@ async def test_health_reports_the_real_model_server(real_gateway) -> None:
     backends = {b["name"]: b for b in (await response.json())["backends"]}
     assert backends["openai"]["healthy"] is True
     assert backends["ollama"]["healthy"] is False
+
+
+async def test_the_local_model_is_listed_under_its_plain_name(real_gateway) -> None:
+    """Not the GGUF file's path: the name the README's examples send is the one listed."""
+    response = await real_gateway.get("/v1/models")
+    assert response.status == 200
+    assert [m["id"] for m in (await response.json())["data"]] == ["smollm2"]

@@ -155,6 +155,18 @@ def test_every_documented_metric_is_on_the_dashboard() -> None:
     assert shown == set(COUNTERS) | set(HISTOGRAMS) | set(GAUGES)
 
 
+def test_traffic_panels_leave_out_scrapes_and_probes() -> None:
+    """Prometheus's own scrapes and the kubelet's probes are steady traffic of their own:
+    counted in, they would hide a quiet gateway's real request rate and dilute its error ratio."""
+    traffic = re.compile(r"(gateway_requests_total|gateway_request_duration_seconds_bucket)\{([^}]*)\}")
+    found = 0
+    for expr, _ in uses():
+        for _, matchers in traffic.findall(expr):
+            found += 1
+            assert 'route!~"/metrics|/livez|/readyz"' in matchers, expr
+    assert found >= 9  # the request rate, error ratios, routes, providers and latency panels
+
+
 def test_counters_and_histograms_are_read_as_rates_and_gauges_as_values() -> None:
     for expr, use in uses():
         for series, _, ranged in use.selectors:

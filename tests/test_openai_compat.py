@@ -113,6 +113,14 @@ async def test_errors_come_in_openai_shape_and_map_to_the_clients_exceptions(gat
             await client.chat.completions.create(
                 model="gemma3:1b", messages=[{"role": "user", "content": "x"}], temperature=3)
         assert "must be between 0 and 2 @ $.temperature" in refused.value.message
+        assert refused.value.param == "temperature"  # the field to fix, as OpenAI names it
+        with pytest.raises(BadRequestError) as refused:
+            await client.chat.completions.create(model="gemma3:1b", messages=[{"role": "robot", "content": "x"}])
+        assert refused.value.param == "messages[0].role"
+        with pytest.raises(BadRequestError) as refused:  # no one field to blame
+            await client.chat.completions.create(
+                model="gemma3:1b", messages=[{"role": "user", "content": "x"}], extra_body={"temprature": 1})
+        assert refused.value.param is None
 
 
 _USER = {"role": "user", "content": "x"}
