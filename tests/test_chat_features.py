@@ -56,7 +56,9 @@ async def _create(client: AsyncOpenAI, **kwargs: Any) -> tuple[str, Any]:
 
 
 @pytest.mark.parametrize(("model", "provider"), SERVED_BY)
-async def test_a_tool_call_in_one_answer(gateway: TestClient, ollama: RunningUpstream, model: str, provider: str) -> None:
+async def test_a_tool_call_in_one_answer(
+    gateway: TestClient, ollama: RunningUpstream, model: str, provider: str,
+) -> None:
     async with client_for(gateway) as client:
         served_by, completion = await _create(client, model=model, messages=ASK, tools=TOOLS)
         _, again = await _create(client, model=model, messages=ASK, tools=TOOLS)
@@ -77,10 +79,12 @@ async def test_a_tool_call_in_one_answer(gateway: TestClient, ollama: RunningUps
 async def test_a_streamed_tool_call_is_reassembled_by_the_clients_stream_helper(
     gateway: TestClient, model: str, provider: str,
 ) -> None:
-    async with client_for(gateway) as client:
-        async with client.chat.completions.stream(model=model, messages=ASK, tools=STRICT_TOOLS) as stream:
-            chunks = [event.chunk async for event in stream if event.type == "chunk"]
-            final = await stream.get_final_completion()
+    async with (
+        client_for(gateway) as client,
+        client.chat.completions.stream(model=model, messages=ASK, tools=STRICT_TOOLS) as stream,
+    ):
+        chunks = [event.chunk async for event in stream if event.type == "chunk"]
+        final = await stream.get_final_completion()
     pieces = [d for c in chunks if c.choices for d in c.choices[0].delta.tool_calls or []]
     assert pieces[0].index == 0 and pieces[0].id and pieces[0].function.name == "get_current_weather"
     assert all(p.index == 0 and p.id is None for p in pieces[1:]) and len(pieces) >= 2
@@ -106,7 +110,8 @@ async def test_a_whole_tool_round_trip(
     if provider == "ollama":
         turns = ollama.recorder.bodies("/api/chat")[-1]["messages"]
         # Ollama's wire: the arguments an object, the result a plain message naming its tool.
-        assert turns[1]["tool_calls"] == [{"function": {"name": "get_current_weather", "arguments": EXPECTED_ARGUMENTS}}]
+        called = {"name": "get_current_weather", "arguments": EXPECTED_ARGUMENTS}
+        assert turns[1]["tool_calls"] == [{"function": called}]
         assert turns[2] == {"role": "tool", "content": '{"temperature": 21}', "tool_name": "get_current_weather"}
     else:
         turns = openai.recorder.bodies("/v1/chat/completions")[-1]["messages"]
