@@ -108,11 +108,12 @@ async def _relay(
                 return
             reservation.produced()  # thinking and tool calls are output tokens too
             if isinstance(item, str):
-                await response.send(events.token(item))
+                sent = [events.token(item)]
             else:
-                await _send_all(response, events.reasoning(item) if isinstance(item, ReasoningDelta)
-                                else events.tool_call(item))
-            outcome.first_token_sent()
+                sent = events.reasoning(item) if isinstance(item, ReasoningDelta) else events.tool_call(item)
+            await _send_all(response, sent)
+            if sent:  # a dialect that keeps thinking out has sent nothing yet
+                outcome.first_token_sent()
         raise BadUpstreamResponse("the stream ended without a final message", backend=backend)
     except UpstreamError as exc:
         metrics.upstream_failed(exc.backend, exc.code, passed_on=False)

@@ -39,7 +39,7 @@ CALL_ID = "call_openai_1"
 
 
 def _uses_features(body: dict[str, Any]) -> bool:
-    return bool(body.get("tools") or body.get("response_format") or any(
+    return bool(body.get("tools") or body.get("response_format") or body.get("logprobs") or any(
         m.get("role") == "tool" or isinstance(m.get("content"), list) for m in body.get("messages") or []))
 
 

@@ -1,0 +1,73 @@
+"""Reasoning models: `reasoning_effort` becomes Ollama's `think`, and the thinking comes back
+apart from the answer (`reasoning_content` on /v1, left out of /api/v1's contract)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import GatewayFactory, RunningUpstream
+from tests.test_chat_features import ASK
+from tests.test_openai_compat import client_for
+from tests.upstreams.model_answers import THINKING
+from tests.upstreams.openai import TOKENS
+
+THOUGHT = "".join(THINKING)
+
+
+async def test_ollama_thinks_when_asked_and_the_thinking_stays_out_of_the_answer(
+    gateway: TestClient, ollama: RunningUpstream,
+) -> None:
+    async with client_for(gateway) as client:
+        completion = await client.chat.completions.create(model="qwen3:8b", messages=ASK, reasoning_effort="high")
+        levelled = await client.chat.completions.create(model="gpt-oss:20b", messages=ASK, reasoning_effort="low")
+        off = await client.chat.completions.create(model="qwen3:8b", messages=ASK, reasoning_effort="none")
+    message: Any = completion.choices[0].message
+    assert message.content == "Hello" and message.reasoning_content == THOUGHT
+    assert levelled.choices[0].message.content == "Hello"
+    assert [b["think"] for b in ollama.recorder.bodies("/api/chat")] == [True, "low", False]
+    assert getattr(off.choices[0].message, "reasoning_content", None) is None
+
+
+async def test_streamed_thinking_comes_as_reasoning_content_deltas(gateway: TestClient) -> None:
+    async with client_for(gateway) as client:
+        for model, answer in (("qwen3:8b", "Hello"), ("reasoner-r1", "".join(TOKENS))):
+            stream = await client.chat.completions.create(
+                model=model, messages=ASK, reasoning_effort="medium", stream=True)
+            deltas: list[Any] = [c.choices[0].delta async for c in stream if c.choices]
+            thinking = [d.reasoning_content for d in deltas if getattr(d, "reasoning_content", None)]
+            assert thinking == THINKING, model
+            assert "".join(d.content or "" for d in deltas) == answer, model
+
+
+async def test_an_openai_compatible_servers_reasoning_content_passes_through(
+    gateway: TestClient, openai: RunningUpstream,
+) -> None:
+    async with client_for(gateway) as client:
+        completion = await client.chat.completions.create(model="reasoner-r1", messages=ASK, reasoning_effort="high")
+    message: Any = completion.choices[0].message
+    assert (message.content, message.reasoning_content) == ("".join(TOKENS), THOUGHT)
+    assert openai.recorder.bodies("/v1/chat/completions")[-1]["reasoning_effort"] == "high"
+
+
+async def test_a_model_that_cannot_think_is_skipped(
+    gateway: TestClient, ollama: RunningUpstream, openai: RunningUpstream,
+) -> None:
+    async with client_for(gateway) as client:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="gemma3:1b", messages=ASK, reasoning_effort="high")
+    assert raw.headers["X-Gateway-Provider"] == "openai"
+    assert ollama.recorder.paths() == ["/api/show"]
+
+
+async def test_the_native_api_leaves_thinking_out_of_output_and_tokens(
+    make_gateway: GatewayFactory, openai: RunningUpstream,
+) -> None:
+    gateway = await make_gateway(openai_endpoint=openai.url)
+    single = await gateway.post("/api/v1/inference", json={"model_id": "reasoner-r1", "input_data": "2+2?"})
+    body = await single.json()
+    assert body["output"] == "".join(TOKENS) and THOUGHT not in str(body)
+    streamed = await gateway.post("/api/v1/inference/stream", json={"model_id": "reasoner-r1", "input_data": "2+2?"})
+    raw = (await streamed.read()).decode()
+    assert "Two" not in raw and "fallback" in raw
