@@ -56,6 +56,8 @@ class InferenceAnswer:
     model_id: str
     usage: UsageAnswer | None = None
     finish_reason: str | None = None
+    # The model's thinking, only when `parameters.include_reasoning` asked for it.
+    reasoning: str | None = None
 
 
 @frozen
@@ -79,6 +81,9 @@ class StreamEvent:
     usage: UsageAnswer | None = None
     finish_reason: str | None = None
     error: StreamError | None = None
+    # A piece of the model's thinking (with an empty `token`), only when
+    # `parameters.include_reasoning` asked for it.
+    reasoning: str | None = None
 
 
 @frozen
@@ -103,6 +108,7 @@ class BatchItemAnswer:
     usage: UsageAnswer | None = None
     finish_reason: str | None = None
     error: ItemError | None = None
+    reasoning: str | None = None
 
 
 @frozen
@@ -273,17 +279,32 @@ class OpenAIError:
 
 
 @frozen
+class CalledFunction:
+    name: str
+    arguments: str  # a JSON object, as a string
+
+
+@frozen
+class AnsweredToolCall:
+    id: str
+    type: Literal["function"]
+    function: CalledFunction
+
+
+@frozen
 class AssistantMessage:
     role: Literal["assistant"]
-    content: str
+    content: str | None  # None when the turn only calls tools
+    tool_calls: list[AnsweredToolCall] | None = None
+    reasoning_content: str | None = None  # a reasoning model's thinking, never in `content`
 
 
 @frozen
 class CompletionChoice:
     index: int
     message: AssistantMessage
-    finish_reason: Literal["stop", "length"]
-    logprobs: None
+    finish_reason: Literal["stop", "length", "tool_calls", "content_filter"]
+    logprobs: dict[str, Any] | None
 
 
 @frozen

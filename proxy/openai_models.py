@@ -19,6 +19,7 @@ from proxy.api_models import (
     CONVERTER,
     FieldError,
     ModelId,
+    Penalty,
     Seed,
     StopSequences,
     Temperature,
@@ -30,7 +31,6 @@ from proxy.content_parts import Content, message_content
 from proxy.llm import ChatRequest, EmbedRequest, Message, Parameters
 from proxy.openai_tools import (
     LogitBias,
-    Penalty,
     ReasoningEffort,
     ResponseFormatSpec,
     ToolBody,

@@ -15,16 +15,14 @@ from typing import Any, Literal, NewType
 import orjson
 from attrs import frozen
 
-from proxy.api_models import CONVERTER, FieldError
+from proxy.api_models import CONVERTER, FieldError, SchemaObject
 from proxy.llm import ResponseFormat, Tool, ToolCall, ToolChoice
 
 ToolName = NewType("ToolName", str)
-SchemaObject = NewType("SchemaObject", dict[str, Any])
 ArgumentsText = NewType("ArgumentsText", str)
 ToolChoiceSpec = NewType("ToolChoiceSpec", object)
 ResponseFormatSpec = NewType("ResponseFormatSpec", object)
 ReasoningEffort = NewType("ReasoningEffort", str)
-Penalty = NewType("Penalty", float)
 TopLogprobs = NewType("TopLogprobs", int)
 LogitBias = NewType("LogitBias", dict[str, float])
 
@@ -76,12 +74,6 @@ def _tool_name(v: object, _: object) -> str:
     return v
 
 
-def _schema_object(v: object, _: object) -> dict[str, Any]:
-    if not isinstance(v, dict) or v.get("type", "object") != "object":
-        raise FieldError('expected a JSON schema object, like {"type": "object", "properties": {...}}')
-    return v
-
-
 def _arguments_text(v: object, _: object) -> str:
     if not isinstance(v, str):
         raise FieldError("expected the arguments as a JSON object in a string")
@@ -127,12 +119,6 @@ def _reasoning_effort(v: object, _: object) -> str:
     return str(v)
 
 
-def _penalty(v: object, _: object) -> float:
-    if not isinstance(v, int | float) or isinstance(v, bool) or not -2 <= v <= 2:
-        raise FieldError("expected a number between -2 and 2")
-    return float(v)
-
-
 def _top_logprobs(v: object, _: object) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 20:
         raise FieldError("expected an integer between 0 and 20")
@@ -149,12 +135,10 @@ def _logit_bias(v: object, _: object) -> dict[str, float]:
 
 for _type, _hook in [
     (ToolName, _tool_name),
-    (SchemaObject, _schema_object),
     (ArgumentsText, _arguments_text),
     (ToolChoiceSpec, _tool_choice),
     (ResponseFormatSpec, _response_format),
     (ReasoningEffort, _reasoning_effort),
-    (Penalty, _penalty),
     (TopLogprobs, _top_logprobs),
     (LogitBias, _logit_bias),
 ]:

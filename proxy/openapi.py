@@ -64,7 +64,7 @@ _CONSTRAINED: dict[object, Schema] = {
     oai.OnlyOne: {"const": 1},
     oai.LegacyFunctionCall: {"enum": ["none", "auto"]},
     tools.ToolName: {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
-    tools.SchemaObject: {"type": "object", "description": 'A JSON schema whose "type" is "object".'},
+    req.SchemaObject: {"type": "object", "description": 'A JSON schema whose "type" is "object".'},
     tools.ArgumentsText: {"type": "string", "description": "A JSON object, encoded as a string."},
     tools.ToolChoiceSpec: {"oneOf": [
         {"enum": ["none", "auto", "required"]},
@@ -81,7 +81,7 @@ _CONSTRAINED: dict[object, Schema] = {
                 "schema": {"type": "object", "description": 'A JSON schema whose "type" is "object".'}}}}},
     ]},
     tools.ReasoningEffort: {"enum": list(tools.REASONING_EFFORTS)},
-    tools.Penalty: {"type": "number", "minimum": -2, "maximum": 2},
+    req.Penalty: {"type": "number", "minimum": -2, "maximum": 2},
     tools.TopLogprobs: {"type": "integer", "minimum": 0, "maximum": 20},
     tools.LogitBias: {"type": "object", "additionalProperties": {"type": "number", "minimum": -100, "maximum": 100}},
 }

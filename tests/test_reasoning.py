@@ -3,6 +3,7 @@ apart from the answer (`reasoning_content` on /v1, left out of /api/v1's contrac
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -71,3 +72,34 @@ async def test_the_native_api_leaves_thinking_out_of_output_and_tokens(
     streamed = await gateway.post("/api/v1/inference/stream", json={"model_id": "reasoner-r1", "input_data": "2+2?"})
     raw = (await streamed.read()).decode()
     assert "Two" not in raw and "fallback" in raw
+
+
+async def test_the_native_api_gives_thinking_to_a_client_that_asks(
+    make_gateway: GatewayFactory, openai: RunningUpstream,
+) -> None:
+    gateway = await make_gateway(openai_endpoint=openai.url)
+    asked = {"model_id": "reasoner-r1", "input_data": "2+2?", "parameters": {"include_reasoning": True}}
+    single = await (await gateway.post("/api/v1/inference", json=asked)).json()
+    assert (single["output"], single["reasoning"]) == ("".join(TOKENS), THOUGHT)
+    raw = await (await gateway.post("/api/v1/inference/stream", json=asked)).read()
+    events = [json.loads(line[6:]) for line in raw.decode().splitlines() if line.startswith("data: ")]
+    assert [e["reasoning"] for e in events if "reasoning" in e] == THINKING
+    assert all(e["token"] == "" and e["done"] is False for e in events if "reasoning" in e)
+    assert "".join(e["token"] for e in events) == "".join(TOKENS)
+    batch = await (await gateway.post("/api/v1/inference/batch", json={
+        "model_id": "reasoner-r1", "inputs": [{"input_data": "a"}, {"input_data": "b", "parameters": {
+            "include_reasoning": False}}], "parameters": {"include_reasoning": True}})).json()
+    assert [r.get("reasoning") for r in batch["results"]] == [THOUGHT, None]
+
+
+async def test_the_native_api_takes_a_json_schema_in_parameters(gateway: TestClient, ollama: RunningUpstream) -> None:
+    schema = {"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]}
+    response = await gateway.post("/api/v1/inference", json={
+        "model_id": "llama3.2", "input_data": "2+2?", "parameters": {"json_schema": schema, "temperature": 0}})
+    body = await response.json()
+    assert json.loads(body["output"]) == {"answer": 22} and body["provider"] == "ollama"
+    assert ollama.recorder.bodies("/api/chat")[-1]["format"] == schema
+    refused = await gateway.post("/api/v1/inference", json={
+        "model_id": "llama3.2", "input_data": "x", "parameters": {"json_schema": {"type": "array"}}})
+    assert refused.status == 400
+    assert "@ $.parameters.json_schema" in (await refused.json())["message"]

@@ -23,7 +23,7 @@ from proxy.handlers.inference import answer_json
 from proxy.handlers.json_io import json_response, read_body
 from proxy.limits.estimate import chat_estimate
 from proxy.limits.limiter import Limiter
-from proxy.llm import Parameters
+from proxy.llm import Parameters, ResponseFormat
 from proxy.middlewares import OUTCOME, REQUEST_ID, elapsed_ms, tenant_of
 from proxy.outcome import Outcome
 from proxy.routes import RouteTable
@@ -40,6 +40,9 @@ class BatchRun:
 
     model_id: str
     defaults: Parameters
+    # The top-level parameters' json_schema and include_reasoning, for items without their own.
+    default_format: ResponseFormat | None
+    include_reasoning: bool
     router: Router
     routes: RouteTable
     settings: Settings
@@ -54,11 +57,12 @@ class BatchRun:
         path = f"$.inputs[{index}]"
         try:
             prompt = structure_prompt(raw, PromptBody, max_messages=self.settings.max_messages, path=path)
-            chat, route = self.routes.chat(chat_request(self.model_id, prompt, defaults=self.defaults))
+            chat, route = self.routes.chat(chat_request(
+                self.model_id, prompt, defaults=self.defaults, default_format=self.default_format))
             # Each item is one upstream call: it counts against the key's limits on its own.
             async with self.limiter.reserve(self.tenant, self.model_id, chat_estimate(chat)) as reservation:
                 backend, result = await self.router.chat(chat, route)
-                reservation.record(result.usage, output=result.output)
+                reservation.record(result.usage, output=result.generated_text)
             self.outcome.served(backend.provider, result.usage)
         except GatewayError as exc:
             return {"index": index, "status": exc.status, "error": exc.to_json()}
@@ -67,7 +71,10 @@ class BatchRun:
             failure = GatewayError("internal error; the request id is in the server log")
             return {"index": index, "status": failure.status, "error": failure.to_json()}
         latency = round((time.perf_counter() - started) * 1000, 3)
-        return {"index": index, "status": 200, **answer_json(self.model_id, backend.provider, result, latency)}
+        own = prompt.parameters.include_reasoning if prompt.parameters else None
+        return {"index": index, "status": 200, **answer_json(
+            self.model_id, backend.provider, result, latency,
+            include_reasoning=self.include_reasoning if own is None else own)}
 
     async def all(self, inputs: list[Any], concurrency: int) -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = [{} for _ in inputs]
@@ -96,6 +103,8 @@ async def batch(request: web.Request) -> web.Response:
         concurrency = min(concurrency, tenant.limits.concurrent_requests)
     run = BatchRun(
         model_id=body.model_id, defaults=body.parameters.normalized() if body.parameters else Parameters(),
+        default_format=body.parameters.response_format() if body.parameters else None,
+        include_reasoning=bool(body.parameters and body.parameters.include_reasoning),
         router=request.app[ROUTER], routes=request.app[ROUTES].table, settings=settings,
         request_id=request[REQUEST_ID], outcome=request[OUTCOME], limiter=request.app[LIMITER], tenant=tenant,
     )

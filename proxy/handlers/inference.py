@@ -14,7 +14,9 @@ from proxy.middlewares import OUTCOME, elapsed_ms
 from proxy.state import ROUTES, SETTINGS
 
 
-def answer_json(model_id: str, provider: str, result: ChatResult, latency_ms: float) -> dict[str, Any]:
+def answer_json(
+    model_id: str, provider: str, result: ChatResult, latency_ms: float, *, include_reasoning: bool = False,
+) -> dict[str, Any]:
     answer: dict[str, Any] = {
         "output": result.output,
         "latency_ms": latency_ms,
@@ -25,6 +27,8 @@ def answer_json(model_id: str, provider: str, result: ChatResult, latency_ms: fl
         answer["usage"] = result.usage.to_json()
     if result.finish_reason is not None:
         answer["finish_reason"] = result.finish_reason
+    if include_reasoning and result.reasoning:
+        answer["reasoning"] = result.reasoning  # only when asked: `output` stays the answer alone
     return answer
 
 
@@ -34,4 +38,6 @@ async def inference(request: web.Request) -> web.Response:
     request[OUTCOME].model = body.model_id
     chat, route = request.app[ROUTES].table.chat(chat_request(body.model_id, body))
     backend, result = await chat_once(request, chat, route)
-    return json_response(answer_json(body.model_id, backend.provider, result, elapsed_ms(request)))
+    include_reasoning = bool(body.parameters and body.parameters.include_reasoning)
+    return json_response(answer_json(body.model_id, backend.provider, result, elapsed_ms(request),
+                                     include_reasoning=include_reasoning))

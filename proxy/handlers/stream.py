@@ -30,7 +30,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
     body = structure_prompt(await read_json(request), InferenceBody, max_messages=settings.max_messages)
     request[OUTCOME].model = body.model_id
     chat, route = request.app[ROUTES].table.chat(chat_request(body.model_id, body))
-    return await relay(request, chat, route, lambda provider: ContractEvents(request, provider, body.model_id))
+    include_reasoning = bool(body.parameters and body.parameters.include_reasoning)
+    return await relay(request, chat, route, lambda provider: ContractEvents(
+        request, provider, body.model_id, include_reasoning))
 
 
 @define
@@ -38,6 +40,7 @@ class ContractEvents:
     request: web.Request
     provider: str
     model_id: str
+    include_reasoning: bool = False
 
     def opening(self) -> list[str]:
         return []
@@ -47,7 +50,12 @@ class ContractEvents:
         return orjson.dumps({"token": text, "done": False, "provider": self.provider}).decode()
 
     def reasoning(self, delta: ReasoningDelta) -> list[str]:
-        return []  # the contract's `token` is the answer only: thinking stays out of it
+        # The contract's `token` is the answer only: thinking stays out of it, unless the
+        # client asked for it, in events of its own whose `token` is empty.
+        if not self.include_reasoning:
+            return []
+        return [orjson.dumps({"token": "", "reasoning": delta.text, "done": False,
+                              "provider": self.provider}).decode()]
 
     def tool_call(self, delta: ToolCallDelta) -> list[str]:
         return []  # /api/v1 offers no tools, so no model is asked to call one
