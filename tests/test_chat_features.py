@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import base64
 import json
+import pathlib
 from typing import Any
 
 import jsonschema
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, BadRequestError
 
-from tests.conftest import RunningUpstream
+from proxy.content_parts import MAX_IMAGE_BYTES
+from tests.conftest import TOKEN, GatewayFactory, RunningUpstream
+from tests.test_config import serving
 from tests.test_openai_compat import client_for
 from tests.upstreams import model_answers
 
@@ -180,3 +184,42 @@ async def test_json_schema_and_an_image_stream_too(gateway: TestClient) -> None:
                 "type": "json_schema", "json_schema": {"name": "report", "schema": WEATHER_REPORT}})
             text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
             assert json.loads(text) == model_answers.sample(WEATHER_REPORT), model
+
+
+async def test_the_access_log_names_what_was_used_never_its_content(
+    tmp_path: pathlib.Path, ollama: RunningUpstream, openai: RunningUpstream,
+) -> None:
+    variables = {"PROXY_API_TOKENS": TOKEN, "OLLAMA_BASE_URL": str(ollama.url),
+                 "OPENAI_API_ENDPOINT": str(openai.url)}
+    with serving(tmp_path, **variables) as running:
+        async with AsyncOpenAI(base_url=f"http://127.0.0.1:{running.port}/v1", api_key=TOKEN,
+                               max_retries=0) as client:
+            called = await client.chat.completions.create(model="llama3.2", messages=ASK, tools=TOOLS)
+            stream = await client.chat.completions.create(
+                model="missing-here", messages=ASK, tools=TOOLS, stream=True, stream_options={"include_usage": True})
+            [chunk async for chunk in stream]
+            await client.chat.completions.create(model="llama3.2", messages=ASK, response_format={
+                "type": "json_schema", "json_schema": {"name": "weather_report", "schema": WEATHER_REPORT}})
+    output = running.output()
+    for secret in ("get_current_weather", "Paris", "weather_report", "temperature", "What is the weather"):
+        assert secret not in output, secret
+    records = [r for r in map(orjson.loads, running.stderr.read_text().splitlines()) if r.get("event") == "access"]
+    assert [r["features"] for r in records] == ["tools", "tools", "json_schema"]
+    # A call's arguments are output: Ollama's eval_count, the OpenAI server's completion_tokens.
+    assert [(r["provider"], r["tokens_out"]) for r in records[:2]] == [("ollama", 33), ("openai", 12)]
+    assert called.usage is not None and called.usage.completion_tokens == 33
+
+
+async def test_an_image_over_the_size_limit_is_refused_by_name_and_nothing_is_sent(
+    make_gateway: GatewayFactory, ollama: RunningUpstream, openai: RunningUpstream,
+) -> None:
+    gateway = await make_gateway(ollama_base_url=ollama.url, openai_endpoint=openai.url, max_body_bytes=16 << 20)
+    huge = "data:image/png;base64," + base64.b64encode(bytes(MAX_IMAGE_BYTES + 3)).decode()
+    parts = [{"type": "text", "text": "?"}, {"type": "image_url", "image_url": {"url": PNG_URL}},
+             {"type": "image_url", "image_url": {"url": huge}}]
+    async with client_for(gateway) as client:
+        with pytest.raises(BadRequestError) as refused:
+            await client.chat.completions.create(model="llava", messages=[{"role": "user", "content": parts}])
+    message = refused.value.message
+    assert f"content part [2]: the image is larger than {MAX_IMAGE_BYTES} bytes @ $.messages[0].content" in message
+    assert ollama.recorder.requests == [] and openai.recorder.requests == []
