@@ -79,7 +79,7 @@ async def test_a_tool_call_in_one_answer(
         assert sent[-1]["tools"] == TOOLS and sent[-1]["stream"] is False
 
 
-@pytest.mark.parametrize(("model", "provider"), SERVED_BY)
+@pytest.mark.parametrize(("model", "provider"), [*SERVED_BY, ("repeats-ids", "openai")])
 async def test_a_streamed_tool_call_is_reassembled_by_the_clients_stream_helper(
     gateway: TestClient, model: str, provider: str,
 ) -> None:

@@ -8,6 +8,7 @@ type-check `token` and `output`).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncGenerator
 from typing import Any, ClassVar, Protocol
 
@@ -107,6 +108,12 @@ class Fields:
             ):
                 raise self.bad("an embedding is not a list of numbers")
         return tuple(values)
+
+
+def call_id(index: int, name: str, arguments: str) -> str:
+    """A stable id for a tool call an upstream sent without one: the same call, the same id."""
+    digest = hashlib.sha256(f"{index}\0{name}\0{arguments}".encode()).hexdigest()
+    return f"call_{digest[:24]}"
 
 
 def classify_common(status: int, message: str, backend: str) -> UpstreamError:

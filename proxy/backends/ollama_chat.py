@@ -16,12 +16,11 @@ Ollama has no `tool_choice`: "none" sends no tools, a named function sends only 
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import orjson
 
-from proxy.backends.base import Fields
+from proxy.backends.base import Fields, call_id
 from proxy.llm import ChatRequest, Message, ReasoningDelta, StreamItem, Tool, ToolCall, ToolCallDelta
 
 # gateway parameter -> Ollama option
@@ -96,12 +95,6 @@ def _message(m: Message) -> dict[str, Any]:
     if m.role == "tool" and m.tool_name:
         wire["tool_name"] = m.tool_name
     return wire
-
-
-def call_id(index: int, name: str, arguments: str) -> str:
-    """A stable id for a call Ollama sent without one: the same call gets the same id."""
-    digest = hashlib.sha256(f"{index}\0{name}\0{arguments}".encode()).hexdigest()
-    return f"call_{digest[:24]}"
 
 
 def tool_calls(message: dict[str, Any], fields: Fields, first_index: int = 0) -> list[ToolCall]:

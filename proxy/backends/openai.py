@@ -112,6 +112,7 @@ class OpenAIBackend(HttpBackend):
         fields = self.fields
         finish_reason: str | None = None
         usage: Usage | None = None
+        started_calls: set[int] = set()
         body = openai_chat.chat_body(request, stream=True)
         opened = self._upstream.request("POST", "/chat/completions", json=body, streaming=True, cold=cold)
         async with opened as response:
@@ -126,7 +127,8 @@ class OpenAIBackend(HttpBackend):
                 usage = _usage(chunk, fields) or usage
                 for item in fields.items(chunk.get("choices"), "choices"):
                     choice = fields.object(item, "a choice")
-                    for piece in openai_chat.delta_items(fields.object(choice.get("delta"), "delta"), fields):
+                    delta = fields.object(choice.get("delta"), "delta")
+                    for piece in openai_chat.delta_items(delta, fields, started_calls):
                         yield piece
                     finish = fields.optional_text(choice.get("finish_reason"), "finish_reason")
                     finish_reason = finish or finish_reason

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy.backends.base import Fields
+from proxy.backends.base import Fields, call_id
 from proxy.llm import ChatRequest, Message, ReasoningDelta, StreamItem, ToolCall, ToolCallDelta
 
 _PASSED_AS_IS = ("temperature", "max_tokens", "top_p", "top_k", "seed", "frequency_penalty", "presence_penalty")
@@ -75,12 +75,13 @@ def _message(m: Message) -> dict[str, Any]:
 
 def tool_calls(message: dict[str, Any], fields: Fields) -> list[ToolCall]:
     calls = []
-    for raw in fields.items(message.get("tool_calls"), "tool_calls"):
+    for index, raw in enumerate(fields.items(message.get("tool_calls"), "tool_calls")):
         call = fields.object(raw, "a tool call")
         function = fields.object(call.get("function"), "a tool call's function")
-        calls.append(ToolCall(id=fields.text(call.get("id"), "a tool call's id"),
-                              name=fields.text(function.get("name"), "a tool call's name"),
-                              arguments=fields.text(function.get("arguments"), "a tool call's arguments")))
+        name = fields.text(function.get("name"), "a tool call's name")
+        arguments = fields.text(function.get("arguments"), "a tool call's arguments")
+        given = fields.text(call.get("id"), "a tool call's id")
+        calls.append(ToolCall(id=given or call_id(index, name, arguments), name=name, arguments=arguments))
     return calls
 
 
@@ -88,8 +89,12 @@ def reasoning(message: dict[str, Any], fields: Fields) -> str:
     return fields.text(message.get("reasoning_content") or message.get("reasoning"), "reasoning_content")
 
 
-def delta_items(delta: dict[str, Any], fields: Fields) -> list[StreamItem]:
-    """What one chunk's delta carries: thinking, text, pieces of tool calls."""
+def delta_items(delta: dict[str, Any], fields: Fields, started: set[int]) -> list[StreamItem]:
+    """What one chunk's delta carries: thinking, text, pieces of tool calls.
+
+    A call's id and name are passed on with its first piece only (`started` holds the
+    indexes seen): some servers repeat them on every piece, which clients that concatenate
+    pieces would turn into a doubled name."""
     items: list[StreamItem] = []
     thought = reasoning(delta, fields)
     if thought:
@@ -101,8 +106,12 @@ def delta_items(delta: dict[str, Any], fields: Fields) -> list[StreamItem]:
         piece = fields.object(raw, "a tool call")
         function = fields.object(piece.get("function"), "a tool call's function")
         index = fields.count(piece.get("index"), "a tool call's index")
-        items.append(ToolCallDelta(
-            index=index, id=fields.optional_text(piece.get("id"), "a tool call's id"),
-            name=fields.optional_text(function.get("name"), "a tool call's name"),
-            arguments=fields.text(function.get("arguments"), "a tool call's arguments")))
+        arguments = fields.text(function.get("arguments"), "a tool call's arguments")
+        if index in started:
+            items.append(ToolCallDelta(index=index, arguments=arguments))
+            continue
+        started.add(index)
+        name = fields.text(function.get("name"), "a tool call's name")
+        given = fields.optional_text(piece.get("id"), "a tool call's id")
+        items.append(ToolCallDelta(index=index, id=given or call_id(index, name, ""), name=name, arguments=arguments))
     return items

@@ -14,6 +14,7 @@ and llama.cpp's server send. The model name picks a behaviour, as for the Ollama
   bad-json*         200 with a body that is not JSON
   slow*             tokens `token_delay` seconds apart
   reasoner*         thinks first: `reasoning_content` (llama.cpp's, vLLM's and DeepSeek's field)
+  repeats-ids*      repeats a streamed tool call's id and name on every piece, as some servers do
 
 A chat with tools, a response format, image parts or a tool result is answered as
 model_answers.py decides, in OpenAI's wire: `message.tool_calls` with arguments as a JSON
@@ -181,7 +182,9 @@ class OpenAIUpstream:
             arguments = orjson.dumps(call[1]).decode()
             deltas.append({"tool_calls": [{"index": 0, "id": CALL_ID, "type": "function",
                                            "function": {"name": call[0], "arguments": ""}}]})
-            deltas += [{"tool_calls": [{"index": 0, "function": {"arguments": arguments[i:i + 4]}}]}
+            head = {"id": CALL_ID, "type": "function"} if model.startswith("repeats-ids") else {}
+            name = {"name": call[0]} if head else {}
+            deltas += [{"tool_calls": [{"index": 0, **head, "function": {**name, "arguments": arguments[i:i + 4]}}]}
                        for i in range(0, len(arguments), 4)]
         else:
             deltas += [{"content": piece} for piece in re.findall(r"\s*\S+", content or "")]
