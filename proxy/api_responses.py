@@ -319,16 +319,34 @@ class ChatCompletion:
 
 
 @frozen
+class FunctionPiece:
+    name: str | None = None
+    arguments: str | None = None
+
+
+@frozen
+class ToolCallPiece:
+    """A piece of tool call `index`: its id, type and name first, then its arguments' text."""
+
+    index: int
+    function: FunctionPiece
+    id: str | None = None
+    type: Literal["function"] | None = None
+
+
+@frozen
 class ChunkDelta:
     role: Literal["assistant"] | None = None
     content: str | None = None
+    reasoning_content: str | None = None
+    tool_calls: list[ToolCallPiece] | None = None
 
 
 @frozen
 class ChunkChoice:
     index: int
     delta: ChunkDelta
-    finish_reason: Literal["stop", "length"] | None
+    finish_reason: Literal["stop", "length", "tool_calls", "content_filter"] | None
     logprobs: None
 
 

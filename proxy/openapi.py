@@ -26,6 +26,8 @@ from proxy.config import Settings
 
 Schema = dict[str, Any]
 
+_SCHEMA_OBJECT: Schema = {"type": "object", "description": 'A JSON schema whose "type" is "object".',
+                          "properties": {"type": {"const": "object"}}}
 _STRINGS_OR_STRING = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
 _CONSTRAINED: dict[object, Schema] = {
     req.ModelId: {"type": "string", "minLength": 1, "maxLength": req.MAX_MODEL_ID},
@@ -64,7 +66,7 @@ _CONSTRAINED: dict[object, Schema] = {
     oai.OnlyOne: {"const": 1},
     oai.LegacyFunctionCall: {"enum": ["none", "auto"]},
     tools.ToolName: {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
-    req.SchemaObject: {"type": "object", "description": 'A JSON schema whose "type" is "object".'},
+    req.SchemaObject: _SCHEMA_OBJECT,
     tools.ArgumentsText: {"type": "string", "description": "A JSON object, encoded as a string."},
     tools.ToolChoiceSpec: {"oneOf": [
         {"enum": ["none", "auto", "required"]},
@@ -78,7 +80,7 @@ _CONSTRAINED: dict[object, Schema] = {
             "type": {"const": "json_schema"},
             "json_schema": {"type": "object", "required": ["name"], "properties": {
                 "name": {"type": "string"}, "description": {"type": "string"}, "strict": {"type": "boolean"},
-                "schema": {"type": "object", "description": 'A JSON schema whose "type" is "object".'}}}}},
+                "schema": {**_SCHEMA_OBJECT, "required": ["type"]}}}}},
     ]},
     tools.ReasoningEffort: {"enum": list(tools.REASONING_EFFORTS)},
     req.Penalty: {"type": "number", "minimum": -2, "maximum": 2},

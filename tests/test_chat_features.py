@@ -23,6 +23,8 @@ from proxy.content_parts import MAX_IMAGE_BYTES
 from tests.conftest import TOKEN, GatewayFactory, RunningUpstream
 from tests.test_config import serving
 from tests.test_openai_compat import client_for
+from tests.test_openapi import Described, exchange
+from tests.test_openapi import described as described  # a fixture, shared
 from tests.upstreams import model_answers
 
 WEATHER_PARAMETERS = {
@@ -223,3 +225,40 @@ async def test_an_image_over_the_size_limit_is_refused_by_name_and_nothing_is_se
     message = refused.value.message
     assert f"content part [2]: the image is larger than {MAX_IMAGE_BYTES} bytes @ $.messages[0].content" in message
     assert ollama.recorder.requests == [] and openai.recorder.requests == []
+
+
+_TOOL_BODY: Any = {"model": "llama3.2", "messages": ASK, "tools": TOOLS}
+
+
+@pytest.mark.parametrize("body", [
+    _TOOL_BODY,
+    {**_TOOL_BODY, "tools": [{"type": "function", "function": {"description": "nameless"}}]},
+    {**_TOOL_BODY, "tool_choice": "sometimes"},
+    {**_TOOL_BODY, "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {
+        "type": "array"}}}},
+    {**_TOOL_BODY, "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {
+        "type": "object"}}}},
+    {**_TOOL_BODY, "reasoning_effort": "extreme"},
+    {**_TOOL_BODY, "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": PNG_URL}}]}]},
+    {**_TOOL_BODY, "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+])
+async def test_the_gateway_and_its_description_agree_on_these_bodies(
+    gateway: TestClient, described: Described, body: dict[str, Any],
+) -> None:
+    response = await gateway.post("/v1/chat/completions", json=body)
+    assert (response.status == 400) == (not described.accepts("POST", "/v1/chat/completions", body)), \
+        await response.text()
+
+
+async def test_tool_calls_and_reasoning_conform_to_the_description(
+    gateway: TestClient, described: Described,
+) -> None:
+    path = "/v1/chat/completions"
+    for body in (_TOOL_BODY, {**_TOOL_BODY, "stream": True}, {**_TOOL_BODY, "model": "missing-here", "stream": True},
+                 {"model": "qwen3:8b", "messages": ASK, "reasoning_effort": "high"},
+                 {"model": "reasoner-r1", "messages": ASK, "stream": True}):
+        assert await exchange(gateway, described, "POST", path, body) == 200
+    native = {"model_id": "qwen3:8b", "input_data": "2+2?", "parameters": {"include_reasoning": True,
+                                                                           "json_schema": WEATHER_REPORT}}
+    assert await exchange(gateway, described, "POST", "/api/v1/inference", native) == 200
+    assert await exchange(gateway, described, "POST", "/api/v1/inference/stream", native) == 200
