@@ -131,18 +131,18 @@ async def test_the_local_model_is_listed_under_its_plain_name(real_gateway) -> N
     assert [m["id"] for m in (await response.json())["data"]] == ["smollm2"]
 
 
-CITY = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 24},
-                                         "population": {"type": "integer"}},
-        "required": ["city", "population"], "additionalProperties": False}
+# Small on purpose: the model writes a few tokens a second on a busy machine.
+CITY = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 8}},
+        "required": ["city"], "additionalProperties": False}
 CITY_FORMAT = {"type": "json_schema", "json_schema": {"name": "city", "strict": True, "schema": CITY}}
 
 
 async def test_a_json_schema_answer_from_the_real_model_parses_and_matches(real_gateway) -> None:
     # llama.cpp turns the schema into a grammar: the model cannot produce anything else.
-    asked = {"model": "smollm2", "messages": [{"role": "user", "content": "Name a city and its population."}],
-             "response_format": CITY_FORMAT, "max_tokens": 60, "temperature": 0}
+    asked = {"model": "smollm2", "messages": [{"role": "user", "content": "Name a city."}],
+             "response_format": CITY_FORMAT, "max_tokens": 24, "temperature": 0}
     response = await real_gateway.post("/v1/chat/completions", json=asked)
-    assert response.status == 200
+    assert response.status == 200, await response.text()
     answer = (await response.json())["choices"][0]
     jsonschema.validate(json.loads(answer["message"]["content"]), CITY)
     assert answer["finish_reason"] == "stop"
