@@ -26,8 +26,9 @@ from collections.abc import Sequence
 from aiohttp import web
 from attrs import frozen
 
-from proxy import cli, logs
-from proxy.config import Settings
+from proxy.commands import parser as cli
+from proxy.observability import logs
+from proxy.settings.config import Settings
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
@@ -57,7 +58,7 @@ async def _reload_keys_on_sighup(app: web.Application) -> None:
     Until now SIGHUP was ignored (see main): a change signalled while this process was
     starting is caught by the check right after the handler is in place.
     """
-    from proxy.state import KEYS  # after PROMETHEUS_MULTIPROC_DIR, as in serve()
+    from proxy.app_keys import KEYS  # after PROMETHEUS_MULTIPROC_DIR, as in serve()
 
     keys = app[KEYS]
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: keys.reload())
@@ -77,8 +78,8 @@ async def _ignore_repeated_sigterm(_app: web.Application) -> None:
 def serve(settings: Settings) -> None:
     # Imported here, not at the top: prometheus-client picks its storage (per process or
     # multiprocess files) when first imported, which must follow PROMETHEUS_MULTIPROC_DIR.
-    from proxy.access_log import AccessLogger
     from proxy.app import create_app
+    from proxy.edge.access_log import AccessLogger
 
     logs.configure(settings.log_level, settings.log_format)
     app = create_app(settings)

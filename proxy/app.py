@@ -8,34 +8,38 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from proxy.admission import Admission
+from proxy.app_keys import ADMISSION, CATALOG, DRAIN, KEYS, LIMITER, REGISTRY, ROUTER, ROUTES, SERVICE, SETTINGS
 from proxy.backends.registry import BackendRegistry, ModelCatalog, backend_names
-from proxy.config import Settings
-from proxy.cors import enable_cors
-from proxy.draining import Drain
+from proxy.edge.admission import Admission
+from proxy.edge.auth import BearerAuth
+from proxy.edge.chain import middlewares
+from proxy.edge.context import add_context_headers
+from proxy.edge.cors import enable_cors
+from proxy.edge.error_rendering import ErrorRendering
 from proxy.fleet.link import RedisLink
 from proxy.fleet.shared_breakers import SharedBreakers
-from proxy.handlers.admin import usage
-from proxy.handlers.batch import batch
-from proxy.handlers.embeddings import embeddings
-from proxy.handlers.health import health
-from proxy.handlers.inference import inference
-from proxy.handlers.metrics import backend_gauges_ctx, metrics
-from proxy.handlers.models import models
-from proxy.handlers.openai_chat import chat_completions
-from proxy.handlers.openai_v1 import embeddings_v1, model_v1, models_v1
-from proxy.handlers.openapi import OPENAPI_DOCUMENT, openapi
-from proxy.handlers.openapi import render as render_openapi
-from proxy.handlers.playground import add_playground
-from proxy.handlers.probes import livez, readyz
-from proxy.handlers.stream import stream
-from proxy.limits.limiter import Limiter
-from proxy.metrics import track
-from proxy.middlewares import BearerAuth, add_context_headers, middlewares
-from proxy.routes import Routes
-from proxy.routing import Router
-from proxy.state import ADMISSION, CATALOG, DRAIN, KEYS, LIMITER, REGISTRY, ROUTER, ROUTES, SETTINGS
-from proxy.tenants import KeyRing
+from proxy.serving.drain import Drain
+from proxy.serving.model_table import Routes
+from proxy.serving.router import Router
+from proxy.serving.service import Service
+from proxy.settings.config import Settings
+from proxy.surfaces.octomil.admin import usage
+from proxy.surfaces.octomil.batch import batch
+from proxy.surfaces.octomil.embeddings import embeddings
+from proxy.surfaces.octomil.health import health
+from proxy.surfaces.octomil.inference import inference
+from proxy.surfaces.octomil.models import models
+from proxy.surfaces.octomil.stream import stream
+from proxy.surfaces.openai.chat import chat_completions
+from proxy.surfaces.openai.embeddings_and_models import embeddings_v1, model_v1, models_v1
+from proxy.surfaces.openai.errors import openai_error
+from proxy.surfaces.openapi.handler import OPENAPI_DOCUMENT, openapi
+from proxy.surfaces.openapi.handler import render as render_openapi
+from proxy.surfaces.operations.metrics import backend_gauges_ctx, metrics
+from proxy.surfaces.operations.probes import livez, readyz
+from proxy.surfaces.playground.page import add_playground
+from proxy.tenants.keyring import KeyRing
+from proxy.tenants.limiter import Limiter
 
 
 async def backends_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -99,6 +103,12 @@ async def fleet_ctx(app: web.Application) -> AsyncIterator[None]:
             await link.aclose()
 
 
+async def service_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The serving layer every handler calls, over what the contexts before it built."""
+    app[SERVICE] = Service(model_table=app[ROUTES], limiter=app[LIMITER], router=app[ROUTER], drain=app[DRAIN])
+    yield
+
+
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks:
         task.cancel()
@@ -120,7 +130,9 @@ def create_app(settings: Settings) -> web.Application:
         auth = BearerAuth(keys, open_preflights=bool(settings.cors_origins))
     admission = Admission(limit=settings.max_in_flight, queue_timeout=settings.queue_timeout)
     app = web.Application(
-        middlewares=[*middlewares(auth, observe=track), admission.middleware], client_max_size=settings.max_body_bytes
+        # Each surface answers errors in its own shape; paths of no such surface get the contract's.
+        middlewares=middlewares(auth, admission, ErrorRendering(shapes=(("/v1/", openai_error),))),
+        client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
     app[ADMISSION] = admission
@@ -133,6 +145,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(backend_gauges_ctx)
     app.cleanup_ctx.append(keys_watch_ctx)
     app.cleanup_ctx.append(fleet_ctx)
+    app.cleanup_ctx.append(service_ctx)
     app.on_shutdown.append(drain_streams)
     app.on_response_prepare.append(add_context_headers)
     app.router.add_post("/api/v1/inference", inference)

@@ -12,7 +12,7 @@ from attrs import define
 from yarl import URL
 
 from proxy.app import create_app
-from proxy.config import Settings
+from proxy.settings.config import Settings
 from tests.redis_server import RedisServer
 from tests.upstreams.ollama import ollama_app
 from tests.upstreams.openai import OpenAIUpstream

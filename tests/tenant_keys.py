@@ -5,7 +5,7 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
-from proxy.tenants import stored_hash
+from proxy.tenants.keyring import stored_hash
 
 ADMIN = "admin"
 

@@ -19,7 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from openai import AsyncOpenAI, BadRequestError
 
-from proxy.content_parts import MAX_IMAGE_BYTES
+from proxy.surfaces.openai.content_parts import MAX_IMAGE_BYTES
 from tests.conftest import TOKEN, GatewayFactory, RunningUpstream
 from tests.test_config import serving
 from tests.test_openai_compat import client_for

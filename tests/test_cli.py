@@ -10,7 +10,7 @@ import sys
 
 import orjson
 
-from proxy.environment import ENVIRONMENT
+from proxy.settings.environment import ENVIRONMENT
 from tests.conftest import RunningUpstream
 from tests.test_config import REPO, dead_port_url, scratch_env
 
@@ -48,7 +48,7 @@ def test_help_documents_every_option_and_environment_variable() -> None:
 def test_the_help_the_readme_and_the_configuration_name_the_same_variables() -> None:
     documented = {variable.name for variable in ENVIRONMENT}
     readme = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", (REPO / "README.md").read_text(), re.MULTILINE))
-    source = (REPO / "proxy" / "config.py").read_text()
+    source = (REPO / "proxy" / "settings" / "config.py").read_text()
     read = set(re.findall(r'"((?:PROXY|OLLAMA|OPENAI|LLM)_[A-Z0-9_]+)"', source))
     assert documented == readme
     assert read <= documented, f"read but not documented: {read - documented}"

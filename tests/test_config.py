@@ -22,7 +22,7 @@ import orjson
 import pytest
 from attrs import frozen
 
-from proxy.config import Settings
+from proxy.settings.config import Settings
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 API_TOKEN = "cfg-token-7f3a9c"

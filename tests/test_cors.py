@@ -15,8 +15,8 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from proxy.app import create_app
-from proxy.config import Settings
-from proxy.cors import under_cors
+from proxy.edge.cors import under_cors
+from proxy.settings.config import Settings
 from tests.conftest import AUTH, TOKEN, GatewayFactory, RunningUpstream
 from tests.upstreams.openai import OpenAIUpstream
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from yarl import URL
 
-from proxy.config import Settings
+from proxy.settings.config import Settings
 from tests.conftest import GatewayFactory, RunningUpstream
 from tests.gateway_process import ROOT, running_gateway
 
@@ -39,7 +39,7 @@ KUBERNETES_VERSION = "1.30.0"
 
 def stop_budget(grace: float) -> float:
     """The longest a graceful stop takes: streams get `grace`, their last events up to 5 s
-    more (proxy/draining.py), then single-shot calls `grace` again (run_app's shutdown_timeout)."""
+    more (proxy/serving/drain.py), then single-shot calls `grace` again (run_app's shutdown_timeout)."""
     return 2 * grace + 5
 
 
@@ -244,7 +244,7 @@ def test_the_example_env_file_refuses_to_start_as_it_is_and_is_valid_once_a_toke
     assert "PROXY_API_TOKENS" in refused.stderr
 
     values["PROXY_API_TOKENS"] = "a-token-of-ones-own"
-    checked = run_with_env(values, "-c", "from proxy.config import Settings; print(Settings.from_env().port)")
+    checked = run_with_env(values, "-c", "from proxy.settings.config import Settings; print(Settings.from_env().port)")
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.strip() == values["PROXY_PORT"]
 

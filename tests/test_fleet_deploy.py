@@ -11,7 +11,7 @@ import kubernetes_validate
 import yaml
 from yarl import URL
 
-from proxy.environment import ENVIRONMENT
+from proxy.settings.environment import ENVIRONMENT
 from tests.conftest import GatewayFactory, RunningUpstream
 from tests.test_deploy_files import KUBERNETES_VERSION, stop_budget
 

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from proxy.tenants import KeyRing, KeysError, parse_keys
+from proxy.tenants.keyring import KeyRing, KeysError, parse_keys
 from tests.conftest import AUTH, GatewayFactory, RunningUpstream
 from tests.tenant_keys import ADMIN, bearer, keys_toml, read_text, secret_of, write_keys, write_text
 from tests.test_shutdown import free_port

@@ -23,7 +23,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from attrs import frozen
 
-from proxy.config import Settings
+from proxy.settings.config import Settings
 from tests.gateway_process import ROOT, free_port, running_gateway
 from tests.nginx_server import running_nginx, shipped_with
 from tests.test_stream import events, next_block

@@ -14,7 +14,7 @@ import orjson
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.model_labels import ModelLabels
+from proxy.observability.model_labels import ModelLabels
 from tests.conftest import AUTH, TOKEN, GatewayFactory, RunningUpstream
 from tests.test_config import serving
 

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.conftest import GatewayFactory, RunningUpstream
 
-FILES = pathlib.Path(__file__).resolve().parent.parent / "proxy" / "playground"
+FILES = pathlib.Path(__file__).resolve().parent.parent / "proxy" / "surfaces" / "playground" / "static"
 ASSETS = {
     "playground.js": "text/javascript",
     "playground.css": "text/css",

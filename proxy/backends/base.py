@@ -8,6 +8,7 @@ type-check `token` and `output`).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncGenerator
 from typing import Any, ClassVar, Protocol
@@ -16,7 +17,7 @@ import orjson
 from attrs import define
 
 from proxy.backends.upstream import Upstream
-from proxy.errors import BadUpstreamResponse, CapabilityMissing, UpstreamError, UpstreamUnavailable
+from proxy.errors import BadUpstreamResponse, CapabilityMissing, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, Probe, StreamItem
 
 
@@ -41,9 +42,10 @@ class Backend(Protocol):
 
     async def embed_refusal(self, request: EmbedRequest) -> CapabilityMissing | None: ...
 
-    def stream(self, request: ChatRequest, *, cold: bool = False) -> AsyncGenerator[StreamItem, None]:
-        """Tokens, then one StreamEnd. `cold`: the model is loaded first, so the silence
-        before the first token may last the cold-start budget."""
+    async def open_stream(self, request: ChatRequest) -> tuple[StreamItem, AsyncGenerator[StreamItem, None]]:
+        """The stream's first item, within the first-token timer (the cold-start budget when
+        the model must be loaded first), and the rest: tokens, then one StreamEnd.
+        UpstreamTimeout when the first item is late; the stream is closed then."""
 
     async def embed(self, request: EmbedRequest) -> EmbedResult: ...
 
@@ -51,9 +53,6 @@ class Backend(Protocol):
 
     async def models(self) -> list[str]:
         """The model names the upstream reports having now."""
-
-    async def must_load(self, model: str) -> bool:
-        """Whether the upstream has to load `model` before its first token (a cold start)."""
 
     async def aclose(self) -> None: ...
 
@@ -170,8 +169,32 @@ class HttpBackend:
     async def ping(self) -> Probe:
         return await self._upstream.probe(self.health_path)
 
+    def stream(self, request: ChatRequest, *, cold: bool = False) -> AsyncGenerator[StreamItem, None]:
+        """Tokens, then one StreamEnd. `cold`: the model is loaded first, so the silence
+        before the first token may last the cold-start budget."""
+        raise NotImplementedError
+
     async def must_load(self, model: str) -> bool:
+        """Whether the upstream has to load `model` before its first token (a cold start)."""
         return False  # only an upstream that says what it has loaded can tell
+
+    async def open_stream(self, request: ChatRequest) -> tuple[StreamItem, AsyncGenerator[StreamItem, None]]:
+        # Every upstream timer lives in this layer: connect, headers, idle and total in
+        # Upstream, the first-token and cold-start budgets here. A model the upstream must
+        # load first gets the cold-start budget: a load is not a dead upstream.
+        cold = await self.must_load(request.model)
+        budget = self._upstream.first_token_budget(cold=cold)
+        stream = self.stream(request, cold=cold)
+        try:
+            async with asyncio.timeout(budget):
+                return await anext(stream), stream
+        except TimeoutError as exc:
+            await stream.aclose()
+            phase = "first token (the model had to be loaded)" if cold else "first token"
+            raise UpstreamTimeout(f"no {phase} within {budget:g} s", backend=self.name) from exc
+        except BaseException:
+            await stream.aclose()
+            raise
 
     async def aclose(self) -> None:
         await self._upstream.aclose()

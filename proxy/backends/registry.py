@@ -17,9 +17,9 @@ from yarl import URL
 from proxy.backends import ollama, openai
 from proxy.backends.base import Backend
 from proxy.backends.upstream import ErrorClassifier, Upstream
-from proxy.config import Settings
 from proxy.errors import UpstreamError
 from proxy.llm import Probe
+from proxy.settings.config import Settings
 
 
 def _names(kind: str, count: int) -> list[str]:

@@ -22,9 +22,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 from attrs import define, field
 from yarl import URL
 
-from proxy.config import Timeouts
 from proxy.errors import BadUpstreamResponse, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from proxy.llm import Probe
+from proxy.settings.config import Timeouts
 
 # Error bodies are read for their message only; a huge one is not worth holding.
 MAX_ERROR_BODY = 64 * 1024
@@ -110,6 +110,10 @@ class Upstream:
             probe_timeout=aiohttp.ClientTimeout(total=probe_timeout),
             errors=ErrorTranslation(name, timeouts),  # stateless: one per upstream, built once
         )
+
+    def first_token_budget(self, *, cold: bool) -> float:
+        """How long a stream may take to its first item: longer when the model loads first."""
+        return self._timeouts.cold_start if cold else self._timeouts.first_token
 
     @property
     def display_url(self) -> str:

@@ -5,7 +5,7 @@ PROXY_REDIS_TIMEOUT and never retries: a Redis that does not answer costs one re
 most that long, after which the link is marked down and callers get `RedisDown` at once,
 without waiting, until the heartbeat (every second) reaches Redis again. Going down and
 coming back are logged once each and shown by `gateway_redis_up` and health; what the
-gateway does meanwhile is the callers' policy (proxy/limits/limiter.py).
+gateway does meanwhile is the callers' policy (proxy/tenants/limiter.py).
 
 The heartbeat also registers this replica (an entry that expires unless renewed), so each
 replica knows how many share the limits: while Redis is down, each enforces its share.
@@ -27,8 +27,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from proxy.config import Settings, redis_display
-from proxy.limits.metrics import redis_up
+from proxy.observability.limit_metrics import redis_up
+from proxy.settings.config import Settings, redis_display
 
 log = logging.getLogger("proxy")
 

@@ -1,6 +1,6 @@
 """Backend cooldowns shared by the replicas of a fleet.
 
-Each replica keeps its own breakers (proxy/breaker.py), fed by its own requests. With
+Each replica keeps its own breakers (proxy/backends/breaker.py), fed by its own requests. With
 Redis, a breaker that opens is published as a key that expires with its cooldown, and
 every replica looks at those keys twice a second: a backend one replica found down rests
 on all of them, instead of each replica paying its own failures to find out. A breaker
@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from attrs import define, field
 
-from proxy.breaker import Breaker
+from proxy.backends.breaker import Breaker
 from proxy.fleet.link import RedisDown, RedisLink
 
 log = logging.getLogger("proxy")

@@ -1,0 +1,1 @@
+"""The HTTP edge: request context and ids, error rendering, auth, CORS, admission, access log."""

@@ -1,0 +1,25 @@
+"""The middleware chain, in its one fixed order.
+
+The context is set first so that every error, including a 401, carries a request id; the
+metrics see every request with its context and every error as rendered; errors wrap auth
+so a refused token is rendered like any other error; admission comes last, so only
+authenticated requests take a place in flight.
+"""
+
+from __future__ import annotations
+
+from aiohttp.typedefs import Middleware
+
+from proxy.edge.admission import Admission
+from proxy.edge.auth import BearerAuth
+from proxy.edge.context import request_context
+from proxy.edge.error_rendering import ErrorRendering
+from proxy.edge.observe import observe
+
+
+def middlewares(auth: BearerAuth | None, admission: Admission, errors: ErrorRendering) -> list[Middleware]:
+    chain: list[Middleware] = [request_context, observe, errors.middleware]
+    if auth is not None:
+        chain.append(auth.middleware)
+    chain.append(admission.middleware)
+    return chain

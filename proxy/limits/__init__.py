@@ -1,1 +1,0 @@
-"""Per-key limits (requests and tokens per minute, concurrency) and usage accounting."""

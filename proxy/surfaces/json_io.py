@@ -1,0 +1,41 @@
+"""JSON in and out: reading a request body (content type, size, syntax, shape) and writing answers."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import orjson
+from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from proxy.errors import InvalidInput, UnsupportedMediaType
+from proxy.surfaces.request_bodies import structure
+
+T = TypeVar("T")
+
+
+async def read_json(request: web.Request) -> Any:
+    # A missing Content-Type is taken as JSON (some plain HTTP clients omit it); a
+    # different one is refused, since the body was then meant as something else.
+    if hdrs.CONTENT_TYPE in request.headers:
+        content_type = request.content_type
+        if content_type != "application/json" and not content_type.endswith("+json"):
+            raise UnsupportedMediaType(f"expected Content-Type: application/json, got {content_type}")
+    try:
+        raw = await request.read()  # over client_max_size: aiohttp raises 413, rendered by the middleware
+    except (web.RequestPayloadError, HttpProcessingError) as exc:  # e.g. a body that is not the gzip it claims
+        raise InvalidInput(f"the request body could not be read: {' '.join(str(exc).split())}") from None
+    if not raw.strip():
+        raise InvalidInput("the request body is empty; expected a JSON object")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the request body is not valid JSON: {exc}") from None
+
+
+async def read_body(request: web.Request, cls: type[T]) -> T:
+    return structure(await read_json(request), cls)
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")

@@ -1,0 +1,1 @@
+"""The OpenAI API under /v1: handlers, request models and error shape."""

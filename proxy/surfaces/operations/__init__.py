@@ -1,0 +1,1 @@
+"""What operators and orchestrators call: /livez, /readyz, /metrics."""

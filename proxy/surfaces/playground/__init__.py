@@ -1,0 +1,1 @@
+"""The browser playground under /playground/ (its files are in static/)."""
