@@ -47,9 +47,9 @@ class ToolBody:
 
     def normalized(self) -> Tool:
         f = self.function
-        return Tool(name=f.name, description=f.description, parameters=dict(f.parameters or {"type": "object",
-                                                                                              "properties": {}}),
-                    strict=f.strict)
+        # A function without parameters takes none: stated, since some upstreams require it.
+        parameters = dict(f.parameters) if f.parameters is not None else {"type": "object", "properties": {}}
+        return Tool(name=f.name, description=f.description, parameters=parameters, strict=f.strict)
 
 
 @frozen
