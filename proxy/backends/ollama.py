@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from attrs import define, field
 
 from proxy.backends import ollama_chat
-from proxy.backends.base import Fields, HttpBackend, classify_common, error_json, plain_text
+from proxy.backends.base import Fields, HttpBackend, classify_common, error_json, relayed_message
 from proxy.backends.ollama_capabilities import ModelCapabilities, unsupported_by_ollama
 from proxy.backends.wire import ndjson_objects
 from proxy.errors import (
@@ -36,7 +36,8 @@ _UNSUPPORTED_FIELDS = {"tools": "$.tools", "thinking": "$.reasoning_effort", "in
 
 def classify_error(status: int, body: bytes, backend: str) -> UpstreamError:
     error = error_json(body).get("error")
-    message = error if isinstance(error, str) else plain_text(body) or f"HTTP {status}"
+    # Only Ollama's `error` field is passed on; any other body stays in the server log.
+    message = relayed_message(error if isinstance(error, str) else "", status)
     # Only Ollama's own JSON answer means a missing model; a bare "404 page not found"
     # means the URL is wrong (e.g. OLLAMA_BASE_URL ending in /api).
     if status == 404 and isinstance(error, str) and "model" in error:
@@ -116,7 +117,7 @@ class OllamaBackend(HttpBackend):
         error = message.get("error")
         if error is not None:
             raise UpstreamUnavailable(
-                f"error from the model: {fields.text(error, 'error')}", backend=self.name)
+                f"error from the model: {relayed_message(fields.text(error, 'error'), 200)}", backend=self.name)
         return message
 
     async def chat(self, request: ChatRequest) -> ChatResult:
@@ -139,7 +140,7 @@ class OllamaBackend(HttpBackend):
         body = ollama_chat.chat_body(request, stream=True)
         calls = 0
         async with self._upstream.request("POST", "/api/chat", json=body, streaming=True, cold=cold) as response:
-            async for raw in ndjson_objects(response.content):
+            async for raw in ndjson_objects(response.content, self._upstream.read_budget(cold=cold)):
                 message = self._checked(raw)
                 for item in ollama_chat.stream_items(fields.object(message.get("message"), "message"), fields, calls):
                     calls += isinstance(item, ToolCallDelta)
