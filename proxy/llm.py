@@ -159,6 +159,11 @@ class ChatResult:
     logprobs: Any = None
 
     @property
+    def text_only(self) -> bool:
+        """Whether the answer is its text alone (what the answer cache can keep)."""
+        return not self.tool_calls and not self.reasoning and self.logprobs is None
+
+    @property
     def generated_text(self) -> str:
         """Everything the model generated, for estimating output tokens without usage."""
         return self.reasoning + self.output + "".join(c.name + c.arguments for c in self.tool_calls)
@@ -170,6 +175,8 @@ class StreamEnd:
 
     usage: Usage | None = None
     finish_reason: str | None = None
+    # Replayed from the answer cache, not produced now (proxy/cache/serving.py).
+    cached: bool = False
 
 
 @frozen

@@ -23,6 +23,8 @@ class Outcome:
     tokens: dict[str, list[int]] = field(factory=dict)
     # What the request used beyond text ("tools", "json_schema", "images"...): names only.
     features: list[str] = field(factory=list)
+    # "hit" or "miss" when the answer cache applied to the request (serving/answer_cache.py).
+    cache: str | None = None
 
     def served(self, provider: str, usage: Usage | None = None) -> None:
         if self.provider is None:

@@ -51,7 +51,7 @@ class BatchRun:
             prompt = structure_prompt(raw, PromptBody, max_messages=self.settings.max_messages, path=path)
             # Each item is one upstream call: it counts against the key's limits on its own.
             chat = chat_request(self.model_id, prompt, defaults=self.defaults, default_format=self.default_format)
-            backend, result = await self.service.chat(self.caller, chat)
+            provider, result = await self.service.chat(self.caller, chat)
         except GatewayError as exc:
             return {"index": index, "status": exc.status, "error": exc.to_json()}
         except Exception:
@@ -61,7 +61,7 @@ class BatchRun:
         latency = round((time.perf_counter() - started) * 1000, 3)
         own = prompt.parameters.include_reasoning if prompt.parameters else None
         return {"index": index, "status": 200, **answer_json(
-            self.model_id, backend.provider, result, latency,
+            self.model_id, provider, result, latency,
             include_reasoning=self.include_reasoning if own is None else own)}
 
     async def all(self, inputs: list[Any], concurrency: int) -> list[dict[str, Any]]:

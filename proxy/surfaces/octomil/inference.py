@@ -35,7 +35,7 @@ def answer_json(
 async def inference(request: web.Request) -> web.Response:
     raw = await read_json(request)
     body = structure_prompt(raw, InferenceBody, max_messages=request.app[SETTINGS].max_messages)
-    backend, result = await service_of(request).chat(caller_of(request), chat_request(body.model_id, body))
+    provider, result = await service_of(request).chat(caller_of(request), chat_request(body.model_id, body))
     include_reasoning = bool(body.parameters and body.parameters.include_reasoning)
-    return json_response(answer_json(body.model_id, backend.provider, result, elapsed_ms(request),
+    return json_response(answer_json(body.model_id, provider, result, elapsed_ms(request),
                                      include_reasoning=include_reasoning))

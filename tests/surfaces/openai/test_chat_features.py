@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient
 from openai import AsyncOpenAI, BadRequestError
 
 from proxy.surfaces.openai.content_parts import MAX_IMAGE_BYTES
+from tests.cache.test_cache import routes_file
 from tests.support.app import TOKEN, GatewayFactory, RunningUpstream
 from tests.support.gateway_process import running_gateway
 from tests.support.openapi import Described
@@ -264,3 +265,17 @@ async def test_tool_calls_and_reasoning_conform_to_the_description(
                                                                            "json_schema": WEATHER_REPORT}}
     assert await exchange(gateway, described, "POST", "/api/v1/inference", native) == 200
     assert await exchange(gateway, described, "POST", "/api/v1/inference/stream", native) == 200
+
+
+async def test_the_answer_cache_keeps_text_only_so_tool_calls_are_asked_afresh(
+    tmp_path: pathlib.Path, make_gateway: GatewayFactory, openai: RunningUpstream,
+) -> None:
+    gateway = await make_gateway(openai_endpoint=openai.url, routes_file=routes_file(tmp_path, "private"))
+    async with client_for(gateway) as client:
+        for stream in (False, True, False, True):
+            raw = await client.chat.completions.with_raw_response.create(
+                model="chat-test", messages=ASK, tools=TOOLS, temperature=0, stream=stream)
+            assert raw.headers["X-Gateway-Cache"] == "miss"  # never an entry without its tool call
+            if not stream:
+                assert raw.parse().choices[0].message.tool_calls[0].function.name == "get_current_weather"
+    assert len(openai.recorder.bodies("/v1/chat/completions")) == 4
