@@ -129,6 +129,17 @@ class UpstreamRejected(UpstreamError):
     status, code, fallthrough, backend_down = 400, "invalid_input", False, False
 
 
+class CapabilityMissing(UpstreamError):
+    """This backend (or its model) cannot do what the request asks (tools, images, a JSON
+    schema...): it is skipped, and the next one may. `field` names what it could not serve."""
+
+    status, code, backend_down = 400, "unsupported_capability", False
+
+    def __init__(self, message: str, *, backend: str = "", field: str = "$") -> None:
+        super().__init__(f"{message} @ {field}", backend=backend)
+        self.field = field
+
+
 class ContextTooLarge(UpstreamError):
     status, code, fallthrough, backend_down = 413, "context_too_large", False, False
 
@@ -136,13 +147,16 @@ class ContextTooLarge(UpstreamError):
 class AllBackendsFailed(GatewayError):
     """Every backend that was tried failed; the status reflects what they said.
 
-    All said "no such model": 404, the model is missing, not the service. Otherwise the
-    one status they agree on (504 when all timed out), else 503.
+    All said "no such model": 404, the model is missing, not the service. All said they
+    cannot do what it asks (tools, images...): 400 naming the field and who refused.
+    Otherwise the one status they agree on (504 when all timed out), else 503.
     """
 
     def __init__(self, failures: Sequence[UpstreamError]) -> None:
         real = [f for f in failures if not isinstance(f, ModelNotFound)]
         lead = "no backend has this model" if not real else "no backend could serve the request"
+        if real and all(isinstance(f, CapabilityMissing) for f in real):
+            lead = "no backend can serve what this request asks for"
         summary = "; ".join(f"{f.backend}: {f.message}" for f in failures)
         super().__init__(f"{lead} ({summary})", attempts=[f.attempt() for f in failures])
         representative: type[UpstreamError]

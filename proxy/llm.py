@@ -6,7 +6,7 @@ them to Ollama's or OpenAI's JSON, handlers map them to the client contract.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 from attrs import frozen
@@ -15,9 +15,65 @@ Role = Literal["system", "user", "assistant", "tool"]
 
 
 @frozen
+class Image:
+    """An image part. A `data:` URL arrives decoded-and-checked (`base64` is its payload);
+    an http(s) URL is kept as is: the gateway never fetches it, only some backends can."""
+
+    url: str
+    base64: str | None = None
+    detail: str | None = None
+
+    @property
+    def is_remote(self) -> bool:
+        return self.base64 is None
+
+
+@frozen
+class ToolCall:
+    """A call the model asked for. `arguments` is JSON text (an object), as OpenAI carries it."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@frozen
 class Message:
     role: Role
     content: str
+    images: tuple[Image, ...] = ()
+    # An assistant turn's calls; a tool turn's `tool_call_id`, and the name of the tool it
+    # answers (found from the earlier call, for upstreams such as Ollama that want it).
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+
+
+@frozen
+class Tool:
+    name: str
+    parameters: dict[str, Any]
+    description: str | None = None
+    strict: bool | None = None
+
+
+@frozen
+class ToolChoice:
+    """"auto", "none", "required", or "function" with the one tool's `name`."""
+
+    mode: Literal["auto", "none", "required", "function"]
+    name: str | None = None
+
+
+@frozen
+class ResponseFormat:
+    """A JSON answer: any object (`json_object`) or one matching `schema` (`json_schema`).
+    `original` is the client's own `response_format`, for upstreams that take it as is."""
+
+    kind: Literal["json_object", "json_schema"]
+    original: dict[str, Any]
+    schema: dict[str, Any] | None = None
+    strict: bool | None = None
 
 
 @frozen
@@ -30,6 +86,8 @@ class Parameters:
     top_k: int | None = None
     stop: tuple[str, ...] | None = None
     seed: int | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
 
     def merged_over(self, base: Parameters) -> Parameters:
         """These parameters, with `base` filling in the ones not set here."""
@@ -42,6 +100,33 @@ class ChatRequest:
     model: str
     messages: tuple[Message, ...]
     parameters: Parameters = Parameters()
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    # "none", "minimal", "low", "medium", "high": how hard a reasoning model thinks.
+    reasoning_effort: str | None = None
+    # Only OpenAI-compatible backends honour these; others are skipped (see needs()).
+    logit_bias: dict[str, float] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+
+    @property
+    def images(self) -> tuple[Image, ...]:
+        return tuple(image for m in self.messages for image in m.images)
+
+    def features(self) -> list[str]:
+        """What this request uses beyond plain text, by name (for logs: never the content)."""
+        used = {
+            "tools": bool(self.tools),
+            "tool_results": any(m.role == "tool" for m in self.messages),
+            self.response_format.kind if self.response_format else "": True,
+            "images": bool(self.images),
+            "reasoning": self.reasoning_effort is not None,
+            "logprobs": bool(self.logprobs),
+            "logit_bias": bool(self.logit_bias),
+        }
+        return [name for name, on in used.items() if name and on]
 
 
 @frozen
@@ -65,7 +150,23 @@ class Usage:
 class ChatResult:
     output: str
     usage: Usage | None = None
+    # "tool_calls" whenever the answer carries calls, whatever the upstream called it.
     finish_reason: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    # The model's thinking, never part of `output`.
+    reasoning: str = ""
+    # An OpenAI-compatible upstream's `logprobs` object, passed on as it came.
+    logprobs: Any = None
+
+    @property
+    def text_only(self) -> bool:
+        """Whether the answer is its text alone (what the answer cache can keep)."""
+        return not self.tool_calls and not self.reasoning and self.logprobs is None
+
+    @property
+    def generated_text(self) -> str:
+        """Everything the model generated, for estimating output tokens without usage."""
+        return self.reasoning + self.output + "".join(c.name + c.arguments for c in self.tool_calls)
 
 
 @frozen
@@ -78,9 +179,28 @@ class StreamEnd:
     cached: bool = False
 
 
-# A stream yields tokens (str) as they come, then exactly one StreamEnd; anything
-# else (a cut, an error event) surfaces as an UpstreamError raised by the iterator.
-StreamItem = str | StreamEnd
+@frozen
+class ReasoningDelta:
+    """A piece of the model's thinking, streamed apart from the answer's text."""
+
+    text: str
+
+
+@frozen
+class ToolCallDelta:
+    """A piece of tool call `index`: its id and name come first (once), then pieces of
+    its arguments' JSON text. An upstream that sends a call whole sends one delta."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+# A stream yields tokens (str), reasoning and tool-call pieces as they come, then exactly
+# one StreamEnd; anything else (a cut, an error event) surfaces as an UpstreamError raised
+# by the iterator.
+StreamItem = str | ReasoningDelta | ToolCallDelta | StreamEnd
 
 
 @frozen
@@ -89,10 +209,19 @@ class EmbedRequest:
     inputs: tuple[str, ...]
     # The client sent one string, not a list: upstreams get the same form.
     single: bool = False
+    # Inputs already tokenized (OpenAI's token arrays, LangChain's default); `inputs` is
+    # then empty. Only OpenAI-compatible backends take them.
+    token_arrays: tuple[tuple[int, ...], ...] = ()
 
     @property
-    def wire_input(self) -> str | list[str]:
+    def wire_input(self) -> str | list[str] | list[int] | list[list[int]]:
+        if self.token_arrays:
+            return list(self.token_arrays[0]) if self.single else [list(a) for a in self.token_arrays]
         return self.inputs[0] if self.single else list(self.inputs)
+
+    @property
+    def count(self) -> int:
+        return len(self.token_arrays) or len(self.inputs)
 
 
 @frozen

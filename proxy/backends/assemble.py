@@ -23,7 +23,7 @@ from aiohttp import StreamReader
 
 from proxy.backends.wire import MAX_LINE, StreamSilent
 from proxy.errors import BadUpstreamResponse, UpstreamTimeout
-from proxy.llm import ChatResult, StreamEnd, StreamItem
+from proxy.llm import ChatResult, ReasoningDelta, StreamEnd, StreamItem, ToolCall, ToolCallDelta
 from proxy.settings.config import Timeouts
 
 # One message line -> its token ("" for none) and, on the last line, the end.
@@ -58,24 +58,54 @@ def now() -> float:
 async def assemble(
     items: AsyncGenerator[StreamItem, None], timeouts: Timeouts, backend: str, *, cold: bool,
 ) -> ChatResult:
-    """Tokens joined into one answer, within the first-token budget and the whole-call cap.
-    The silences in between are the upstream session's read timer (PROXY_IDLE_TIMEOUT),
-    translated where the stream is read."""
+    """The stream's items joined into one answer (text, thinking, tool calls), within the
+    first-token budget and the whole-call cap. The silences in between are the stream's own
+    idle timer (wire.py), translated where the stream is read."""
     timers = _Timers(timeouts, backend, cold=cold, started=now())
-    tokens: list[str] = []
+    answer = _Answer()
     try:
         async with contextlib.aclosing(items), timers.timer:
             async for item in items:
                 if isinstance(item, StreamEnd):
-                    return ChatResult(output="".join(tokens), usage=item.usage, finish_reason=item.finish_reason)
-                if not tokens:
+                    return answer.result(item)
+                if answer.empty():
                     timers.first_token_arrived()
-                tokens.append(item)
+                answer.add(item)
     except TimeoutError as exc:
         if not timers.timer.expired():
-            raise  # the session's own timers (connect, silence): translated where the body is read
-        raise timers.expired(exc, any_token=bool(tokens)) from exc
+            raise  # the stream's own timers (connect, silence): translated where the body is read
+        raise timers.expired(exc, any_token=not answer.empty()) from exc
     raise BadUpstreamResponse("the answer ended without its final message", backend=backend)
+
+
+class _Answer:
+    """What the items of one stream add up to. A tool call comes as deltas sharing an
+    index: the first names it (id, name), the rest carry pieces of its arguments."""
+
+    def __init__(self) -> None:
+        self.tokens: list[str] = []
+        self.thinking: list[str] = []
+        self.calls: dict[int, list[str]] = {}  # index -> [id, name, argument pieces...]
+
+    def empty(self) -> bool:
+        return not (self.tokens or self.thinking or self.calls)
+
+    def add(self, item: StreamItem) -> None:
+        if isinstance(item, str):
+            self.tokens.append(item)
+        elif isinstance(item, ReasoningDelta):
+            self.thinking.append(item.text)
+        elif isinstance(item, ToolCallDelta):
+            call = self.calls.setdefault(item.index, ["", ""])
+            call[0] = call[0] or (item.id or "")
+            call[1] = call[1] or (item.name or "")
+            call.append(item.arguments)
+
+    def result(self, end: StreamEnd) -> ChatResult:
+        calls = tuple(ToolCall(id=call[0], name=call[1], arguments="".join(call[2:]))
+                      for _, call in sorted(self.calls.items()))
+        return ChatResult(output="".join(self.tokens), usage=end.usage, finish_reason=end.finish_reason,
+                          tool_calls=calls, reasoning="".join(self.thinking))
 
 
 async def assemble_lines(

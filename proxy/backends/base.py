@@ -9,6 +9,7 @@ type-check `token` and `output`).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncGenerator
 from typing import Any, ClassVar, Protocol
 
@@ -17,8 +18,8 @@ from attrs import define, field
 
 from proxy.backends.assemble import assemble
 from proxy.backends.upstream import Upstream
-from proxy.errors import BadUpstreamResponse, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, Message, Probe, StreamItem
+from proxy.errors import BadUpstreamResponse, CapabilityMissing, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, Probe, StreamItem
 
 
 class Backend(Protocol):
@@ -35,6 +36,12 @@ class Backend(Protocol):
         """The upstream URL without credentials, for health and errors."""
 
     async def chat(self, request: ChatRequest) -> ChatResult: ...
+
+    async def refusal(self, request: ChatRequest) -> CapabilityMissing | None:
+        """Why this backend cannot serve what `request` asks (tools, image URLs, logprobs...),
+        known before sending it; None when it may. The router then skips it."""
+
+    async def embed_refusal(self, request: EmbedRequest) -> CapabilityMissing | None: ...
 
     async def open_stream(self, request: ChatRequest) -> tuple[StreamItem, AsyncGenerator[StreamItem, None]]:
         """The stream's first item, within the first-token timer (the cold-start budget when
@@ -103,6 +110,12 @@ class Fields:
         return tuple(values)
 
 
+def call_id(index: int, name: str, arguments: str) -> str:
+    """A stable id for a tool call an upstream sent without one: the same call, the same id."""
+    digest = hashlib.sha256(f"{index}\0{name}\0{arguments}".encode()).hexdigest()
+    return f"call_{digest[:24]}"
+
+
 def classify_common(status: int, message: str, backend: str) -> UpstreamError:
     """What any HTTP upstream's status means, once the kind-specific cases are handled."""
     if status in (401, 403):
@@ -160,10 +173,6 @@ class HttpBackend:
     @property
     def fields(self) -> Fields:
         return self._fields
-
-    @staticmethod
-    def wire_messages(messages: tuple[Message, ...]) -> list[dict[str, str]]:
-        return [{"role": m.role, "content": m.content} for m in messages]
 
     async def chat(self, request: ChatRequest) -> ChatResult:
         """One answer, read from the upstream as a stream: bounded by its silences, not its

@@ -13,31 +13,26 @@ import time
 from collections.abc import AsyncGenerator
 from typing import Any, ClassVar
 
-import orjson
-from attrs import define
+from attrs import define, field
 
-from proxy.backends.assemble import assemble_lines, now
+from proxy.backends import ollama_chat
 from proxy.backends.base import Fields, HttpBackend, classify_common, error_json, relayed_message
+from proxy.backends.ollama_capabilities import ModelCapabilities, unsupported_by_ollama
 from proxy.backends.wire import ndjson_objects
 from proxy.errors import (
     BadUpstreamResponse,
+    CapabilityMissing,
     ContextTooLarge,
     ModelNotFound,
     UpstreamError,
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamEnd, StreamItem, Usage
+from proxy.llm import ChatRequest, EmbedRequest, EmbedResult, StreamEnd, StreamItem, ToolCallDelta, Usage
 
-# gateway parameter -> Ollama option
-_OPTION_NAMES = {
-    "temperature": "temperature",
-    "max_tokens": "num_predict",
-    "top_p": "top_p",
-    "top_k": "top_k",
-    "stop": "stop",
-    "seed": "seed",
-}
+# What Ollama's 400 "<model> does not support <what>" is about, as a request field.
+_UNSUPPORTED_FIELDS = {"tools": "$.tools", "thinking": "$.reasoning_effort", "insert": "$", "embeddings": "$",
+                       "vision": "$.messages", "images": "$.messages"}
 
 
 def classify_error(status: int, body: bytes, backend: str) -> UpstreamError:
@@ -53,6 +48,10 @@ def classify_error(status: int, body: bytes, backend: str) -> UpstreamError:
     if status == 400:
         if "context length" in message:
             return ContextTooLarge(message, backend=backend)
+        if "does not support" in message:
+            # This model lacks what the request asks (tools, thinking...): another may not.
+            what = message.rsplit("does not support", 1)[1].strip()
+            return CapabilityMissing(message, backend=backend, field=_UNSUPPORTED_FIELDS.get(what, "$"))
         return UpstreamRejected(message, backend=backend)
     return classify_common(status, message, backend)
 
@@ -78,6 +77,27 @@ class OllamaBackend(HttpBackend):
     _loaded: frozenset[str] | None = None
     _loaded_at: float = -math.inf
     _refreshing: bool = False
+    _capabilities: ModelCapabilities = field(factory=ModelCapabilities)
+
+    async def refusal(self, request: ChatRequest) -> CapabilityMissing | None:
+        """Why this backend cannot serve `request`, before it is sent; None when it may.
+
+        What Ollama never does is known here; what depends on the model (tools, vision,
+        thinking) is asked of /api/show, only when the request needs one of them."""
+        problem = unsupported_by_ollama(request)
+        if problem is None:
+            needed = self._capabilities.needed(request)
+            if needed:
+                problem = await self._capabilities.missing(self, request.model, needed)
+        if problem is None:
+            return None
+        reason, field_path = problem
+        return CapabilityMissing(reason, backend=self.name, field=field_path)
+
+    async def embed_refusal(self, request: EmbedRequest) -> CapabilityMissing | None:
+        if request.token_arrays:
+            return CapabilityMissing("Ollama embeds text, not token arrays", backend=self.name, field="$.input")
+        return None
 
     async def must_load(self, model: str) -> bool:
         """True when /api/ps does not list `model`: Ollama will load it before the first
@@ -105,19 +125,6 @@ class OllamaBackend(HttpBackend):
         except UpstreamError:
             return None
 
-    def _chat_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": request.model, "messages": self.wire_messages(request.messages),
-                                "stream": stream}
-        p = request.parameters
-        options = {
-            option: list(value) if isinstance(value, tuple) else value
-            for param, option in _OPTION_NAMES.items()
-            if (value := getattr(p, param)) is not None
-        }
-        if options:
-            body["options"] = options
-        return body
-
     def _checked(self, raw: Any) -> dict[str, Any]:
         if type(raw) is dict and raw.get("error") is None:
             return raw  # the usual case, without the checks below
@@ -129,48 +136,27 @@ class OllamaBackend(HttpBackend):
                 f"error from the model: {relayed_message(fields.text(error, 'error'), 200)}", backend=self.name)
         return message
 
-    def _message(self, raw: Any) -> tuple[str, StreamEnd | None]:
-        """One NDJSON message: its token ("" for none) and, for the final one, the end."""
-        fields = self._fields
-        message = self._checked(raw)
-        inner = message.get("message")
-        token = inner.get("content") if type(inner) is dict else None
-        if type(token) is not str:  # the usual shape takes the line above; anything else is checked
-            token = fields.text(fields.object(inner, "message").get("content"), "content")
-        if message.get("done") is not True:
-            return token, None
-        return token, StreamEnd(usage=_usage(message, fields),
-                                finish_reason=fields.optional_text(message.get("done_reason"), "done_reason"))
-
     async def stream(self, request: ChatRequest, *, cold: bool = False) -> AsyncGenerator[StreamItem, None]:
-        body = self._chat_body(request, stream=True)
+        fields = self.fields
+        body = ollama_chat.chat_body(request, stream=True)
+        calls = 0
         async with self._upstream.request("POST", "/api/chat", json=body, streaming=True, cold=cold) as response:
             async for raw in ndjson_objects(response.content, self._upstream.read_budget(cold=cold)):
-                token, end = self._message(raw)
-                if token:
-                    yield token
-                if end is not None:
-                    yield end
+                message = self._checked(raw)
+                for item in ollama_chat.stream_items(fields.object(message.get("message"), "message"), fields, calls):
+                    calls += isinstance(item, ToolCallDelta)
+                    yield item
+                if message.get("done") is True:
+                    reported = fields.optional_text(message.get("done_reason"), "done_reason")
+                    yield StreamEnd(usage=_usage(message, fields), finish_reason="tool_calls" if calls else reported)
                     return
         raise BadUpstreamResponse("the stream ended before Ollama's final message", backend=self.name)
-
-    async def chat(self, request: ChatRequest) -> ChatResult:
-        """Read as a stream (see assemble.py), its lines parsed a network chunk at a time."""
-        cold = await self.must_load(request.model)
-        started = now()
-        body = self._chat_body(request, stream=True)
-        async with self._upstream.request("POST", "/api/chat", json=body, streaming=True, cold=cold) as response:
-            return await assemble_lines(response.content, self._line, self._upstream.timeouts, self.name,
-                                        cold=cold, started=started, idle=self._upstream.read_budget(cold=cold))
-
-    def _line(self, line: bytes) -> tuple[str, StreamEnd | None]:
-        return self._message(orjson.loads(line))
 
     async def embed(self, request: EmbedRequest) -> EmbedResult:
         fields = self.fields
         answer = self._checked(await self.post_json("/api/embed", {"model": request.model,
                                                                    "input": request.wire_input}))
-        vectors = fields.vectors(fields.items(answer.get("embeddings"), "embeddings"), len(request.inputs))
+        vectors = fields.vectors(fields.items(answer.get("embeddings"), "embeddings"), request.count)
         return EmbedResult(vectors=vectors, prompt_tokens=fields.count(answer.get("prompt_eval_count"), "tokens"))
 
     async def models(self) -> list[str]:

@@ -18,17 +18,19 @@ from typing import Any, ClassVar
 import orjson
 from attrs import define
 
+from proxy.backends import openai_chat
 from proxy.backends.base import Fields, HttpBackend, classify_common, error_json, relayed_message
 from proxy.backends.wire import sse_events
 from proxy.errors import (
     BadUpstreamResponse,
+    CapabilityMissing,
     ContextTooLarge,
     ModelNotFound,
     UpstreamError,
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from proxy.llm import ChatRequest, EmbedRequest, EmbedResult, StreamEnd, StreamItem, Usage
+from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamEnd, StreamItem, Usage
 
 _DONE = b"[DONE]"
 
@@ -73,18 +75,11 @@ class OpenAIBackend(HttpBackend):
     provider: ClassVar[str] = "openai"
     health_path: ClassVar[str] = "/models"  # also proves the key is accepted, which a TCP check would not
 
-    def _chat_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": request.model, "messages": self.wire_messages(request.messages),
-                                "stream": stream}
-        if stream:
-            body["stream_options"] = {"include_usage": True}
-        p = request.parameters
-        for name in ("temperature", "max_tokens", "top_p", "top_k", "seed"):
-            if (value := getattr(p, name)) is not None:
-                body[name] = value
-        if p.stop is not None:
-            body["stop"] = list(p.stop)
-        return body
+    async def refusal(self, request: ChatRequest) -> CapabilityMissing | None:
+        return None  # takes OpenAI's whole request; the upstream's own 400 says what it lacks
+
+    async def embed_refusal(self, request: EmbedRequest) -> CapabilityMissing | None:
+        return None
 
     def _checked(self, raw: Any) -> dict[str, Any]:
         data = self.fields.object(raw, "the answer")
@@ -93,13 +88,41 @@ class OpenAIBackend(HttpBackend):
             raise UpstreamUnavailable(f"error from the model: {relayed_message(message, 200)}", backend=self.name)
         return data
 
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        """Read as a stream and assembled (base.py), except when logprobs are asked for: a
+        stream's chunks carry them piecemeal, so that answer is asked for whole."""
+        if not request.logprobs:
+            return await HttpBackend.chat(self, request)
+        return await self._whole_chat(request)
+
+    async def _whole_chat(self, request: ChatRequest) -> ChatResult:
+        fields = self.fields
+        body = openai_chat.chat_body(request, stream=False)
+        answer = self._checked(await self.post_json("/chat/completions", body))
+        choices = fields.items(answer.get("choices"), "choices")
+        if not choices:
+            raise fields.bad("an answer without choices")
+        choice = fields.object(choices[0], "a choice")
+        message = fields.object(choice.get("message"), "message")
+        calls = openai_chat.tool_calls(message, fields)
+        finish_reason = fields.optional_text(choice.get("finish_reason"), "finish_reason")
+        return ChatResult(
+            output=fields.text(message.get("content"), "content"),
+            usage=_usage(answer, fields),
+            finish_reason="tool_calls" if calls else finish_reason,
+            tool_calls=tuple(calls),
+            reasoning=openai_chat.reasoning(message, fields),
+            logprobs=choice.get("logprobs") if request.logprobs else None,
+        )
+
     async def stream(
         self, request: ChatRequest, *, cold: bool = False,
     ) -> AsyncGenerator[StreamItem, None]:
         fields = self.fields
         finish_reason: str | None = None
         usage: Usage | None = None
-        body = self._chat_body(request, stream=True)
+        started_calls: set[int] = set()
+        body = openai_chat.chat_body(request, stream=True)
         opened = self._upstream.request("POST", "/chat/completions", json=body, streaming=True, cold=cold)
         async with opened as response:
             async for event, data in sse_events(response.content, self._upstream.read_budget(cold=cold)):
@@ -114,9 +137,9 @@ class OpenAIBackend(HttpBackend):
                 usage = _usage(chunk, fields) or usage
                 for item in fields.items(chunk.get("choices"), "choices"):
                     choice = fields.object(item, "a choice")
-                    token = fields.text(fields.object(choice.get("delta"), "delta").get("content"), "content")
-                    if token:
-                        yield token
+                    delta = fields.object(choice.get("delta"), "delta")
+                    for piece in openai_chat.delta_items(delta, fields, started_calls):
+                        yield piece
                     finish = fields.optional_text(choice.get("finish_reason"), "finish_reason")
                     finish_reason = finish or finish_reason
         raise BadUpstreamResponse("the stream ended before [DONE]", backend=self.name)
@@ -127,7 +150,7 @@ class OpenAIBackend(HttpBackend):
                                                                     "input": request.wire_input}))
         items = [fields.object(item, "an embedding") for item in fields.items(answer.get("data"), "data")]
         ordered = sorted(items, key=lambda item: fields.count(item.get("index"), "index"))
-        vectors = fields.vectors([item.get("embedding") for item in ordered], len(request.inputs))
+        vectors = fields.vectors([item.get("embedding") for item in ordered], request.count)
         usage = fields.object(answer.get("usage"), "usage")
         return EmbedResult(vectors=vectors, prompt_tokens=fields.count(usage.get("prompt_tokens"), "prompt_tokens"))
 

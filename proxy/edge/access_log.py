@@ -51,4 +51,5 @@ class AccessLogger(AbstractAccessLogger):
             "ttft_ms": first_token_ms,
             "tokens_in": outcome.tokens_in,
             "tokens_out": outcome.tokens_out,
+            **({"features": ",".join(outcome.features)} if outcome.features else {}),
         })

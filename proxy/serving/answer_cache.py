@@ -94,11 +94,16 @@ async def recording(
     items: AsyncIterator[StreamItem], lookup: Lookup, provider: str,
 ) -> AsyncGenerator[StreamItem, None]:
     """`items` passed through; a stream that ends normally is remembered, token by token.
-    One cut short is not: its end never comes."""
+    One cut short is not: its end never comes. Nor is one with tool calls or thinking: an
+    entry keeps text tokens only."""
     tokens: list[str] = []
+    text_only = True
     async for item in items:
         if isinstance(item, StreamEnd):
-            await lookup.remember(CachedStream(provider, tuple(tokens), item))
-        else:
+            if text_only:
+                await lookup.remember(CachedStream(provider, tuple(tokens), item))
+        elif isinstance(item, str):
             tokens.append(item)
+        else:
+            text_only = False
         yield item

@@ -6,8 +6,9 @@ open go last, soonest-to-reopen first: they are skipped while anything else can 
 a request is never refused just because every backend is cooling down.
 
 A backend that cannot serve (unreachable, timed out, 5xx, 429, no such model, at its
-in-flight limit) hands the request to the next one; a backend that finds the request
-itself invalid (a 400) ends it, since the next would refuse it too. For a stream,
+in-flight limit, or lacking what the request asks for: tools, vision, an image URL it
+cannot fetch... which it says before anything is sent) hands the request to the next one;
+a backend that finds the request itself invalid (a 400) ends it, since the next would refuse it too. For a stream,
 "serving" means producing its first token within the first-token timer: until then nothing
 has reached the client and moving on is invisible.
 """
@@ -33,6 +34,8 @@ from proxy.settings.config import Settings
 from proxy.tracing.spans import AttemptSpan
 
 T = TypeVar("T")
+# Why a backend cannot serve a request, asked before anything is sent (None: it may).
+Refusal = Callable[[Backend, str | None], Awaitable[UpstreamError | None]]
 
 
 @define
@@ -199,7 +202,7 @@ class Router:
 
     async def _first_that_serves(
         self, call: Callable[[Backend, str | None], Awaitable[T]], route: Route | None, asked: Asked, *,
-        hold: bool = False,
+        hold: bool = False, refusal: Refusal | None = None,
     ) -> tuple[Attempt, T]:
         """The first candidate's answer; with `hold`, its attempt stays open for the caller.
 
@@ -211,6 +214,10 @@ class Router:
             failures: list[UpstreamError] = []
             plan = self.plan(route)
             for position, (member, model) in enumerate(plan, start=1):
+                refused = None if refusal is None else await refusal(member.backend, model)
+                if refused is not None:
+                    failures.append(refused)  # nothing was sent: the backend is not charged with it
+                    continue
                 if member.in_flight >= member.max_in_flight:
                     failures.append(UpstreamSaturated(
                         f"{member.max_in_flight} requests already in flight", backend=member.backend.name))
@@ -254,13 +261,15 @@ class Router:
     async def serve_chat(self, request: ChatRequest, route: Route | None = None) -> tuple[Backend, ChatResult]:
         attempt, result = await self._first_that_serves(
             lambda backend, model: backend.chat(_renamed(request, model)), route,
-            Asked("chat", request.model, request.messages))
+            Asked("chat", request.model, request.messages),
+            refusal=lambda backend, model: backend.refusal(_renamed(request, model)))
         return attempt.member.backend, result
 
     async def serve_embed(self, request: EmbedRequest, route: Route | None = None) -> tuple[Backend, EmbedResult]:
         attempt, result = await self._first_that_serves(
             lambda backend, model: backend.embed(_renamed(request, model)), route,
-            Asked("embeddings", request.model, request.inputs))
+            Asked("embeddings", request.model, request.inputs),
+            refusal=lambda backend, model: backend.embed_refusal(_renamed(request, model)))
         return attempt.member.backend, result
 
     async def open_stream(self, request: ChatRequest, route: Route | None = None) -> OpenStream:
@@ -268,7 +277,8 @@ class Router:
         first-token timer); the others never show."""
         attempt, (first, rest) = await self._first_that_serves(
             lambda backend, model: backend.open_stream(_renamed(request, model)), route,
-            Asked("chat", request.model, request.messages), hold=True)
+            Asked("chat", request.model, request.messages), hold=True,
+            refusal=lambda backend, model: backend.refusal(_renamed(request, model)))
         return OpenStream(attempt=attempt, first=first, rest=rest)
 
 

@@ -97,6 +97,7 @@ class Service:
     async def chat(self, caller: Caller, chat: ChatRequest) -> tuple[str, ChatResult]:
         """(provider, answer); `chat.model` is the public name the key's limits and usage use."""
         caller.outcome.model = chat.model
+        caller.outcome.features = chat.features()
         chat, route = self.model_table.table.resolve(chat)
         caller.forward()
         lookup = for_chat(self.answers, caller.tenant, caller.cache_wish, caller.outcome, chat, route, stream=False)
@@ -105,9 +106,10 @@ class Service:
             return hit.provider, hit.result
         async with self.limiter.reserve(caller.tenant, chat.model, chat_estimate(chat)) as reservation:
             backend, result = await self.router.serve_chat(chat, route)
-            reservation.record(result.usage, output=result.output)
+            # Without usage, thinking and tool-call arguments count as output with the text.
+            reservation.record(result.usage, output=result.generated_text)
         caller.outcome.served(backend.provider, result.usage)
-        if lookup is not None:
+        if lookup is not None and result.text_only:  # the cache keeps text: tool calls and thinking are not kept
             await lookup.remember(CachedChat(backend.provider, result))
         return backend.provider, result
 
@@ -146,6 +148,7 @@ class Service:
         TimeoutError inside the block is the drain's cut when `cut_by_shutdown()` says so.
         """
         caller.outcome.model = chat.model
+        caller.outcome.features = chat.features()
         chat, route = self.model_table.table.resolve(chat)
         caller.forward()
         lookup = for_chat(self.answers, caller.tenant, caller.cache_wish, caller.outcome, chat, route, stream=True)
@@ -193,7 +196,7 @@ async def _settled(
                     outcome.served(backend.provider, item.usage)
                 yield item
                 return
-            reservation.produced()
+            reservation.produced()  # thinking and tool-call pieces are output tokens too
             yield item
         raise BadUpstreamResponse("the stream ended without a final message", backend=backend.name)
     except UpstreamError as exc:

@@ -15,8 +15,9 @@ import cattrs
 from attrs import frozen
 from cattrs.cols import list_structure_factory
 
+from proxy import llm
 from proxy.errors import InvalidInput
-from proxy.llm import ChatRequest, EmbedRequest, Message, Parameters
+from proxy.llm import ChatRequest, EmbedRequest, Parameters, ResponseFormat, Role
 
 T = TypeVar("T")
 
@@ -33,6 +34,8 @@ TokenCount = NewType("TokenCount", int)
 Seed = NewType("Seed", int)
 StopSequences = NewType("StopSequences", tuple[str, ...])
 Texts = NewType("Texts", tuple[str, ...])
+Penalty = NewType("Penalty", float)
+SchemaObject = NewType("SchemaObject", dict[str, Any])
 
 MAX_MODEL_ID = 256
 # Upstreams are Go (Ollama: int) and C++ (llama.cpp: int32) programs: larger numbers
@@ -53,6 +56,11 @@ class ParametersBody:
     top_k: TokenCount | None = None
     stop: StopSequences | None = None
     seed: Seed | None = None
+    # Additions both backend kinds honour; the SDKs never send them (docs/capabilities.md).
+    frequency_penalty: Penalty | None = None
+    presence_penalty: Penalty | None = None
+    json_schema: SchemaObject | None = None
+    include_reasoning: bool | None = None
 
     def normalized(self) -> Parameters:
         return Parameters(
@@ -62,7 +70,24 @@ class ParametersBody:
             top_k=self.top_k,
             stop=self.stop,
             seed=self.seed,
+            frequency_penalty=self.frequency_penalty,
+            presence_penalty=self.presence_penalty,
         )
+
+    def response_format(self) -> ResponseFormat | None:
+        if self.json_schema is None:
+            return None
+        original = {"type": "json_schema", "json_schema": {"name": "output", "schema": self.json_schema}}
+        return ResponseFormat(kind="json_schema", original=original, schema=self.json_schema)
+
+
+# A message of the contract: a role and its text, nothing more. The normalized llm.Message
+# carries more (for /v1), which this body must not accept. (A comment, not a docstring:
+# the OpenAPI description of the contract stays as it was.)
+@frozen
+class Message:
+    role: Role
+    content: str
 
 
 @frozen
@@ -199,6 +224,18 @@ def _role_literal(v: object, literal_type: Any) -> object:
     return v
 
 
+def _penalty(v: object, _: object) -> float:
+    if not isinstance(v, int | float) or isinstance(v, bool) or not -2 <= v <= 2:
+        raise FieldError("expected a number between -2 and 2")
+    return float(v)
+
+
+def _schema_object(v: object, _: object) -> dict[str, Any]:
+    if not isinstance(v, dict) or v.get("type", "object") != "object":
+        raise FieldError('expected a JSON schema object, like {"type": "object", "properties": {...}}')
+    return v
+
+
 def _is_list_type(t: Any) -> bool:
     origin: object = get_origin(t)
     return origin is list
@@ -218,6 +255,8 @@ def _make_converter() -> cattrs.Converter:
         (Seed, _int_in(*SEED_RANGE)),
         (StopSequences, _stop),
         (Texts, _texts),
+        (Penalty, _penalty),
+        (SchemaObject, _schema_object),
     ]:
         converter.register_structure_hook(hooked_type, hook)
     converter.register_structure_hook_func(lambda t: str(get_origin(t)) == "typing.Literal", _role_literal)
@@ -304,16 +343,19 @@ _NO_PARAMETERS = Parameters()
 
 def chat_request(
     model_id: str, prompt: InferenceBody | PromptBody, *, defaults: Parameters = _NO_PARAMETERS,
+    default_format: ResponseFormat | None = None,
 ) -> ChatRequest:
-    """The normalized request from a body that `structure_prompt` accepted."""
+    """The normalized request from a body that `structure_prompt` accepted; a batch's
+    `defaults` and `default_format` come from its top-level parameters."""
     if prompt.input_data is not None:
-        messages: tuple[Message, ...] = (Message(role="user", content=prompt.input_data),)
+        messages: tuple[llm.Message, ...] = (llm.Message(role="user", content=prompt.input_data),)
     else:
-        messages = tuple(prompt.messages or ())
+        messages = tuple(llm.Message(role=m.role, content=m.content) for m in prompt.messages or ())
     parameters = prompt.parameters.normalized() if prompt.parameters else defaults
     if prompt.parameters and defaults != _NO_PARAMETERS:
         parameters = parameters.merged_over(defaults)
-    return ChatRequest(model=model_id, messages=messages, parameters=parameters)
+    response_format = (prompt.parameters and prompt.parameters.response_format()) or default_format
+    return ChatRequest(model=model_id, messages=messages, parameters=parameters, response_format=response_format)
 
 
 def embed_request(body: EmbeddingsBody, *, max_inputs: int, single: bool) -> EmbedRequest:

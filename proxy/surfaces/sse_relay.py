@@ -25,7 +25,7 @@ from aiohttp import web
 from proxy.app_keys import SETTINGS
 from proxy.edge.request_keys import OUTCOME, REQUEST_ID
 from proxy.errors import GatewayError, ShuttingDown, UpstreamError
-from proxy.llm import ChatRequest, StreamEnd, StreamItem
+from proxy.llm import ChatRequest, ReasoningDelta, StreamEnd, StreamItem, ToolCallDelta
 from proxy.serving.service import ServedStream
 from proxy.surfaces.caller import caller_of, service_of
 from proxy.surfaces.event_stream import EventStream
@@ -42,6 +42,12 @@ class StreamEvents(Protocol):
         """Events before the first token."""
 
     def token(self, text: str) -> str: ...
+
+    def reasoning(self, delta: ReasoningDelta) -> list[str]:
+        """A piece of the model's thinking: its own events, or none where the dialect keeps it out."""
+
+    def tool_call(self, delta: ToolCallDelta) -> list[str]:
+        """A piece of a tool call."""
 
     def finished(self, end: StreamEnd) -> list[str]:
         """The events that end a complete answer."""
@@ -91,8 +97,13 @@ async def relay_events(
             if isinstance(item, StreamEnd):
                 await _send_all(send, events.finished(item))
                 return
-            await send(events.token(item))
-            outcome.first_token_sent()
+            if isinstance(item, str):
+                sent = [events.token(item)]
+            else:
+                sent = events.reasoning(item) if isinstance(item, ReasoningDelta) else events.tool_call(item)
+            await _send_all(send, sent)
+            if sent:  # a dialect that keeps thinking out has sent nothing yet
+                outcome.first_token_sent()
     except UpstreamError as exc:  # counted by the serving layer
         failure: GatewayError = exc
     except (ConnectionResetError, TimeoutError):

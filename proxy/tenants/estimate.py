@@ -12,6 +12,7 @@ same time can overshoot the limit by the difference until their answers end.
 
 from __future__ import annotations
 
+import orjson
 from attrs import frozen
 
 from proxy.llm import ChatRequest, EmbedRequest
@@ -35,11 +36,25 @@ def text_tokens(text: str) -> int:
     return -(-len(text.encode()) // BYTES_PER_TOKEN)
 
 
+# What an image costs a vision model's prompt, roughly (OpenAI counts 85 to ~1,100 per image).
+PER_IMAGE = 765
+
+
 def chat_estimate(request: ChatRequest) -> TokenEstimate:
-    """A chat request as routed (its max_tokens after any route default and ceiling)."""
-    prompt = sum(text_tokens(m.content) + PER_MESSAGE for m in request.messages) + PER_REPLY
+    """A chat request as routed (its max_tokens after any route default and ceiling).
+
+    Tool definitions and earlier calls are prompt text too: templates render them into it.
+    """
+    prompt = PER_REPLY + sum(
+        text_tokens(m.content) + PER_MESSAGE + PER_IMAGE * len(m.images)
+        + sum(text_tokens(c.name + c.arguments) for c in m.tool_calls)
+        for m in request.messages)
+    prompt += sum(text_tokens(t.name + (t.description or "") + orjson.dumps(t.parameters).decode())
+                  for t in request.tools)
     return TokenEstimate(prompt=prompt, completion=request.parameters.max_tokens)
 
 
 def embed_estimate(request: EmbedRequest) -> TokenEstimate:
+    if request.token_arrays:
+        return TokenEstimate(prompt=sum(max(1, len(tokens)) for tokens in request.token_arrays))
     return TokenEstimate(prompt=sum(max(1, text_tokens(text)) for text in request.inputs))

@@ -7,12 +7,14 @@ Ollama. Model output is not fixed, so these tests check shapes, counts and behav
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 
+import jsonschema
 import pytest
 from yarl import URL
 
@@ -121,3 +123,24 @@ async def test_the_local_model_is_listed_under_its_plain_name(real_gateway) -> N
     response = await real_gateway.get("/v1/models")
     assert response.status == 200
     assert [m["id"] for m in (await response.json())["data"]] == ["smollm2"]
+
+
+# Small on purpose: the model writes a few tokens a second on a busy machine.
+CITY = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 8}},
+        "required": ["city"], "additionalProperties": False}
+CITY_FORMAT = {"type": "json_schema", "json_schema": {"name": "city", "strict": True, "schema": CITY}}
+
+
+async def test_a_json_schema_answer_from_the_real_model_parses_and_matches(real_gateway) -> None:
+    # llama.cpp turns the schema into a grammar: the model cannot produce anything else.
+    asked = {"model": "smollm2", "messages": [{"role": "user", "content": "Name a city."}],
+             "response_format": CITY_FORMAT, "max_tokens": 24, "temperature": 0}
+    response = await real_gateway.post("/v1/chat/completions", json=asked)
+    assert response.status == 200, await response.text()
+    answer = (await response.json())["choices"][0]
+    jsonschema.validate(json.loads(answer["message"]["content"]), CITY)
+    assert answer["finish_reason"] == "stop"
+    streamed = await real_gateway.post("/v1/chat/completions", json={**asked, "stream": True})
+    chunks = [json.loads(b[6:]) for b in (await streamed.read()).split(b"\n\n") if b.startswith(b"data: {")]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    jsonschema.validate(json.loads(text), CITY)

@@ -19,7 +19,7 @@ from attrs import frozen
 from proxy.app_keys import SETTINGS
 from proxy.edge.request_keys import OUTCOME, elapsed_ms, tenant_of
 from proxy.errors import GatewayError
-from proxy.llm import Parameters
+from proxy.llm import Parameters, ResponseFormat
 from proxy.serving.service import Caller, Service
 from proxy.settings.config import Settings
 from proxy.surfaces.caller import caller_of, service_of
@@ -36,6 +36,9 @@ class BatchRun:
 
     model_id: str
     defaults: Parameters
+    # The top-level parameters' json_schema and include_reasoning, for items without their own.
+    default_format: ResponseFormat | None
+    include_reasoning: bool
     service: Service
     caller: Caller
     settings: Settings
@@ -47,7 +50,7 @@ class BatchRun:
         try:
             prompt = structure_prompt(raw, PromptBody, max_messages=self.settings.max_messages, path=path)
             # Each item is one upstream call: it counts against the key's limits on its own.
-            chat = chat_request(self.model_id, prompt, defaults=self.defaults)
+            chat = chat_request(self.model_id, prompt, defaults=self.defaults, default_format=self.default_format)
             provider, result = await self.service.chat(self.caller, chat)
         except GatewayError as exc:
             return {"index": index, "status": exc.status, "error": exc.to_json()}
@@ -56,7 +59,10 @@ class BatchRun:
             failure = GatewayError("internal error; the request id is in the server log")
             return {"index": index, "status": failure.status, "error": failure.to_json()}
         latency = round((time.perf_counter() - started) * 1000, 3)
-        return {"index": index, "status": 200, **answer_json(self.model_id, provider, result, latency)}
+        own = prompt.parameters.include_reasoning if prompt.parameters else None
+        return {"index": index, "status": 200, **answer_json(
+            self.model_id, provider, result, latency,
+            include_reasoning=self.include_reasoning if own is None else own)}
 
     async def all(self, inputs: list[Any], concurrency: int) -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = [{} for _ in inputs]
@@ -85,6 +91,8 @@ async def batch(request: web.Request) -> web.Response:
         concurrency = min(concurrency, tenant.limits.concurrent_requests)
     run = BatchRun(
         model_id=body.model_id, defaults=body.parameters.normalized() if body.parameters else Parameters(),
+        default_format=body.parameters.response_format() if body.parameters else None,
+        include_reasoning=bool(body.parameters and body.parameters.include_reasoning),
         service=service_of(request), caller=caller_of(request), settings=settings,
     )
     request[OUTCOME].model = body.model_id

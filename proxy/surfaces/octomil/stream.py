@@ -19,7 +19,7 @@ from attrs import define
 from proxy.app_keys import SETTINGS
 from proxy.edge.request_keys import elapsed_ms
 from proxy.errors import GatewayError, UpstreamError
-from proxy.llm import StreamEnd
+from proxy.llm import ReasoningDelta, StreamEnd, ToolCallDelta
 from proxy.surfaces.json_io import read_json
 from proxy.surfaces.request_bodies import InferenceBody, chat_request, structure_prompt
 from proxy.surfaces.sse_relay import relay
@@ -29,7 +29,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     body = structure_prompt(await read_json(request), InferenceBody, max_messages=settings.max_messages)
     chat = chat_request(body.model_id, body)
-    return await relay(request, chat, lambda provider: ContractEvents(request, provider, body.model_id))
+    include_reasoning = bool(body.parameters and body.parameters.include_reasoning)
+    return await relay(request, chat, lambda provider: ContractEvents(
+        request, provider, body.model_id, include_reasoning))
 
 
 @define
@@ -37,6 +39,7 @@ class ContractEvents:
     request: web.Request
     provider: str
     model_id: str
+    include_reasoning: bool = False
 
     def opening(self) -> list[str]:
         return []
@@ -44,6 +47,17 @@ class ContractEvents:
     def token(self, text: str) -> str:
         # orjson escapes newlines inside strings, so every event is exactly one data line.
         return orjson.dumps({"token": text, "done": False, "provider": self.provider}).decode()
+
+    def reasoning(self, delta: ReasoningDelta) -> list[str]:
+        # The contract's `token` is the answer only: thinking stays out of it, unless the
+        # client asked for it, in events of its own whose `token` is empty.
+        if not self.include_reasoning:
+            return []
+        return [orjson.dumps({"token": "", "reasoning": delta.text, "done": False,
+                              "provider": self.provider}).decode()]
+
+    def tool_call(self, delta: ToolCallDelta) -> list[str]:
+        return []  # /api/v1 offers no tools, so no model is asked to call one
 
     def finished(self, end: StreamEnd) -> list[str]:
         final = self._final()

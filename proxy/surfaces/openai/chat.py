@@ -5,6 +5,11 @@ events ending with `data: [DONE]`, with a usage chunk first when
 `stream_options.include_usage` asks for it. A stream cut after its start ends with an
 `{"error": ...}` event and no `[DONE]`: the official clients raise it as an APIError
 instead of returning a silently shortened answer.
+
+Tool calls come as `message.tool_calls` / `delta.tool_calls` (each call's index, id and
+name first, then its arguments' text), with `finish_reason: "tool_calls"`; a reasoning
+model's thinking as `message.reasoning_content` / `delta.reasoning_content`, never in
+`content` (docs/capabilities.md).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from attrs import define
 from proxy.app_keys import SETTINGS
 from proxy.edge.request_keys import REQUEST_ID
 from proxy.errors import GatewayError
-from proxy.llm import StreamEnd
+from proxy.llm import ChatResult, ReasoningDelta, StreamEnd, ToolCallDelta
 from proxy.surfaces.caller import caller_of, service_of
 from proxy.surfaces.json_io import json_response, read_json
 from proxy.surfaces.openai.errors import openai_error
@@ -47,9 +52,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         "model": body.model,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": result.output},
+            "message": _message(result),
             "finish_reason": _finish_reason(result.finish_reason),
-            "logprobs": None,
+            "logprobs": result.logprobs,
         }],
         "system_fingerprint": None,
     }
@@ -60,9 +65,24 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _message(result: ChatResult) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": result.output}
+    if result.tool_calls:
+        message["content"] = result.output or None  # as OpenAI answers a turn that only calls tools
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in result.tool_calls]
+    if result.reasoning:
+        message["reasoning_content"] = result.reasoning
+    return message
+
+
+# What OpenAI's clients know; Ollama's done_reason agrees on "stop" and "length".
+_FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter"})
+
+
 def _finish_reason(reported: str | None) -> str:
-    # Ollama's done_reason and OpenAI's finish_reason agree on "stop" and "length".
-    return "length" if reported == "length" else "stop"
+    return reported if reported in _FINISH_REASONS else "stop"
 
 
 @define
@@ -92,6 +112,24 @@ class ChunkEvents:
 
     def token(self, text: str) -> str:
         return orjson.dumps(self._chunk({"content": text})).decode()
+
+    def reasoning(self, delta: ReasoningDelta) -> list[str]:
+        return [orjson.dumps(self._chunk({"reasoning_content": delta.text})).decode()]
+
+    def tool_call(self, delta: ToolCallDelta) -> list[str]:
+        """OpenAI's pieces: the call's id and name (with empty arguments) first, then its
+        arguments' text; a call an upstream sent whole goes out as those two chunks."""
+        events = []
+        if delta.id is not None or delta.name is not None:
+            head: dict[str, Any] = {"index": delta.index, "type": "function",
+                                    "function": {"name": delta.name or "", "arguments": ""}}
+            if delta.id is not None:
+                head["id"] = delta.id
+            events.append(orjson.dumps(self._chunk({"tool_calls": [head]})).decode())
+        if delta.arguments:
+            piece = {"index": delta.index, "function": {"arguments": delta.arguments}}
+            events.append(orjson.dumps(self._chunk({"tool_calls": [piece]})).decode())
+        return events
 
     def finished(self, end: StreamEnd) -> list[str]:
         last = self._chunk({}, _finish_reason(end.finish_reason))

@@ -26,7 +26,7 @@ async def embeddings_v1(request: web.Request) -> web.Response:
     raw = await read_json(request)
     body = structure(raw, EmbeddingsV1Body)
     embed = openai_embed_request(
-        body, max_inputs=request.app[SETTINGS].embed_max_inputs, single=isinstance(raw["input"], str))
+        body, max_inputs=request.app[SETTINGS].embed_max_inputs, single=_one_input(raw["input"]))
     provider, result = await service_of(request).embed(caller_of(request), embed)
     as_base64 = body.encoding_format == "base64"
     response = json_response({
@@ -40,6 +40,11 @@ async def embeddings_v1(request: web.Request) -> web.Response:
     })
     response.headers["X-Gateway-Provider"] = provider
     return response
+
+
+def _one_input(sent: object) -> bool:
+    """One string or one token array (a flat list of ints): upstreams get the same form."""
+    return isinstance(sent, str) or (isinstance(sent, list) and bool(sent) and isinstance(sent[0], int))
 
 
 def _base64(vector: list[float]) -> str:

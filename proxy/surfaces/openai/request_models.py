@@ -1,11 +1,12 @@
 """Request bodies of the OpenAI-compatible surface (`/v1`), checked by the same strict
 converter as `/api/v1` and mapped to the same normalized requests.
 
-What the gateway can honour is accepted; what would change the answer and cannot be
-honoured by both backend kinds (tools, penalties, logprobs, JSON mode, n > 1) is refused
-with a 400 naming the field, rather than silently ignored. Fields that do not change the
-answer (`user`, `metadata`, `store`, `service_tier`) are accepted and dropped; `user` is
-never logged.
+The whole of a modern chat request is carried: tools and tool results, JSON output,
+images, reasoning effort, penalties, logprobs and logit bias (docs/capabilities.md). What
+a backend cannot do is not refused here: that backend is skipped when the request is
+routed. What no backend could ever honour (n > 1, the deprecated `functions`) is refused
+with a 400 naming the field. Fields that do not change the answer (`user`, `metadata`,
+`store`, `service_tier`) are accepted and dropped; `user` is never logged.
 """
 
 from __future__ import annotations
@@ -15,10 +16,22 @@ from typing import Any, Literal, NewType
 from attrs import frozen
 
 from proxy.llm import ChatRequest, EmbedRequest, Message, Parameters
+from proxy.surfaces.openai.content_parts import Content, message_content
+from proxy.surfaces.openai.tools import (
+    LogitBias,
+    ReasoningEffort,
+    ResponseFormatSpec,
+    ToolBody,
+    ToolCallBody,
+    ToolChoiceSpec,
+    TopLogprobs,
+    tool_problems,
+)
 from proxy.surfaces.request_bodies import (
     CONVERTER,
     FieldError,
     ModelId,
+    Penalty,
     Seed,
     StopSequences,
     Temperature,
@@ -28,13 +41,12 @@ from proxy.surfaces.request_bodies import (
 )
 
 OpenAIRole = Literal["system", "developer", "user", "assistant", "tool"]
-MessageContent = NewType("MessageContent", str)
-EmbeddingInput = NewType("EmbeddingInput", tuple[str, ...])
+MessageContent = NewType("MessageContent", object)
+EmbeddingInput = NewType("EmbeddingInput", object)
 # Accepted only with a value that asks for nothing the gateway cannot do.
 NotSupported = NewType("NotSupported", object)
 OnlyOne = NewType("OnlyOne", int)
-TextFormat = NewType("TextFormat", object)
-ToolChoice = NewType("ToolChoice", object)
+LegacyFunctionCall = NewType("LegacyFunctionCall", object)
 
 
 @frozen
@@ -43,8 +55,10 @@ class ChatMessageBody:
     content: MessageContent | None = None
     name: str | None = None
     tool_call_id: str | None = None
-    tool_calls: NotSupported | None = None
+    tool_calls: list[ToolCallBody] | None = None
     refusal: str | None = None
+    # What reasoning servers send back in earlier assistant turns; not passed on again.
+    reasoning_content: str | None = None
 
 
 @frozen
@@ -65,17 +79,18 @@ class ChatCompletionBody:
     stream: bool | None = None
     stream_options: StreamOptionsBody | None = None
     n: OnlyOne | None = None
-    response_format: TextFormat | None = None
-    frequency_penalty: NotSupported | None = None
-    presence_penalty: NotSupported | None = None
-    logprobs: NotSupported | None = None
-    top_logprobs: NotSupported | None = None
-    logit_bias: NotSupported | None = None
-    tools: NotSupported | None = None
+    response_format: ResponseFormatSpec | None = None
+    frequency_penalty: Penalty | None = None
+    presence_penalty: Penalty | None = None
+    logprobs: bool | None = None
+    top_logprobs: TopLogprobs | None = None
+    logit_bias: LogitBias | None = None
+    tools: list[ToolBody] | None = None
     functions: NotSupported | None = None
-    tool_choice: ToolChoice | None = None
-    function_call: ToolChoice | None = None
+    tool_choice: ToolChoiceSpec | None = None
+    function_call: LegacyFunctionCall | None = None
     parallel_tool_calls: bool | None = None
+    reasoning_effort: ReasoningEffort | None = None
     user: str | None = None
     metadata: dict[str, str] | None = None
     store: bool | None = None
@@ -91,34 +106,23 @@ class EmbeddingsV1Body:
     user: str | None = None
 
 
-def _message_content(v: object, _: object) -> str:
-    """A string, or a list of text parts (joined by newlines); images and audio are refused."""
-    if isinstance(v, str):
-        return v
-    if not isinstance(v, list):
-        raise FieldError("expected a string or a list of content parts")
-    texts = []
-    for part in v:
-        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-            raise FieldError("expected content parts like {\"type\": \"text\", \"text\": \"...\"}")
-        if part["type"] != "text":
-            raise FieldError(f"content parts of type {part['type']!r} are not supported; only text")
-        if not isinstance(part.get("text"), str):
-            raise FieldError("a text part needs a string 'text'")
-        texts.append(part["text"])
-    return "\n".join(texts)
-
-
-def _embedding_input(v: object, _: object) -> tuple[str, ...]:
+def _embedding_input(v: object, _: object) -> tuple[str, ...] | tuple[tuple[int, ...], ...]:
+    """Texts, or token arrays (one list of ints, or a list of them) as LangChain sends."""
     if isinstance(v, str):
         return (v,)
-    if isinstance(v, list) and v and all(isinstance(s, str) for s in v):
-        return tuple(v)
     if isinstance(v, list) and not v:
         raise FieldError("must not be empty")
-    if isinstance(v, list) and all(isinstance(s, int | list) for s in v):
-        raise FieldError("token arrays are not supported; send the text")
-    raise FieldError("expected a string or a list of strings")
+    if isinstance(v, list) and all(isinstance(s, str) for s in v):
+        return tuple(v)
+    if isinstance(v, list) and all(_is_token(t) for t in v):
+        return (tuple(v),)
+    if isinstance(v, list) and all(isinstance(a, list) and a and all(_is_token(t) for t in a) for a in v):
+        return tuple(tuple(a) for a in v)
+    raise FieldError("expected a string, a list of strings, or token arrays (lists of non-negative integers)")
+
+
+def _is_token(t: object) -> bool:
+    return isinstance(t, int) and not isinstance(t, bool) and t >= 0
 
 
 def _not_supported(v: object, _: object) -> None:
@@ -133,25 +137,18 @@ def _only_one(v: object, _: object) -> int:
     return 1
 
 
-def _text_format(v: object, _: object) -> None:
-    if v == {"type": "text"}:
-        return
-    raise FieldError("only {\"type\": \"text\"} is supported")
-
-
-def _tool_choice(v: object, _: object) -> None:
+def _legacy_function_call(v: object, _: object) -> None:
     if v in ("none", "auto"):
         return
-    raise FieldError("tools are not supported by this gateway")
+    raise FieldError("the deprecated function_call is not supported; send tools and tool_choice")
 
 
 for _type, _hook in [
-    (MessageContent, _message_content),
+    (MessageContent, message_content),
     (EmbeddingInput, _embedding_input),
     (NotSupported, _not_supported),
     (OnlyOne, _only_one),
-    (TextFormat, _text_format),
-    (ToolChoice, _tool_choice),
+    (LegacyFunctionCall, _legacy_function_call),
 ]:
     CONVERTER.register_structure_hook(_type, _hook)
 
@@ -166,26 +163,56 @@ def chat_messages_problems(data: object, *, max_messages: int) -> list[str]:
     if len(messages) > max_messages:
         problems.append(f"at most {max_messages} messages are accepted @ $.messages")
     for i, message in enumerate(messages):
-        if isinstance(message, dict) and message.get("content") is None and "role" in message:
+        # An assistant turn that only calls tools may have no content, as OpenAI allows.
+        if (isinstance(message, dict) and message.get("content") is None and "role" in message
+                and not (message.get("role") == "assistant" and message.get("tool_calls"))):
             problems.append(f"required field missing @ $.messages[{i}].content")
-    return problems
+    return [*problems, *tool_problems(data)]
 
 
 def openai_chat_request(body: ChatCompletionBody) -> ChatRequest:
-    # OpenAI's "developer" role is its newer name for "system"; upstreams know the old one.
-    messages = tuple(
-        Message(role="system" if m.role == "developer" else m.role, content=m.content or "") for m in body.messages)
     parameters = Parameters(
         temperature=body.temperature,
         max_tokens=body.max_completion_tokens or body.max_tokens,
         top_p=body.top_p,
         stop=body.stop,
         seed=body.seed,
+        frequency_penalty=body.frequency_penalty,
+        presence_penalty=body.presence_penalty,
     )
-    return ChatRequest(model=body.model, messages=messages, parameters=parameters)
+    return ChatRequest(
+        model=body.model, messages=_messages(body.messages), parameters=parameters,
+        tools=tuple(tool.normalized() for tool in body.tools or ()),
+        tool_choice=body.tool_choice,  # type: ignore[arg-type]  # the hook made it a ToolChoice
+        parallel_tool_calls=body.parallel_tool_calls,
+        response_format=body.response_format,  # type: ignore[arg-type]  # the hook made it a ResponseFormat
+        reasoning_effort=body.reasoning_effort,
+        logit_bias=body.logit_bias,
+        logprobs=body.logprobs,
+        top_logprobs=body.top_logprobs,
+    )
+
+
+def _messages(bodies: list[ChatMessageBody]) -> tuple[Message, ...]:
+    messages: list[Message] = []
+    tool_names: dict[str, str] = {}  # call id -> function name, for the tool turns that answer them
+    for m in bodies:
+        content = m.content if isinstance(m.content, Content) else Content("")
+        calls = tuple(call.normalized() for call in m.tool_calls or ())
+        tool_names.update((call.id, call.name) for call in calls)
+        messages.append(Message(
+            # OpenAI's "developer" role is its newer name for "system"; upstreams know the old one.
+            role="system" if m.role == "developer" else m.role,
+            content=content.text, images=content.images, tool_calls=calls, tool_call_id=m.tool_call_id,
+            tool_name=tool_names.get(m.tool_call_id or "") if m.role == "tool" else None,
+        ))
+    return tuple(messages)
 
 
 def openai_embed_request(body: EmbeddingsV1Body, *, max_inputs: int, single: bool) -> EmbedRequest:
-    if len(body.input) > max_inputs:
-        raise invalid([f"at most {max_inputs} texts are accepted @ $.input"])
-    return EmbedRequest(model=body.model, inputs=body.input, single=single)
+    inputs: Any = body.input
+    if len(inputs) > max_inputs:
+        raise invalid([f"at most {max_inputs} inputs are accepted @ $.input"])
+    if inputs and isinstance(inputs[0], tuple):
+        return EmbedRequest(model=body.model, inputs=(), single=single, token_arrays=inputs)
+    return EmbedRequest(model=body.model, inputs=inputs, single=single)

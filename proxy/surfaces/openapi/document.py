@@ -19,11 +19,15 @@ import attrs
 
 from proxy.settings.config import Settings
 from proxy.surfaces import request_bodies as req
+from proxy.surfaces.openai import content_parts as parts
 from proxy.surfaces.openai import request_models as oai
+from proxy.surfaces.openai import tools
 from proxy.surfaces.openapi import response_shapes as res
 
 Schema = dict[str, Any]
 
+_SCHEMA_OBJECT: Schema = {"type": "object", "description": 'A JSON schema whose "type" is "object".',
+                          "properties": {"type": {"const": "object"}}}
 _STRINGS_OR_STRING = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
 _CONSTRAINED: dict[object, Schema] = {
     req.ModelId: {"type": "string", "minLength": 1, "maxLength": req.MAX_MODEL_ID},
@@ -37,19 +41,51 @@ _CONSTRAINED: dict[object, Schema] = {
         {"type": "array", "items": {"type": "string", "minLength": 1}, "maxItems": req.MAX_STOP_SEQUENCES},
     ]},
     req.Texts: _STRINGS_OR_STRING,
-    oai.EmbeddingInput: _STRINGS_OR_STRING,
     oai.MessageContent: {"oneOf": [
         {"type": "string"},
-        {"type": "array", "items": {
-            "type": "object", "required": ["type", "text"], "additionalProperties": False,
-            "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
-        }},
+        {"type": "array", "items": {"oneOf": [
+            {"type": "object", "required": ["type", "text"], "additionalProperties": False,
+             "properties": {"type": {"const": "text"}, "text": {"type": "string"}}},
+            {"type": "object", "required": ["type", "image_url"],
+             "description": "An image: a data:image/...;base64,... URL (at most "
+                            f"{parts.MAX_IMAGE_BYTES} bytes decoded) or an http(s) URL, which the gateway "
+                            "never fetches (only backends that fetch URLs can serve it).",
+             "properties": {"type": {"const": "image_url"}, "image_url": {
+                 "type": "object", "required": ["url"],
+                 "properties": {"url": {"type": "string"}, "detail": {"enum": ["auto", "low", "high"]}}}}},
+        ]}},
+    ]},
+    oai.EmbeddingInput: {"oneOf": [
+        *_STRINGS_OR_STRING["oneOf"],
+        {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+        {"type": "array", "items": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+         "minItems": 1},
     ]},
     oai.NotSupported: {"description": "Not supported: accepted only as false, 0, [] or {}.",
                        "enum": [False, 0, [], {}]},
     oai.OnlyOne: {"const": 1},
-    oai.TextFormat: {"const": {"type": "text"}},
-    oai.ToolChoice: {"enum": ["none", "auto"]},
+    oai.LegacyFunctionCall: {"enum": ["none", "auto"]},
+    tools.ToolName: {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+    req.SchemaObject: _SCHEMA_OBJECT,
+    tools.ArgumentsText: {"type": "string", "description": "A JSON object, encoded as a string."},
+    tools.ToolChoiceSpec: {"oneOf": [
+        {"enum": ["none", "auto", "required"]},
+        {"type": "object", "required": ["type", "function"], "properties": {
+            "type": {"const": "function"},
+            "function": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}},
+    ]},
+    tools.ResponseFormatSpec: {"oneOf": [
+        {"type": "object", "required": ["type"], "properties": {"type": {"enum": ["text", "json_object"]}}},
+        {"type": "object", "required": ["type", "json_schema"], "properties": {
+            "type": {"const": "json_schema"},
+            "json_schema": {"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string"}, "description": {"type": "string"}, "strict": {"type": "boolean"},
+                "schema": {**_SCHEMA_OBJECT, "required": ["type"]}}}}},
+    ]},
+    tools.ReasoningEffort: {"enum": list(tools.REASONING_EFFORTS)},
+    req.Penalty: {"type": "number", "minimum": -2, "maximum": 2},
+    tools.TopLogprobs: {"type": "integer", "minimum": 0, "maximum": 20},
+    tools.LogitBias: {"type": "object", "additionalProperties": {"type": "number", "minimum": -100, "maximum": 100}},
 }
 
 # Cross-field rules that live in code (request_bodies.prompt_problems), stated here too.

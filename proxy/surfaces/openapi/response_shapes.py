@@ -56,6 +56,8 @@ class InferenceAnswer:
     model_id: str
     usage: UsageAnswer | None = None
     finish_reason: str | None = None
+    # The model's thinking, only when `parameters.include_reasoning` asked for it.
+    reasoning: str | None = None
 
 
 @frozen
@@ -79,6 +81,9 @@ class StreamEvent:
     usage: UsageAnswer | None = None
     finish_reason: str | None = None
     error: StreamError | None = None
+    # A piece of the model's thinking (with an empty `token`), only when
+    # `parameters.include_reasoning` asked for it.
+    reasoning: str | None = None
 
 
 @frozen
@@ -103,6 +108,7 @@ class BatchItemAnswer:
     usage: UsageAnswer | None = None
     finish_reason: str | None = None
     error: ItemError | None = None
+    reasoning: str | None = None
 
 
 @frozen
@@ -277,17 +283,32 @@ class OpenAIError:
 
 
 @frozen
+class CalledFunction:
+    name: str
+    arguments: str  # a JSON object, as a string
+
+
+@frozen
+class AnsweredToolCall:
+    id: str
+    type: Literal["function"]
+    function: CalledFunction
+
+
+@frozen
 class AssistantMessage:
     role: Literal["assistant"]
-    content: str
+    content: str | None  # None when the turn only calls tools
+    tool_calls: list[AnsweredToolCall] | None = None
+    reasoning_content: str | None = None  # a reasoning model's thinking, never in `content`
 
 
 @frozen
 class CompletionChoice:
     index: int
     message: AssistantMessage
-    finish_reason: Literal["stop", "length"]
-    logprobs: None
+    finish_reason: Literal["stop", "length", "tool_calls", "content_filter"]
+    logprobs: dict[str, Any] | None
 
 
 @frozen
@@ -302,16 +323,34 @@ class ChatCompletion:
 
 
 @frozen
+class FunctionPiece:
+    name: str | None = None
+    arguments: str | None = None
+
+
+@frozen
+class ToolCallPiece:
+    """A piece of tool call `index`: its id, type and name first, then its arguments' text."""
+
+    index: int
+    function: FunctionPiece
+    id: str | None = None
+    type: Literal["function"] | None = None
+
+
+@frozen
 class ChunkDelta:
     role: Literal["assistant"] | None = None
     content: str | None = None
+    reasoning_content: str | None = None
+    tool_calls: list[ToolCallPiece] | None = None
 
 
 @frozen
 class ChunkChoice:
     index: int
     delta: ChunkDelta
-    finish_reason: Literal["stop", "length"] | None
+    finish_reason: Literal["stop", "length", "tool_calls", "content_filter"] | None
     logprobs: None
 
 

@@ -5,6 +5,8 @@ builds its app for `aiohttp_server` and adds a recorder in front of it. Which tr
 answers is chosen by the request, as on the real server's recordings: a model name
 starting with "missing" gets Ollama's 404, "busy" its 503 (queue full),
 "midstream-error" a stream that breaks after a few tokens, "context-overflow" its 400.
+Chats with tools, a format, images or thinking, and /api/show, are answered by
+ollama_features.py in Ollama's documented wire, since no recording has them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import orjson
 from aiohttp import web
 
 from tests.support.paths import DATA
+from tests.support.upstreams import ollama_features
 from tests.support.upstreams import ollama_replay_server as replay
 from tests.support.upstreams.recorder import Recorder
 
@@ -34,5 +37,7 @@ def ollama_app(recorder: Recorder, *, delay: float = 0.0) -> web.Application:
         app["delay"] = delay
         app["live_date"] = False
     app.on_response_prepare.append(replay.go_header_order)
+    app.router.add_post("/api/show", ollama_features.show)
+    app.router.add_post("/api/chat", ollama_features.chat)
     app.router.add_route("*", "/{tail:.*}", replay.replay)
     return app

@@ -13,20 +13,46 @@ and llama.cpp's server send. The model name picks a behaviour, as for the Ollama
   cut*              two tokens, then the connection ends without [DONE]
   bad-json*         200 with a body that is not JSON
   slow*             tokens `token_delay` seconds apart
+  reasoner*         thinks first: `reasoning_content` (llama.cpp's, vLLM's and DeepSeek's field)
+  repeats-ids*      repeats a streamed tool call's id and name on every piece, as some servers do
+
+A chat with tools, a response format, image parts or a tool result is answered as
+model_answers.py decides, in OpenAI's wire: `message.tool_calls` with arguments as a JSON
+string, or in a stream the call's id and name first and then its arguments split into
+several small pieces, each a chunk of its own, as OpenAI streams them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import orjson
 from aiohttp import web
 from attrs import define, field
 
+from tests.support.upstreams import model_answers
 from tests.support.upstreams.recorder import Recorder
 
 TOKENS = ["Hello", " from", " the", " fallback", "."]
+CALL_ID = "call_openai_1"
+
+
+def _uses_features(body: dict[str, Any]) -> bool:
+    return bool(body.get("tools") or body.get("response_format") or body.get("logprobs") or any(
+        m.get("role") == "tool" or isinstance(m.get("content"), list) for m in body.get("messages") or []))
+
+
+def _text_for(body: dict[str, Any]) -> str:
+    fmt = body.get("response_format") or {}
+    schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
+    parts = [p for m in body["messages"] if isinstance(m.get("content"), list) for p in m["content"]]
+    urls = [p["image_url"]["url"] for p in parts if p.get("type") == "image_url"]
+    images = model_answers.decoded([u.split("base64,", 1)[1] for u in urls if u.startswith("data:")])
+    images += [url.encode() for url in urls if not url.startswith("data:")]  # fetched, as OpenAI would
+    text = model_answers.text_answer(body, schema, fmt.get("type") == "json_object", images)
+    return text if text is not None else "".join(TOKENS)
 
 
 def error_body(message: str, type_: str, code: str | None) -> dict[str, Any]:
@@ -94,6 +120,8 @@ class OpenAIUpstream:
         refused = self._refused(request) or self._error_for(model)
         if refused is not None:
             return refused
+        if _uses_features(body) or model.startswith("reasoner"):
+            return await self._featured(request, body, model)
         if not body.get("stream"):
             return web.json_response({
                 "id": "chatcmpl-test", "object": "chat.completion", "created": 1700000000, "model": model,
@@ -127,13 +155,56 @@ class OpenAIUpstream:
         await response.write(_event(b"[DONE]"))
         return response
 
+    async def _featured(self, request: web.Request, body: dict[str, Any], model: str) -> web.StreamResponse:
+        call = model_answers.tool_to_call(body)
+        content = _text_for(body) if call is None else None
+        reasoning = "".join(model_answers.THINKING) if model.startswith("reasoner") else None
+        finish = "stop" if call is None else "tool_calls"
+        usage = {"prompt_tokens": 31, "completion_tokens": 12, "total_tokens": 43}
+        if not body.get("stream"):
+            message: dict[str, Any] = {"role": "assistant", "content": content}
+            if call is not None:
+                message["tool_calls"] = [{"id": CALL_ID, "type": "function", "function": {
+                    "name": call[0], "arguments": orjson.dumps(call[1]).decode()}}]
+            if reasoning:
+                message["reasoning_content"] = reasoning
+            logprobs = {"content": [{"token": "Hello", "logprob": -0.25, "bytes": [72, 101, 108, 108, 111],
+                                     "top_logprobs": []}]} if body.get("logprobs") else None
+            return web.json_response({
+                "id": "chatcmpl-test", "object": "chat.completion", "created": 1700000000, "model": model,
+                "choices": [{"index": 0, "message": message, "logprobs": logprobs, "finish_reason": finish}],
+                "usage": usage})
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
+        await response.prepare(request)
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": None if call else ""}]
+        deltas += [{"reasoning_content": piece} for piece in (model_answers.THINKING if reasoning else [])]
+        if call is not None:
+            arguments = orjson.dumps(call[1]).decode()
+            deltas.append({"tool_calls": [{"index": 0, "id": CALL_ID, "type": "function",
+                                           "function": {"name": call[0], "arguments": ""}}]})
+            head = {"id": CALL_ID, "type": "function"} if model.startswith("repeats-ids") else {}
+            name = {"name": call[0]} if head else {}
+            deltas += [{"tool_calls": [{"index": 0, **head, "function": {**name, "arguments": arguments[i:i + 4]}}]}
+                       for i in range(0, len(arguments), 4)]
+        else:
+            deltas += [{"content": piece} for piece in re.findall(r"\s*\S+", content or "")]
+        for delta in deltas:
+            await response.write(_event(_chunk(model, delta)))
+        await response.write(_event(_chunk(model, {}, finish)))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await response.write(_event({**_chunk(model, {}), "choices": [], "usage": usage}))
+        await response.write(_event(b"[DONE]"))
+        return response
+
     async def embeddings(self, request: web.Request) -> web.Response:
         body = await request.json()
         refused = self._refused(request) or self._error_for(body["model"])
         if refused is not None:
             return refused
-        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        tokens = sum(len(t.split()) for t in texts)
+        sent = body["input"]
+        # Texts, or token arrays (one list of ints, or a list of them) as the API allows.
+        texts = [sent] if isinstance(sent, str) or (sent and isinstance(sent[0], int)) else sent
+        tokens = sum(len(t) if isinstance(t, list) else len(t.split()) for t in texts)
         return web.json_response({
             "object": "list",
             # Listed in reverse: clients must order by `index`, not by position.

@@ -162,8 +162,8 @@ ONE_PROBLEM = [
 ]
 
 BAD_PARAMETERS = [
-    pytest.param({"frequency_penalty": 0.5}, "$.parameters", "unknown field(s): frequency_penalty",
-                 id="unknown-frequency_penalty"),
+    pytest.param({"repetition_penalty": 1.1}, "$.parameters", "unknown field(s): repetition_penalty",
+                 id="unknown-repetition_penalty"),
     pytest.param({"max_tokens": "5"}, "$.parameters.max_tokens", "expected an integer", id="max_tokens-string"),
     pytest.param({"max_tokens": True}, "$.parameters.max_tokens", "expected an integer", id="max_tokens-bool"),
     pytest.param({"max_tokens": 5.5}, "$.parameters.max_tokens", "expected an integer", id="max_tokens-float"),
@@ -211,7 +211,7 @@ async def test_every_problem_of_a_body_is_listed_at_once(
 ) -> None:
     payload = {
         "messages": [{"role": "wizard"}],
-        "parameters": {"max_tokens": "5", "top_p": 2, "frequency_penalty": 1},
+        "parameters": {"max_tokens": "5", "top_p": 2, "repetition_penalty": 1},
         "prompt": "hi",
     }
     response = await gateway.post(endpoint, json=payload)
@@ -221,7 +221,7 @@ async def test_every_problem_of_a_body_is_listed_at_once(
         "$", "$.model_id", "$.messages[0].role", "$.messages[0].content",
         "$.parameters", "$.parameters.max_tokens", "$.parameters.top_p",
     ])
-    assert any("frequency_penalty" in problem for problem in body["errors"])
+    assert any("repetition_penalty" in problem for problem in body["errors"])
     assert any("prompt" in problem for problem in body["errors"])
     for problem in body["errors"]:
         assert problem in body["message"]

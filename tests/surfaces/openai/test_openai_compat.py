@@ -124,16 +124,42 @@ async def test_errors_come_in_openai_shape_and_map_to_the_clients_exceptions(gat
         assert refused.value.param is None
 
 
+_USER = {"role": "user", "content": "x"}
+_CALL = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+
+
 @pytest.mark.parametrize(("extra", "problem"), [
     ({"n": 2}, "only n=1 is supported @ $.n"),
-    ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "is not supported by this gateway @ $.tools"),
-    ({"presence_penalty": 0.5}, "is not supported by this gateway @ $.presence_penalty"),
-    ({"response_format": {"type": "json_object"}}, 'only {"type": "text"} is supported @ $.response_format'),
-    ({"logprobs": True}, "is not supported by this gateway @ $.logprobs"),
+    ({"functions": [{"name": "f"}]}, "is not supported by this gateway @ $.functions"),
+    ({"tools": [{"type": "function", "function": {"description": "no name"}}]},
+     "required field missing @ $.tools[0].function.name"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}]},
+     "expected a JSON schema object, like {\"type\": \"object\", \"properties\": {...}} @ "
+     "$.tools[0].function.parameters"),
+    ({"tools": [{"type": "function", "function": {"name": "has space"}}]}, "@ $.tools[0].function.name"),
+    ({"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": {
+        "type": "function", "function": {"name": "g"}}}, "names the function 'g', which is not among the tools"),
+    ({"messages": [_USER, {"role": "tool", "tool_call_id": "call_nope", "content": "42"}]},
+     "answers no earlier assistant tool call (unknown id) @ $.messages[1].tool_call_id"),
+    ({"messages": [_USER, {"role": "assistant", "tool_calls": [
+        {**_CALL, "function": {"name": "f", "arguments": "[1]"}}]}]},
+     "expected the arguments as a JSON object in a string @ $.messages[1].tool_calls[0].function.arguments"),
+    ({"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "see"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,@@"}}]}]},
+     "content part [1]: image_url.url is not valid base64 after 'base64,' @ $.messages[0].content"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}]}]},
+     "content part [0]: image_url.url must be a data:image/...;base64,... URL or an http(s) URL"),
+    ({"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
+     "content part [0]: parts of type 'input_audio' are not supported; only text and image_url"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "array"}}}},
+     'json_schema.schema must be a JSON schema object ({"type": "object", ...}) @ $.response_format'),
+    ({"response_format": {"type": "xml"}}, "@ $.response_format"),
+    ({"presence_penalty": 2.5}, "expected a number between -2 and 2 @ $.presence_penalty"),
+    ({"reasoning_effort": "extreme"}, "must be one of none, minimal, low, medium, high @ $.reasoning_effort"),
+    ({"top_logprobs": 21}, "expected an integer between 0 and 20 @ $.top_logprobs"),
+    ({"logit_bias": {"abc": 1}}, "expected token ids mapped to numbers between -100 and 100 @ $.logit_bias"),
     ({"temprature": 1}, "unknown field(s): temprature @ $"),
     ({"messages": []}, "must not be empty @ $.messages"),
-    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
-     "content parts of type 'image_url' are not supported; only text @ $.messages[0].content"),
     ({"messages": [{"role": "robot", "content": "x"}]}, "must be one of system, developer, user, assistant, tool"),
     ({"messages": [{"role": "user"}]}, "required field missing @ $.messages[0].content"),
     ({"stream": "yes"}, "expected true or false @ $.stream"),
@@ -147,7 +173,7 @@ async def test_what_cannot_be_honoured_is_refused_by_name_before_any_upstream_ca
     error = (await response.json())["error"]
     assert error["type"] == "invalid_request_error" and error["code"] == "invalid_input"
     assert problem in error["message"]
-    assert ollama.recorder.bodies("/api/chat") == []
+    assert ollama.recorder.requests == []  # nothing asked upstream, not even its capabilities
 
 
 async def test_text_parts_and_the_developer_role_are_mapped_for_the_upstream(
@@ -180,10 +206,11 @@ async def test_embeddings_through_the_official_client_match_the_native_endpoint(
         assert by_client.usage.prompt_tokens == native["usage"]["prompt_tokens"]
 
 
-async def test_embeddings_refuse_token_arrays_and_dimensions(gateway: TestClient) -> None:
+async def test_embeddings_refuse_dimensions_and_malformed_input(gateway: TestClient) -> None:
     model = {"model": "nomic-embed-text"}
     for body, problem in [
-        ({**model, "input": [[1, 2, 3]]}, "token arrays are not supported; send the text @ $.input"),
+        ({**model, "input": [[1, 2], "text"]}, "expected a string, a list of strings, or token arrays"),
+        ({**model, "input": [-1]}, "@ $.input"),
         ({**model, "input": "x", "dimensions": 8}, "is not supported by this gateway @ $.dimensions"),
         ({**model, "input": "x", "encoding_format": "hex"}, "$.encoding_format"),
     ]:

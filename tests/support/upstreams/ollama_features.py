@@ -1,0 +1,121 @@
+"""Ollama's wire for what the recorded traffic has none of: tools, `format`, images, `think`,
+and `/api/show` capabilities. Plain chats still go to the replay of real traffic.
+
+The shapes follow Ollama's own documentation: docs/api.md in ollama/ollama ("Chat request
+(with tools)": `message.tool_calls[].function.arguments` is a JSON object and has no id;
+"Chat request (Structured outputs)": `format` is "json" or a schema; "Chat request (with
+images)": base64 strings in `images`), docs.ollama.com's tool-calling and thinking pages
+(a tool result is `{"role": "tool", "content", "tool_name"}`; in a stream each tool call
+arrives whole in one line with `done: false`; thinking comes in `message.thinking`), and
+its show-model-details page (`capabilities`: "completion", "tools", "vision", "thinking",
+"embedding"). A model without the capability gets Ollama's 400, whose text is
+`registry.ollama.ai/library/<model> does not support tools` (server/routes.go).
+
+Models and their capabilities, by name prefix (as the replay picks transcripts):
+  qwen3, gpt-oss   completion, tools, thinking      llava   completion, vision
+  llama3.2         completion, tools                old-ollama  an Ollama too old to list any
+  anything else    completion                       missing*    404 from /api/show
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tests.support.upstreams import model_answers
+from tests.support.upstreams import ollama_replay_server as replay
+
+CAPABILITIES = {
+    "qwen3": ["completion", "tools", "thinking"],
+    "gpt-oss": ["completion", "tools", "thinking"],
+    "llama3.2": ["completion", "tools"],
+    "llava": ["completion", "vision"],
+}
+_STATS = {"total_duration": 885095291, "load_duration": 3753500, "prompt_eval_count": 122,
+          "prompt_eval_duration": 328493000, "eval_count": 33, "eval_duration": 552222000}
+_CREATED = "2024-07-22T20:33:28.123648Z"
+
+
+def capabilities(model: str) -> list[str] | None:
+    if model.startswith("old-ollama"):
+        return None
+    return next((caps for prefix, caps in CAPABILITIES.items() if model.startswith(prefix)), ["completion"])
+
+
+def _uses_features(body: dict[str, Any]) -> bool:
+    return bool(body.get("tools") or body.get("format") or "think" in body
+                or any(m.get("images") or m.get("role") == "tool" for m in body.get("messages") or []))
+
+
+def _missing(body: dict[str, Any], model: str) -> str | None:
+    caps = capabilities(model) or ["completion"]
+    for needed, asked in (("tools", body.get("tools")), ("thinking", body.get("think")),
+                          ("vision", any(m.get("images") for m in body.get("messages") or []))):
+        if asked and needed not in caps:
+            return f"registry.ollama.ai/library/{model} does not support {needed}"
+    return None
+
+
+async def show(request: web.Request) -> web.Response:
+    model = str((await request.json()).get("model") or "")
+    if model.startswith("missing"):
+        return web.json_response({"error": f"model '{model}' not found"}, status=404)
+    answer: dict[str, Any] = {"modelfile": "", "parameters": "", "template": "{{ .Prompt }}",
+                              "details": {"format": "gguf", "family": model.split(":")[0]}}
+    caps = capabilities(model)
+    if caps is not None:
+        answer["capabilities"] = caps
+    return web.json_response(answer)
+
+
+async def chat(request: web.Request) -> web.StreamResponse:
+    body = await request.json()
+    if not isinstance(body, dict) or not _uses_features(body):
+        return await replay.replay(request)
+    model = str(body.get("model") or "")
+    if model.startswith("missing"):  # as the recorded 404 (chat_404_model_not_found)
+        return web.json_response({"error": f"model '{model}' not found"}, status=404)
+    refused = _missing(body, model)
+    if refused is not None:
+        return web.json_response({"error": refused}, status=400)
+    images = model_answers.decoded([i for m in body["messages"] for i in m.get("images") or []])
+    fmt = body.get("format")
+    text = model_answers.text_answer(body, fmt if isinstance(fmt, dict) else None, fmt == "json", images) or "Hello"
+    call = model_answers.tool_to_call(body)
+    message: dict[str, Any] = {"role": "assistant", "content": "" if call else text}
+    if call is not None:
+        message["tool_calls"] = [{"function": {"name": call[0], "arguments": call[1]}}]
+    thinking = "".join(model_answers.THINKING) if body.get("think") else None
+    if body.get("stream", True) is False:
+        if thinking:
+            message["thinking"] = thinking
+        return web.json_response({"model": model, "created_at": _CREATED, "message": message,
+                                  "done_reason": "stop", "done": True, **_STATS})
+    return await _stream(request, model, message, body.get("think"))
+
+
+async def _stream(request: web.Request, model: str, message: dict[str, Any], think: Any) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await response.prepare(request)
+
+    async def line(part: dict[str, Any], done: bool = False) -> None:
+        await asyncio.sleep(0)
+        extra = {"done_reason": "stop", **_STATS} if done else {}
+        await response.write(orjson.dumps({"model": model, "created_at": _CREATED, "message": {
+            "role": "assistant", "content": "", **part}, "done": done, **extra}) + b"\n")
+
+    if think:
+        for piece in model_answers.THINKING:
+            await line({"thinking": piece})
+    if "tool_calls" in message:
+        await line({"tool_calls": message["tool_calls"]})  # whole, in one line
+    else:
+        for piece in re.findall(r"\s*\S+", message["content"]):
+            await line({"content": piece})
+    await line({}, done=True)
+    await response.write_eof()
+    return response
