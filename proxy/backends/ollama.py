@@ -1,9 +1,14 @@
-"""Ollama's native API: `/api/chat` (NDJSON stream or one object), `/api/embed`, `/api/version`.
+"""Ollama's native API: `/api/chat` and `/api/generate` (NDJSON stream or one object),
+`/api/embed`, `/api/version`.
 
 Ollama reports a missing model as 404 `{"error": "model '...' not found"}`, a full queue as
 503, a bad request as 400, and an error during a stream as a line `{"error": "..."}` after
 a 200 status. It does not know the gateway's parameter names: `max_tokens` is
 `options.num_predict`.
+
+Text completions go to `/api/generate`, which applies the model's template, as Ollama's own
+`/v1/completions` does: a code model's template turns `prompt` and `suffix` into its
+fill-in-the-middle form.
 """
 
 from __future__ import annotations
@@ -24,7 +29,17 @@ from proxy.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamEnd, StreamItem, Usage
+from proxy.llm import (
+    ChatRequest,
+    ChatResult,
+    CompletionRequest,
+    EmbedRequest,
+    EmbedResult,
+    Parameters,
+    StreamEnd,
+    StreamItem,
+    Usage,
+)
 
 # gateway parameter -> Ollama option
 _OPTION_NAMES = {
@@ -62,6 +77,17 @@ def _usage(final: dict[str, Any], fields: Fields) -> Usage | None:
     )
 
 
+def _with_options(body: dict[str, Any], parameters: Parameters) -> dict[str, Any]:
+    options = {
+        option: list(value) if isinstance(value, tuple) else value
+        for param, option in _OPTION_NAMES.items()
+        if (value := getattr(parameters, param)) is not None
+    }
+    if options:
+        body["options"] = options
+    return body
+
+
 # How long Ollama's list of loaded models (/api/ps) is trusted.
 LOADED_TTL = 5.0
 
@@ -91,15 +117,13 @@ class OllamaBackend(HttpBackend):
     def _chat_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {"model": request.model, "messages": self.wire_messages(request.messages),
                                 "stream": stream}
-        p = request.parameters
-        options = {
-            option: list(value) if isinstance(value, tuple) else value
-            for param, option in _OPTION_NAMES.items()
-            if (value := getattr(p, param)) is not None
-        }
-        if options:
-            body["options"] = options
-        return body
+        return _with_options(body, request.parameters)
+
+    def _generate_body(self, request: CompletionRequest, *, stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": request.model, "prompt": request.prompt, "stream": stream}
+        if request.suffix is not None:
+            body["suffix"] = request.suffix
+        return _with_options(body, request.parameters)
 
     def _checked(self, raw: Any) -> dict[str, Any]:
         fields = self.fields
@@ -119,13 +143,35 @@ class OllamaBackend(HttpBackend):
             finish_reason=fields.optional_text(answer.get("done_reason"), "done_reason"),
         )
 
-    async def stream(self, request: ChatRequest, *, cold: bool = False) -> AsyncGenerator[StreamItem, None]:
+    async def complete(self, request: CompletionRequest) -> ChatResult:
+        answer = self._checked(await self.post_json("/api/generate", self._generate_body(request, stream=False)))
         fields = self.fields
-        body = self._chat_body(request, stream=True)
-        async with self._upstream.request("POST", "/api/chat", json=body, streaming=True, cold=cold) as response:
+        return ChatResult(
+            output=fields.text(answer.get("response"), "response"),
+            usage=_usage(answer, fields),
+            finish_reason=fields.optional_text(answer.get("done_reason"), "done_reason"),
+        )
+
+    def stream(self, request: ChatRequest, *, cold: bool = False) -> AsyncGenerator[StreamItem, None]:
+        return self._ndjson_stream("/api/chat", self._chat_body(request, stream=True), cold=cold)
+
+    def stream_completion(
+        self, request: CompletionRequest, *, cold: bool = False,
+    ) -> AsyncGenerator[StreamItem, None]:
+        return self._ndjson_stream("/api/generate", self._generate_body(request, stream=True), cold=cold)
+
+    async def _ndjson_stream(
+        self, path: str, body: dict[str, Any], *, cold: bool,
+    ) -> AsyncGenerator[StreamItem, None]:
+        """/api/chat's or /api/generate's lines: the text is in `message.content` or `response`."""
+        fields = self.fields
+        async with self._upstream.request("POST", path, json=body, streaming=True, cold=cold) as response:
             async for raw in ndjson_objects(response.content):
                 message = self._checked(raw)
-                token = fields.text(fields.object(message.get("message"), "message").get("content"), "content")
+                if path == "/api/generate":
+                    token = fields.text(message.get("response"), "response")
+                else:
+                    token = fields.text(fields.object(message.get("message"), "message").get("content"), "content")
                 if token:
                     yield token
                 if message.get("done") is True:

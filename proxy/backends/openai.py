@@ -1,4 +1,5 @@
-"""Any OpenAI-compatible endpoint: `{base}/chat/completions`, `{base}/embeddings`, `{base}/models`.
+"""Any OpenAI-compatible endpoint: `{base}/chat/completions`, `{base}/completions`,
+`{base}/embeddings`, `{base}/models`.
 
 `base` is what the OpenAI SDK calls `base_url` (e.g. `http://host:8080/v1`). Streams are
 SSE `data: {chunk}` events ending with `data: [DONE]`; usage is asked for with
@@ -12,7 +13,7 @@ many compatible servers (llama.cpp, vLLM) that accept it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, ClassVar
 
 import orjson
@@ -28,7 +29,17 @@ from proxy.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamEnd, StreamItem, Usage
+from proxy.llm import (
+    ChatRequest,
+    ChatResult,
+    CompletionRequest,
+    EmbedRequest,
+    EmbedResult,
+    Parameters,
+    StreamEnd,
+    StreamItem,
+    Usage,
+)
 
 _DONE = b"[DONE]"
 
@@ -66,23 +77,32 @@ def _usage(data: dict[str, Any], fields: Fields) -> Usage | None:
     )
 
 
+def _with_parameters(body: dict[str, Any], p: Parameters, *, stream: bool) -> dict[str, Any]:
+    body["stream"] = stream
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    for name in ("temperature", "max_tokens", "top_p", "top_k", "seed"):
+        if (value := getattr(p, name)) is not None:
+            body[name] = value
+    if p.stop is not None:
+        body["stop"] = list(p.stop)
+    return body
+
+
 @define
 class OpenAIBackend(HttpBackend):
     provider: ClassVar[str] = "openai"
     health_path: ClassVar[str] = "/models"  # also proves the key is accepted, which a TCP check would not
 
     def _chat_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": request.model, "messages": self.wire_messages(request.messages),
-                                "stream": stream}
-        if stream:
-            body["stream_options"] = {"include_usage": True}
-        p = request.parameters
-        for name in ("temperature", "max_tokens", "top_p", "top_k", "seed"):
-            if (value := getattr(p, name)) is not None:
-                body[name] = value
-        if p.stop is not None:
-            body["stop"] = list(p.stop)
-        return body
+        body: dict[str, Any] = {"model": request.model, "messages": self.wire_messages(request.messages)}
+        return _with_parameters(body, request.parameters, stream=stream)
+
+    def _completion_body(self, request: CompletionRequest, *, stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
+        if request.suffix is not None:
+            body["suffix"] = request.suffix
+        return _with_parameters(body, request.parameters, stream=stream)
 
     def _checked(self, raw: Any) -> dict[str, Any]:
         data = self.fields.object(raw, "the answer")
@@ -91,27 +111,58 @@ class OpenAIBackend(HttpBackend):
             raise UpstreamUnavailable(f"error from the model: {message}", backend=self.name)
         return data
 
-    async def chat(self, request: ChatRequest) -> ChatResult:
+    def _first_choice(self, answer: dict[str, Any]) -> dict[str, Any]:
         fields = self.fields
-        answer = self._checked(await self.post_json("/chat/completions", self._chat_body(request, stream=False)))
         choices = fields.items(answer.get("choices"), "choices")
         if not choices:
             raise fields.bad("an answer without choices")
-        choice = fields.object(choices[0], "a choice")
+        return fields.object(choices[0], "a choice")
+
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        fields = self.fields
+        answer = self._checked(await self.post_json("/chat/completions", self._chat_body(request, stream=False)))
+        choice = self._first_choice(answer)
         return ChatResult(
             output=fields.text(fields.object(choice.get("message"), "message").get("content"), "content"),
             usage=_usage(answer, fields),
             finish_reason=fields.optional_text(choice.get("finish_reason"), "finish_reason"),
         )
 
-    async def stream(
-        self, request: ChatRequest, *, cold: bool = False,
+    async def complete(self, request: CompletionRequest) -> ChatResult:
+        fields = self.fields
+        answer = self._checked(await self.post_json("/completions", self._completion_body(request, stream=False)))
+        choice = self._first_choice(answer)
+        return ChatResult(
+            output=fields.text(choice.get("text"), "text"),
+            usage=_usage(answer, fields),
+            finish_reason=fields.optional_text(choice.get("finish_reason"), "finish_reason"),
+        )
+
+    def stream(self, request: ChatRequest, *, cold: bool = False) -> AsyncGenerator[StreamItem, None]:
+        body = self._chat_body(request, stream=True)
+        return self._sse_stream("/chat/completions", body, cold=cold, text_of=self._delta_content)
+
+    def stream_completion(
+        self, request: CompletionRequest, *, cold: bool = False,
     ) -> AsyncGenerator[StreamItem, None]:
+        body = self._completion_body(request, stream=True)
+        return self._sse_stream("/completions", body, cold=cold, text_of=self._choice_text)
+
+    def _choice_text(self, choice: dict[str, Any]) -> str:
+        return self.fields.text(choice.get("text"), "text")
+
+    def _delta_content(self, choice: dict[str, Any]) -> str:
+        fields = self.fields
+        return fields.text(fields.object(choice.get("delta"), "delta").get("content"), "content")
+
+    async def _sse_stream(
+        self, path: str, body: dict[str, Any], *, cold: bool, text_of: Callable[[dict[str, Any]], str],
+    ) -> AsyncGenerator[StreamItem, None]:
+        """Chunks of a chat (`delta.content`) or a text completion (`text`), read by `text_of`."""
         fields = self.fields
         finish_reason: str | None = None
         usage: Usage | None = None
-        body = self._chat_body(request, stream=True)
-        opened = self._upstream.request("POST", "/chat/completions", json=body, streaming=True, cold=cold)
+        opened = self._upstream.request("POST", path, json=body, streaming=True, cold=cold)
         async with opened as response:
             async for event, data in sse_events(response.content):
                 if data == _DONE:
@@ -124,7 +175,7 @@ class OpenAIBackend(HttpBackend):
                 usage = _usage(chunk, fields) or usage
                 for item in fields.items(chunk.get("choices"), "choices"):
                     choice = fields.object(item, "a choice")
-                    token = fields.text(fields.object(choice.get("delta"), "delta").get("content"), "content")
+                    token = text_of(choice)
                     if token:
                         yield token
                     finish = fields.optional_text(choice.get("finish_reason"), "finish_reason")

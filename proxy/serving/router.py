@@ -25,7 +25,16 @@ from attrs import define, frozen
 from proxy.backends.base import Backend
 from proxy.backends.breaker import Breaker
 from proxy.errors import AllBackendsFailed, UpstreamError, UpstreamSaturated
-from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamEnd, StreamItem
+from proxy.llm import (
+    ChatRequest,
+    ChatResult,
+    CompletionRequest,
+    EmbedRequest,
+    EmbedResult,
+    GenerationRequest,
+    StreamEnd,
+    StreamItem,
+)
 from proxy.observability import metrics
 from proxy.serving.model_table import Route
 from proxy.settings.config import Settings
@@ -238,20 +247,27 @@ class Router:
             lambda backend, model: backend.chat(_renamed(request, model)), route)
         return attempt.member.backend, result
 
+    async def serve_completion(
+        self, request: CompletionRequest, route: Route | None = None,
+    ) -> tuple[Backend, ChatResult]:
+        attempt, result = await self._first_that_serves(
+            lambda backend, model: backend.complete(_renamed(request, model)), route)
+        return attempt.member.backend, result
+
     async def serve_embed(self, request: EmbedRequest, route: Route | None = None) -> tuple[Backend, EmbedResult]:
         attempt, result = await self._first_that_serves(
             lambda backend, model: backend.embed(_renamed(request, model)), route)
         return attempt.member.backend, result
 
-    async def open_stream(self, request: ChatRequest, route: Route | None = None) -> OpenStream:
-        """The first backend whose stream yields a token in time (each backend keeps its own
-        first-token timer); the others never show."""
+    async def open_stream(self, request: GenerationRequest, route: Route | None = None) -> OpenStream:
+        """The first backend whose stream (a chat's or a text completion's) yields a token in
+        time (each backend keeps its own first-token timer); the others never show."""
         attempt, (first, rest) = await self._first_that_serves(
             lambda backend, model: backend.open_stream(_renamed(request, model)), route, hold=True)
         return OpenStream(attempt=attempt, first=first, rest=rest)
 
 
-R = TypeVar("R", ChatRequest, EmbedRequest)
+R = TypeVar("R", ChatRequest, CompletionRequest, GenerationRequest, EmbedRequest)
 
 
 def _renamed(request: R, model: str | None) -> R:

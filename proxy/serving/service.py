@@ -1,7 +1,7 @@
 """One request from a surface to a backend and back: the steps every surface shares.
 
-A surface handler reads and checks its body, builds a `ChatRequest` or `EmbedRequest`,
-and calls the `Service`; it never looks up routes, reserves limits, picks backends or
+A surface handler reads and checks its body, builds a `ChatRequest`, `CompletionRequest`
+or `EmbedRequest`, and calls the `Service`; it never looks up routes, reserves limits, picks backends or
 records outcomes itself. The service does, in this order:
 
     model table (route, max_tokens) -> limiter reservation -> router (first backend that
@@ -22,13 +22,23 @@ from attrs import frozen
 
 from proxy.backends.base import Backend
 from proxy.errors import BadUpstreamResponse, ShuttingDown, UpstreamError
-from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamEnd, StreamItem, Usage
+from proxy.llm import (
+    ChatRequest,
+    ChatResult,
+    CompletionRequest,
+    EmbedRequest,
+    EmbedResult,
+    GenerationRequest,
+    StreamEnd,
+    StreamItem,
+    Usage,
+)
 from proxy.observability import metrics
 from proxy.serving.drain import Drain
 from proxy.serving.model_table import Routes
 from proxy.serving.outcome import Outcome
 from proxy.serving.router import Router
-from proxy.tenants.estimate import chat_estimate, embed_estimate
+from proxy.tenants.estimate import chat_estimate, completion_estimate, embed_estimate, generation_estimate
 from proxy.tenants.keyring import Tenant
 from proxy.tenants.limiter import Limiter, Reservation
 
@@ -76,6 +86,17 @@ class Service:
         caller.outcome.served(backend.provider, result.usage)
         return backend, result
 
+    async def complete(self, caller: Caller, completion: CompletionRequest) -> tuple[Backend, ChatResult]:
+        """One text completion, served like a chat: same route, limits, fallback and outcome."""
+        caller.outcome.model = completion.model
+        completion, route = self.model_table.table.resolve(completion)
+        async with self.limiter.reserve(
+                caller.tenant, completion.model, completion_estimate(completion)) as reservation:
+            backend, result = await self.router.serve_completion(completion, route)
+            reservation.record(result.usage, output=result.output)
+        caller.outcome.served(backend.provider, result.usage)
+        return backend, result
+
     async def embed(self, caller: Caller, embed: EmbedRequest) -> tuple[Backend, EmbedResult]:
         caller.outcome.model = embed.model
         route = self.model_table.table.route(embed.model, "embeddings")
@@ -87,9 +108,10 @@ class Service:
         return backend, result
 
     @asynccontextmanager
-    async def stream(self, caller: Caller, chat: ChatRequest) -> AsyncIterator[ServedStream]:
-        """A stream once some backend produced its first token; the upstream is closed, the
-        reservation settled and the drain told when the block ends, however it ends.
+    async def stream(self, caller: Caller, chat: GenerationRequest) -> AsyncIterator[ServedStream]:
+        """A chat's or a text completion's stream once some backend produced its first token;
+        the upstream is closed, the reservation settled and the drain told when the block
+        ends, however it ends.
 
         Raises ShuttingDown when the drain cuts the stream before its first token; a
         TimeoutError inside the block is the drain's cut when `cut_by_shutdown()` says so.
@@ -102,7 +124,7 @@ class Service:
                 self.drain.stream() as cutoff,
                 # Checked before any upstream is asked; settled with the real usage however the
                 # stream ends (a cut, a client leaving).
-                self.limiter.reserve(caller.tenant, chat.model, chat_estimate(chat)) as reservation,
+                self.limiter.reserve(caller.tenant, chat.model, generation_estimate(chat)) as reservation,
             ):
                 first = await self.router.open_stream(chat, route)
                 provider = first.backend.provider

@@ -11,7 +11,9 @@ from its start, so a stream that gets its first token while the gateway is drain
 ended honestly; this module only renders its items in a dialect and frames them as SSE.
 
 Dialects (`StreamEvents`) only spell events: the Octomil contract's `{"token", "done"}`
-(surfaces/octomil/stream.py) and OpenAI's chat.completion.chunk (surfaces/openai/chat.py).
+(surfaces/octomil/stream.py), OpenAI's chat.completion.chunk (surfaces/openai/chat.py),
+text_completion chunks (surfaces/openai/completions.py) and the Responses API's named
+events (surfaces/openai/response_events.py).
 """
 
 from __future__ import annotations
@@ -26,13 +28,25 @@ from aiohttp_sse import EventSourceResponse
 from proxy.app_keys import SETTINGS
 from proxy.edge.request_keys import OUTCOME, REQUEST_ID
 from proxy.errors import GatewayError, ShuttingDown, UpstreamError
-from proxy.llm import ChatRequest, StreamEnd, StreamItem
+from proxy.llm import GenerationRequest, StreamEnd, StreamItem
 from proxy.serving.service import ServedStream
 from proxy.surfaces.caller import caller_of, service_of
 
 log = logging.getLogger("proxy")
 
 Send = Callable[[str], Awaitable[None]]
+
+
+class NamedEvent(str):
+    """A `data:` payload sent under an SSE event name (`event: response.created`), for the
+    dialects whose clients dispatch on it; a plain str goes out unnamed."""
+
+    event: str
+
+    def __new__(cls, data: str, event: str) -> NamedEvent:
+        named = super().__new__(cls, data)
+        named.event = event
+        return named
 
 
 class StreamEvents(Protocol):
@@ -51,9 +65,9 @@ class StreamEvents(Protocol):
 
 
 async def relay(
-    request: web.Request, chat: ChatRequest, dialect: Callable[[str], StreamEvents],
+    request: web.Request, chat: GenerationRequest, dialect: Callable[[str], StreamEvents],
 ) -> web.StreamResponse:
-    """Serve `chat` as a stream; `dialect(provider)` spells its events."""
+    """Serve `chat` (or a text completion) as a stream; `dialect(provider)` spells its events."""
     # SSE comments (": ping") keep an idle connection alive through proxies.
     response = EventSourceResponse(
         sep="\n", ping_interval=request.app[SETTINGS].sse_heartbeat, allow_all_methods=True)
@@ -64,7 +78,7 @@ async def relay(
             events = dialect(served.provider)
             await response.prepare(request)
             async with response:
-                await relay_events(request, response.send, served.items, events, served.backend.name)
+                await relay_events(request, _sse_sender(response), served.items, events, served.backend.name)
     except TimeoutError:
         if served is None or not served.cut_by_shutdown():
             # aiohttp-sse's send timeout: the client stopped reading.
@@ -72,10 +86,18 @@ async def relay(
             return response
         if not response.prepared:
             raise ShuttingDown("the gateway is shutting down") from None
-        await _send_all(response.send, events.failed(ShuttingDown("the gateway is shutting down; the answer was cut")))
+        cut = ShuttingDown("the gateway is shutting down; the answer was cut")
+        await _send_all(_sse_sender(response), events.failed(cut))
     except ConnectionResetError:
         log.info("client went away mid-stream request_id=%s", request[REQUEST_ID])
     return response
+
+
+def _sse_sender(response: EventSourceResponse) -> Send:
+    async def send(data: str) -> None:
+        await response.send(data, event=data.event if isinstance(data, NamedEvent) else None)
+
+    return send
 
 
 async def relay_events(

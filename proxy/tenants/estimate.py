@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from attrs import frozen
 
-from proxy.llm import ChatRequest, EmbedRequest
+from proxy.llm import ChatRequest, CompletionRequest, EmbedRequest, GenerationRequest
 
 BYTES_PER_TOKEN = 4
 # Role markers and separators around each message, and the reply's own opening, as in
@@ -39,6 +39,17 @@ def chat_estimate(request: ChatRequest) -> TokenEstimate:
     """A chat request as routed (its max_tokens after any route default and ceiling)."""
     prompt = sum(text_tokens(m.content) + PER_MESSAGE for m in request.messages) + PER_REPLY
     return TokenEstimate(prompt=prompt, completion=request.parameters.max_tokens)
+
+
+def completion_estimate(request: CompletionRequest) -> TokenEstimate:
+    prompt = text_tokens(request.prompt) + text_tokens(request.suffix or "") + PER_REPLY
+    return TokenEstimate(prompt=prompt, completion=request.parameters.max_tokens)
+
+
+def generation_estimate(request: GenerationRequest) -> TokenEstimate:
+    if isinstance(request, ChatRequest):
+        return chat_estimate(request)
+    return completion_estimate(request)
 
 
 def embed_estimate(request: EmbedRequest) -> TokenEstimate:
