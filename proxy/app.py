@@ -31,6 +31,7 @@ from proxy.surfaces.octomil.inference import inference
 from proxy.surfaces.octomil.models import models
 from proxy.surfaces.octomil.stream import stream
 from proxy.surfaces.openai.chat import chat_completions
+from proxy.surfaces.openai.completions import completions
 from proxy.surfaces.openai.embeddings_and_models import embeddings_v1, model_v1, models_v1
 from proxy.surfaces.openai.errors import openai_error
 from proxy.surfaces.openapi.handler import OPENAPI_DOCUMENT, openapi
@@ -159,6 +160,7 @@ def create_app(settings: Settings) -> web.Application:
     app[OPENAPI_DOCUMENT] = render_openapi(settings)
     app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/embeddings", embeddings_v1)
     app.router.add_get("/v1/models", models_v1)
     app.router.add_get("/v1/models/{model:.+}", model_v1)
