@@ -127,3 +127,41 @@ async def test_the_local_model_is_listed_under_its_plain_name(real_gateway) -> N
     response = await real_gateway.get("/v1/models")
     assert response.status == 200
     assert [m["id"] for m in (await response.json())["data"]] == ["smollm2"]
+
+
+async def test_text_completions_from_the_real_model(real_gateway) -> None:
+    """/v1/completions served by llama.cpp's own /v1/completions, through the official client."""
+    from openai import AsyncOpenAI
+
+    async with AsyncOpenAI(base_url=str(real_gateway.make_url("/v1")), api_key="test-token-0123456789",
+                           max_retries=0) as client:
+        completion = await client.completions.create(
+            model="smollm2", prompt="The capital of France is", max_tokens=8, temperature=0, echo=True)
+        stream = await client.completions.create(
+            model="smollm2", prompt="One, two, three,", max_tokens=8, stream=True,
+            stream_options={"include_usage": True})
+        chunks = [chunk async for chunk in stream]
+    [choice] = completion.choices
+    assert choice.text.startswith("The capital of France is") and choice.text.removeprefix(
+        "The capital of France is").strip()
+    assert choice.finish_reason in ("stop", "length")
+    assert completion.usage is not None and 0 < completion.usage.completion_tokens <= 8
+    assert "".join(c.choices[0].text for c in chunks if c.choices).strip()
+    assert chunks[-1].usage is not None and 0 < chunks[-1].usage.completion_tokens <= 8
+
+
+async def test_responses_from_the_real_model(real_gateway) -> None:
+    """/v1/responses over llama.cpp's chat completions, single shot and through the stream helper."""
+    from openai import AsyncOpenAI
+
+    async with AsyncOpenAI(base_url=str(real_gateway.make_url("/v1")), api_key="test-token-0123456789",
+                           max_retries=0) as client:
+        response = await client.responses.create(
+            model="smollm2", instructions="You are terse.", input="Name a color.", max_output_tokens=8)
+        async with client.responses.stream(model="smollm2", input="Name a fruit.", max_output_tokens=8) as stream:
+            deltas = [e.delta async for e in stream if e.type == "response.output_text.delta"]
+            final = await stream.get_final_response()
+    assert response.output_text.strip() and response.status in ("completed", "incomplete")
+    assert response.usage is not None and 0 < response.usage.output_tokens <= 8
+    assert deltas and final.output_text == "".join(deltas)
+    assert final.usage is not None and final.usage.output_tokens == len(deltas)
