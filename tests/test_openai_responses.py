@@ -125,6 +125,11 @@ async def test_a_response_cut_mid_stream_ends_failed(make_gateway: GatewayFactor
     failed = events[-1].response
     assert failed.status == "failed" and failed.error is not None and failed.error.code == "server_error"
     assert failed.output_text == "".join(TOKENS[:2])  # what did arrive, never passed off as complete
+    async with client_for(gateway) as client, client.responses.stream(model="midstream-error", input="hi") as helper:
+        seen = [event.type async for event in helper]
+        with pytest.raises(RuntimeError, match="response.completed"):  # the helper has no final response to give
+            await helper.get_final_response()
+    assert seen[-2:] == ["error", "response.failed"]
 
 
 @pytest.mark.parametrize(("extra", "param", "problem"), [
@@ -137,7 +142,8 @@ async def test_a_response_cut_mid_stream_ends_failed(make_gateway: GatewayFactor
      "input[0].content[1].type", "content parts 'input_image' are not supported"),
     ({"input": [{"role": "user", "content": "x"}, {"type": "function_call_output", "call_id": "c", "output": "1"}]},
      "input[1].type", "function_call_output items need tools"),
-    ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type", "'item_reference' are not supported"),
+    ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type", "items cannot be referenced"),
+    ({"input": [{"type": "reasoning", "id": "rs_1", "summary": []}]}, "input[0].type", "'reasoning' are not supported"),
     ({"tools": [{"type": "function", "name": "f", "parameters": {}}]}, "tools", "is not supported by this gateway"),
     ({"tool_choice": "required"}, "tool_choice", "tools are not supported"),
     ({"text": {"format": {"type": "json_schema", "name": "x", "schema": {"type": "object"}}}}, "text.format",

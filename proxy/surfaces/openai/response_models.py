@@ -117,13 +117,17 @@ def _item_message(item: Any, path: str, problems: list[str]) -> Message | None:
     if kind in ("function_call", "function_call_output"):
         problems.append(f"{kind} items need tools, which this gateway does not support yet @ {path}.type")
         return None
+    if kind == "item_reference":
+        problems.append("answers are not stored by this gateway, so items cannot be referenced: send the item "
+                        f"itself (the AI SDK does with providerOptions.openai.store = false) @ {path}.type")
+        return None
     if kind != "message":
         problems.append(f"items of type {kind!r} are not supported; only messages @ {path}.type")
         return None
     role = _ROLES.get(item.get("role"))  # type: ignore[arg-type]
     if role is None:
         problems.append(f"must be one of {', '.join(_ROLES)} @ {path}.role")
-    unknown = set(item) - {"type", "role", "content", "id", "status"}
+    unknown = set(item) - {"type", "role", "content", "id", "status", "phase"}
     if unknown:
         problems.append(f"unknown field(s): {', '.join(sorted(unknown))} @ {path}")
     content = _content(item.get("content"), f"{path}.content", problems)
