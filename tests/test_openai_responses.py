@@ -127,7 +127,7 @@ async def test_a_response_cut_mid_stream_ends_failed(make_gateway: GatewayFactor
     assert failed.output_text == "".join(TOKENS[:2])  # what did arrive, never passed off as complete
     async with client_for(gateway) as client, client.responses.stream(model="midstream-error", input="hi") as helper:
         seen = [event.type async for event in helper]
-        with pytest.raises(RuntimeError, match="response.completed"):  # the helper has no final response to give
+        with pytest.raises(RuntimeError, match=r"response\.completed"):  # the helper has no final response to give
             await helper.get_final_response()
     assert seen[-2:] == ["error", "response.failed"]
 
