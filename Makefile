@@ -7,8 +7,8 @@ PY := $(VENV)/bin/python
 # client process, and its dependencies stay out of the gateway's.
 SDK_VENV ?= .venv-sdk
 OCTOMIL_VERSION ?= 4.17.42
-# Node clients the tests drive (the Vercel AI SDK), pinned by tests/node/package-lock.json.
-NODE_CLIENTS := tests/node
+# Node clients the tests drive (the Vercel AI SDK), pinned by tests/support/node/package-lock.json.
+NODE_CLIENTS := tests/support/node
 
 .PHONY: install run test lint bench bench-quick bench-tools clean
 
