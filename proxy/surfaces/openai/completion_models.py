@@ -1,9 +1,9 @@
 """The request body of `POST /v1/completions`, checked by the one strict converter and
 mapped to a normalized `CompletionRequest`.
 
-`prompt` is a string, or a list holding one string (LangChain's and LlamaIndex's OpenAI
-LLM classes send a list). Several prompts in one request are refused: send each in its
-own request, which the gateway serves concurrently under the same limits. Token arrays,
+`prompt` is a string or a list of strings (LangChain's OpenAI LLM sends a list, several
+prompts when batching): each prompt is one upstream call, answered as the choice with
+its index. A stream takes one prompt. Token arrays,
 `logprobs`, penalties, `best_of` and `n` > 1 change the answer in ways not every backend
 can honour, so they are refused with a 400 naming the field rather than ignored.
 """
@@ -25,16 +25,17 @@ from proxy.surfaces.request_bodies import (
     Temperature,
     TokenCount,
     TopP,
+    invalid,
 )
 
-Prompt = NewType("Prompt", str)
+Prompts = NewType("Prompts", tuple[str, ...])
 Suffix = NewType("Suffix", str)
 
 
 @frozen
 class CompletionBody:
     model: ModelId
-    prompt: Prompt
+    prompt: Prompts
     suffix: Suffix | None = None
     max_tokens: TokenCount | None = None
     temperature: Temperature | None = None
@@ -53,18 +54,15 @@ class CompletionBody:
     user: str | None = None
 
 
-def _prompt(v: object, _: object) -> str:
+def _prompts(v: object, _: object) -> tuple[str, ...]:
     if isinstance(v, list) and v and all(isinstance(p, int | list) for p in v):
         raise FieldError("token arrays are not supported; send the text")
-    if isinstance(v, list) and len(v) > 1:
-        raise FieldError("one prompt per request is supported; send each prompt in its own request")
-    if isinstance(v, list) and len(v) == 1:
-        v = v[0]
-    if not isinstance(v, str):
-        raise FieldError("expected a string or a list of one string")
-    if not v:
+    prompts = [v] if isinstance(v, str) else v
+    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
+        raise FieldError("expected a string or a list of strings")
+    if not all(prompts):
         raise FieldError("must not be empty")
-    return v
+    return tuple(prompts)
 
 
 def _suffix(v: object, _: object) -> str:
@@ -73,12 +71,18 @@ def _suffix(v: object, _: object) -> str:
     return v
 
 
-CONVERTER.register_structure_hook(Prompt, _prompt)
+CONVERTER.register_structure_hook(Prompts, _prompts)
 CONVERTER.register_structure_hook(Suffix, _suffix)
 
 
-def completion_request(body: CompletionBody) -> CompletionRequest:
+def completion_requests(body: CompletionBody, *, max_prompts: int) -> list[CompletionRequest]:
+    """One request per prompt, in order."""
+    if len(body.prompt) > max_prompts:
+        raise invalid([f"at most {max_prompts} prompts are accepted @ $.prompt"])
+    if body.stream and len(body.prompt) > 1:
+        raise invalid(["a stream takes one prompt; send several without stream, or one request each @ $.prompt"])
     parameters = Parameters(
         temperature=body.temperature, max_tokens=body.max_tokens, top_p=body.top_p, stop=body.stop, seed=body.seed)
     # An empty suffix asks for nothing: a plain completion.
-    return CompletionRequest(model=body.model, prompt=body.prompt, suffix=body.suffix or None, parameters=parameters)
+    return [CompletionRequest(model=body.model, prompt=prompt, suffix=body.suffix or None, parameters=parameters)
+            for prompt in body.prompt]

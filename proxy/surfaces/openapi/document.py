@@ -53,9 +53,9 @@ _CONSTRAINED: dict[object, Schema] = {
     oai.OnlyOne: {"const": 1},
     oai.TextFormat: {"const": {"type": "text"}},
     oai.ToolChoice: {"enum": ["none", "auto"]},
-    cmp.Prompt: {"oneOf": [
+    cmp.Prompts: {"oneOf": [
         {"type": "string", "minLength": 1},
-        {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "maxItems": 1},
+        {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
     ]},
     cmp.Suffix: {"type": "string"},
     rsp.ResponseInput: {"oneOf": [

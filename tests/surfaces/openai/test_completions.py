@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from aiohttp.test_utils import TestClient
-from openai import APIError, BadRequestError
+from openai import APIError, BadRequestError, NotFoundError
 
 from tests.support.app import GatewayFactory, RunningUpstream
 from tests.support.openai_client import client_for
@@ -71,6 +71,28 @@ async def test_completions_fall_back_to_the_openai_upstream(
     assert [b["model"] for b in ollama.recorder.bodies("/api/generate")] == ["missing-locally"] * 2
 
 
+async def test_several_prompts_are_several_choices_each_its_own_upstream_call(
+    gateway: TestClient, ollama: RunningUpstream,
+) -> None:
+    async with client_for(gateway) as client:
+        completion = await client.completions.create(
+            model="gemma3:1b", prompt=["Hello, how are you?", "And you?", "Bye."], echo=True)
+    assert [(c.index, c.text) for c in completion.choices] == [
+        (0, "Hello, how are you?" + GENERATED), (1, "And you?" + GENERATED), (2, "Bye." + GENERATED)]
+    assert completion.usage is not None
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (3 * 15, 3 * 65)
+    sent = sorted(body["prompt"] for body in ollama.recorder.bodies("/api/generate"))
+    assert sent == ["And you?", "Bye.", "Hello, how are you?"]
+
+
+async def test_failing_prompts_fail_the_request_with_their_error(gateway: TestClient) -> None:
+    """All or nothing, as OpenAI answers: never a list of choices with one silently missing."""
+    async with client_for(gateway) as client:
+        with pytest.raises(NotFoundError) as missing:
+            await client.completions.create(model="missing-everywhere", prompt=["a", "b"])
+    assert missing.value.code == "model_not_found"
+
+
 async def test_echo_is_done_by_the_gateway_for_every_backend(gateway: TestClient, openai: RunningUpstream) -> None:
     async with client_for(gateway) as client:
         local = await client.completions.create(model="gemma3:1b", prompt="Hello, how are you?", echo=True)
@@ -101,7 +123,8 @@ async def test_a_completion_cut_mid_stream_raises_in_the_client(
 
 @pytest.mark.parametrize(("extra", "param", "problem"), [
     ({"temperature": 3}, "temperature", "must be between 0 and 2"),
-    ({"prompt": ["one", "two"]}, "prompt", "one prompt per request is supported"),
+    ({"prompt": ["one", "two"], "stream": True}, "prompt", "a stream takes one prompt"),
+    ({"prompt": ["one", ""]}, "prompt", "must not be empty"),
     ({"prompt": [[1, 2, 3]]}, "prompt", "token arrays are not supported"),
     ({"prompt": ""}, "prompt", "must not be empty"),
     ({"suffix": 5}, "suffix", "expected a string"),
