@@ -16,12 +16,14 @@ from typing import Any, Literal, NewType
 from attrs import frozen
 
 from proxy.llm import ChatRequest, Message, Parameters, Role
-from proxy.surfaces.openai.request_models import NotSupported, TextFormat, ToolChoice
+from proxy.surfaces.openai.request_models import NotSupported
 from proxy.surfaces.request_bodies import CONVERTER, FieldError, ModelId, Temperature, TokenCount, TopP
 
 ResponseInput = NewType("ResponseInput", object)
 NotStored = NewType("NotStored", bool)
 NoPreviousResponse = NewType("NoPreviousResponse", object)
+ResponseTextFormat = NewType("ResponseTextFormat", object)
+ResponseToolChoice = NewType("ResponseToolChoice", str)
 
 _ROLES: dict[str, Role] = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 _TEXT_PARTS = {"input_text", "output_text"}
@@ -29,7 +31,7 @@ _TEXT_PARTS = {"input_text", "output_text"}
 
 @frozen
 class TextBody:
-    format: TextFormat | None = None
+    format: ResponseTextFormat | None = None
     verbosity: Literal["low", "medium", "high"] | None = None
 
 
@@ -44,7 +46,7 @@ class ResponsesBody:
     stream: bool | None = None
     stream_options: dict[str, bool] | None = None
     tools: NotSupported | None = None
-    tool_choice: ToolChoice | None = None
+    tool_choice: ResponseToolChoice | None = None
     parallel_tool_calls: bool | None = None
     max_tool_calls: NotSupported | None = None
     text: TextBody | None = None
@@ -82,8 +84,21 @@ def _no_previous_response(v: object, _: object) -> None:
     raise FieldError("answers are not stored by this gateway; send the conversation in `input` instead")
 
 
+def _text_format(v: object, _: object) -> None:
+    if v == {"type": "text"}:
+        return
+    raise FieldError('only {"type": "text"} is supported')
+
+
+def _tool_choice(v: object, _: object) -> str:
+    if v in ("none", "auto"):
+        return str(v)
+    raise FieldError("tools are not supported by this gateway yet; only \"none\" or \"auto\"")
+
+
 for _type, _hook in [(ResponseInput, _response_input), (NotStored, _not_stored),
-                     (NoPreviousResponse, _no_previous_response)]:
+                     (NoPreviousResponse, _no_previous_response), (ResponseTextFormat, _text_format),
+                     (ResponseToolChoice, _tool_choice)]:
     CONVERTER.register_structure_hook(_type, _hook)
 
 

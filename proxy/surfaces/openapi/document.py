@@ -74,6 +74,8 @@ _CONSTRAINED: dict[object, Schema] = {
             },
         }},
     ]},
+    rsp.ResponseTextFormat: {"const": {"type": "text"}},
+    rsp.ResponseToolChoice: {"enum": ["none", "auto"]},
     rsp.NotStored: {"description": "Answers are not stored: only false is accepted.", "const": False},
     rsp.NoPreviousResponse: {"description": "Not supported: answers are not stored; send the conversation in "
                                             "`input`.", "not": {}},
