@@ -80,6 +80,22 @@ async def test_a_streamed_response_served_by_ollama(gateway: TestClient) -> None
     assert len({e.response.id for e in events if hasattr(e, "response")}) == 1
 
 
+async def test_a_stream_that_reaches_max_output_tokens_ends_incomplete(gateway: TestClient) -> None:
+    """As OpenAI ends it: response.incomplete, the reason in incomplete_details (recorded from a real
+    Ollama whose answer ran into its token limit: done_reason "length")."""
+    async with client_for(gateway) as client:
+        stream = await client.responses.create(model="length-limited", input="Tell me a story", stream=True,
+                                               max_output_tokens=10)
+        events = [event async for event in stream]
+    kinds = [e.type for e in events]
+    assert kinds[:4] == OPENING and kinds[-4:] == [*CLOSING[:3], "response.incomplete"]
+    final = events[-1].response
+    assert final.status == "incomplete" and final.incomplete_details is not None
+    assert final.incomplete_details.reason == "max_output_tokens"
+    assert final.output_text == "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert final.output[0].status == "incomplete"
+
+
 async def test_the_stream_helper_through_fallback(gateway: TestClient, openai: RunningUpstream) -> None:
     async with client_for(gateway) as client, client.responses.stream(
             model="missing-locally", input="Say hi", instructions="Be kind.") as stream:
