@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from attrs import define
 
-from proxy.backends.base import Fields, HttpBackend, classify_common, error_json, plain_text
+from proxy.backends.base import Fields, HttpBackend, classify_common, error_json, relayed_message
 from proxy.backends.wire import ndjson_objects
 from proxy.errors import (
     BadUpstreamResponse,
@@ -54,7 +54,8 @@ _OPTION_NAMES = {
 
 def classify_error(status: int, body: bytes, backend: str) -> UpstreamError:
     error = error_json(body).get("error")
-    message = error if isinstance(error, str) else plain_text(body) or f"HTTP {status}"
+    # Only Ollama's `error` field is passed on; any other body stays in the server log.
+    message = relayed_message(error if isinstance(error, str) else "", status)
     # Only Ollama's own JSON answer means a missing model; a bare "404 page not found"
     # means the URL is wrong (e.g. OLLAMA_BASE_URL ending in /api).
     if status == 404 and isinstance(error, str) and "model" in error:
@@ -131,7 +132,7 @@ class OllamaBackend(HttpBackend):
         error = message.get("error")
         if error is not None:
             raise UpstreamUnavailable(
-                f"error from the model: {fields.text(error, 'error')}", backend=self.name)
+                f"error from the model: {relayed_message(fields.text(error, 'error'), 200)}", backend=self.name)
         return message
 
     async def chat(self, request: ChatRequest) -> ChatResult:
@@ -166,7 +167,7 @@ class OllamaBackend(HttpBackend):
         """/api/chat's or /api/generate's lines: the text is in `message.content` or `response`."""
         fields = self.fields
         async with self._upstream.request("POST", path, json=body, streaming=True, cold=cold) as response:
-            async for raw in ndjson_objects(response.content):
+            async for raw in ndjson_objects(response.content, self._upstream.read_budget(cold=cold)):
                 message = self._checked(raw)
                 if path == "/api/generate":
                     token = fields.text(message.get("response"), "response")

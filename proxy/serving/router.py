@@ -110,6 +110,8 @@ class OpenStream:
             await items.aclose()
             await self.rest.aclose()
             self.attempt.finish(error)
+            # The error's traceback holds this frame: without this, a reference cycle.
+            error = None
 
     async def items(self) -> AsyncGenerator[StreamItem, None]:
         """Every item, the first included; closing this closes the upstream stream."""
@@ -129,6 +131,7 @@ class OpenStream:
             raise
         finally:
             self.attempt.finish(error)
+            error = None  # the error's traceback holds this frame: without this, a reference cycle
 
 
 def _load(member: Member) -> int:
@@ -230,7 +233,12 @@ class Router:
                     attempt.finish(None)
                 return attempt, result
             if not all(isinstance(f, UpstreamSaturated) for f in failures) or not await self._slot_within(deadline):
-                raise AllBackendsFailed(failures)
+                try:
+                    raise AllBackendsFailed(failures)
+                finally:
+                    # Each failure's traceback holds this frame, which holds the list: a
+                    # reference cycle that would keep every failure's frames alive.
+                    failures.clear()
 
     async def _slot_within(self, deadline: float) -> bool:
         """Whether some backend frees a slot before `deadline`."""

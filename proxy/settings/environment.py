@@ -87,6 +87,11 @@ ENVIRONMENT: tuple[Variable, ...] = (
              'seconds streams (and then single-shot calls) may take to finish after SIGTERM'),
     Variable('PROXY_MAX_BODY_BYTES', '1048576',
              'request bodies above this are refused with 413'),
+    Variable('PROXY_BODY_TIMEOUT', '15',
+             'seconds a request body may take to arrive, once its headers have; 408 after'),
+    Variable('PROXY_ALLOWED_HOSTS', '(none)',
+             'comma-separated host names requests may name in Host, beyond localhost and loopback addresses, '
+             'when auth is off on a loopback address (DNS rebinding); see docs/security.md'),
     Variable('PROXY_MAX_MESSAGES', '1000',
              'messages per prompt'),
     Variable('PROXY_BATCH_MAX_INPUTS', '1000',
