@@ -36,8 +36,10 @@ from proxy.llm import (
     StreamItem,
 )
 from proxy.observability import metrics
+from proxy.serving.attempt_spans import Asked, end_span
 from proxy.serving.model_table import Route
 from proxy.settings.config import Settings
+from proxy.tracing.spans import AttemptSpan
 
 T = TypeVar("T")
 
@@ -59,18 +61,23 @@ class Attempt:
     """One request on one member: counted in flight until finished, then fed to the breaker."""
 
     member: Member
+    # Its CLIENT span while tracing is on.
+    span: AttemptSpan | None = None
     _finished: bool = False
 
     @classmethod
-    def start(cls, member: Member) -> Attempt:
+    def start(cls, member: Member, span: AttemptSpan | None = None) -> Attempt:
         member.in_flight += 1
         member.breaker.attempt_started()
-        return cls(member)
+        return cls(member, span)
 
-    def finish(self, error: BaseException | None) -> None:
+    def finish(self, error: BaseException | None, answer: object = None) -> None:
+        """Done: `error` None for an answer (`answer`: a result or a stream's end, for the span)."""
         if self._finished:
             return
         self._finished = True
+        if self.span is not None:
+            end_span(self.span, error, answer)
         self.member.in_flight -= 1
         self.member.slot_freed.set()
         breaker = self.member.breaker
@@ -121,7 +128,7 @@ class OpenStream:
                 item = self.first
                 while True:
                     if isinstance(item, StreamEnd):
-                        self.attempt.finish(None)
+                        self.attempt.finish(None, item)
                     yield item
                     item = await anext(self.rest)
         except StopAsyncIteration:
@@ -200,7 +207,8 @@ class Router:
         return ready + resting
 
     async def _first_that_serves(
-        self, call: Callable[[Backend, str | None], Awaitable[T]], route: Route | None, *, hold: bool = False,
+        self, call: Callable[[Backend, str | None], Awaitable[T]], route: Route | None, asked: Asked, *,
+        hold: bool = False,
     ) -> tuple[Attempt, T]:
         """The first candidate's answer; with `hold`, its attempt stays open for the caller.
 
@@ -216,7 +224,7 @@ class Router:
                     failures.append(UpstreamSaturated(
                         f"{member.max_in_flight} requests already in flight", backend=member.backend.name))
                     continue
-                attempt = Attempt.start(member)
+                attempt = Attempt.start(member, asked.span(member.backend, model))
                 try:
                     result = await call(member.backend, model)
                 except UpstreamError as exc:
@@ -230,7 +238,9 @@ class Router:
                     attempt.finish(exc)
                     raise
                 if not hold:
-                    attempt.finish(None)
+                    attempt.finish(None, result)
+                elif attempt.span is not None:
+                    attempt.span.first_token()
                 return attempt, result
             if not all(isinstance(f, UpstreamSaturated) for f in failures) or not await self._slot_within(deadline):
                 try:
@@ -252,27 +262,37 @@ class Router:
 
     async def serve_chat(self, request: ChatRequest, route: Route | None = None) -> tuple[Backend, ChatResult]:
         attempt, result = await self._first_that_serves(
-            lambda backend, model: backend.chat(_renamed(request, model)), route)
+            lambda backend, model: backend.chat(_renamed(request, model)), route,
+            Asked("chat", request.model, request.messages))
         return attempt.member.backend, result
 
     async def serve_completion(
         self, request: CompletionRequest, route: Route | None = None,
     ) -> tuple[Backend, ChatResult]:
         attempt, result = await self._first_that_serves(
-            lambda backend, model: backend.complete(_renamed(request, model)), route)
+            lambda backend, model: backend.complete(_renamed(request, model)), route, _asked(request))
         return attempt.member.backend, result
 
     async def serve_embed(self, request: EmbedRequest, route: Route | None = None) -> tuple[Backend, EmbedResult]:
         attempt, result = await self._first_that_serves(
-            lambda backend, model: backend.embed(_renamed(request, model)), route)
+            lambda backend, model: backend.embed(_renamed(request, model)), route,
+            Asked("embeddings", request.model, request.inputs))
         return attempt.member.backend, result
 
     async def open_stream(self, request: GenerationRequest, route: Route | None = None) -> OpenStream:
         """The first backend whose stream (a chat's or a text completion's) yields a token in
         time (each backend keeps its own first-token timer); the others never show."""
         attempt, (first, rest) = await self._first_that_serves(
-            lambda backend, model: backend.open_stream(_renamed(request, model)), route, hold=True)
+            lambda backend, model: backend.open_stream(_renamed(request, model)), route, _asked(request), hold=True)
         return OpenStream(attempt=attempt, first=first, rest=rest)
+
+
+def _asked(request: GenerationRequest) -> Asked:
+    """What a chat or a text completion asks, as its attempts' spans name it (the OpenTelemetry
+    GenAI operation names "chat" and "text_completion")."""
+    if isinstance(request, ChatRequest):
+        return Asked("chat", request.model, request.messages)
+    return Asked("text_completion", request.model, (request.prompt,))
 
 
 R = TypeVar("R", ChatRequest, CompletionRequest, GenerationRequest, EmbedRequest)

@@ -1,11 +1,16 @@
 """One request from a surface to a backend and back: the steps every surface shares.
 
 A surface handler reads and checks its body, builds a `ChatRequest`, `CompletionRequest`
-or `EmbedRequest`, and calls the `Service`; it never looks up routes, reserves limits, picks backends or
-records outcomes itself. The service does, in this order:
+or `EmbedRequest`, and calls the `Service`; it never looks up routes, reserves limits,
+picks backends or records outcomes itself. The service does, in this order:
 
-    model table (route, max_tokens) -> limiter reservation -> router (first backend that
-    serves) -> reservation settled with the real usage -> outcome recorded
+    model table (route, max_tokens) -> answer cache (a hit ends here) -> limiter
+    reservation -> router (first backend that serves) -> reservation settled with the real
+    usage -> outcome recorded -> answer remembered
+
+Every upstream request it causes carries the caller's X-Request-ID and trace context
+(backends/outbound.py). A cache hit (serving/answer_cache.py) is reserved as a request
+that spends no tokens.
 
 Streams are also registered with the shutdown drain from before their first token, and
 their reservation is settled however they end (a normal end, a cut, a client leaving).
@@ -21,6 +26,10 @@ from contextlib import aclosing, asynccontextmanager
 from attrs import frozen
 
 from proxy.backends.base import Backend
+from proxy.backends.outbound import forward
+from proxy.cache import policy
+from proxy.cache.answers import AnswerCache
+from proxy.cache.entries import CachedChat, CachedEmbeddings, CachedStream
 from proxy.errors import BadUpstreamResponse, ShuttingDown, UpstreamError
 from proxy.llm import (
     ChatRequest,
@@ -34,6 +43,7 @@ from proxy.llm import (
     Usage,
 )
 from proxy.observability import metrics
+from proxy.serving.answer_cache import HIT_ESTIMATE, HIT_PROVIDER, NO_USAGE, for_chat, for_embeddings, recording, replay
 from proxy.serving.drain import Drain
 from proxy.serving.model_table import Routes
 from proxy.serving.outcome import Outcome
@@ -54,24 +64,31 @@ NO_TOKENS = TokenEstimate(prompt=0, completion=0)
 
 @frozen
 class Caller:
-    """Who a request is served for, and where what it came to is written down."""
+    """Who a request is served for, what it asks of the serving layer beyond the request
+    itself, and where what it came to is written down."""
 
     tenant: Tenant
     request_id: str
     outcome: Outcome
+    # The client's X-Gateway-Cache: "use" or "skip" the answer cache, or "auto".
+    cache_wish: policy.Asked = "auto"
+    # The client's W3C trace context, passed on to the upstreams.
+    traceparent: str | None = None
+    tracestate: str | None = None
+
+    def forward(self) -> None:
+        """Every upstream request made for this caller carries its id and trace context."""
+        forward(self.request_id, self.traceparent, self.tracestate)
 
 
 @frozen
 class ServedStream:
     """A stream that has its first token: `items` are its tokens and then one `StreamEnd`."""
 
-    backend: Backend
+    provider: str
+    backend_name: str  # "cache" for an answer replayed from the answer cache
     items: AsyncGenerator[StreamItem, None]
     cutoff: asyncio.Timeout
-
-    @property
-    def provider(self) -> str:
-        return self.backend.provider
 
     def cut_by_shutdown(self) -> bool:
         """Whether a TimeoutError in this stream came from the shutdown drain's cutoff."""
@@ -84,6 +101,7 @@ class Service:
     limiter: Limiter
     router: Router
     drain: Drain
+    answers: AnswerCache
 
     @asynccontextmanager
     async def counted(self, caller: Caller) -> AsyncIterator[None]:
@@ -92,40 +110,65 @@ class Service:
         async with self.limiter.reserve(caller.tenant, "", NO_TOKENS):
             yield
 
-    async def chat(self, caller: Caller, chat: ChatRequest) -> tuple[Backend, ChatResult]:
-        """One answer; `chat.model` is the public name the key's limits and usage use."""
+    async def chat(self, caller: Caller, chat: ChatRequest) -> tuple[str, ChatResult]:
+        """(provider, answer); `chat.model` is the public name the key's limits and usage use."""
         caller.outcome.model = chat.model
         chat, route = self.model_table.table.resolve(chat)
+        caller.forward()
+        lookup = for_chat(self.answers, caller.tenant, caller.cache_wish, caller.outcome, chat, route, stream=False)
+        if lookup is not None and (hit := await lookup.find(CachedChat.from_bytes)) is not None:
+            await self._count_hit(caller, chat.model)
+            return hit.provider, hit.result
         async with self.limiter.reserve(caller.tenant, chat.model, chat_estimate(chat)) as reservation:
             backend, result = await self.router.serve_chat(chat, route)
             reservation.record(result.usage, output=result.output)
         caller.outcome.served(backend.provider, result.usage)
-        return backend, result
+        if lookup is not None:
+            await lookup.remember(CachedChat(backend.provider, result))
+        return backend.provider, result
 
-    async def complete(self, caller: Caller, completion: CompletionRequest) -> tuple[Backend, ChatResult]:
-        """One text completion, served like a chat: same route, limits, fallback and outcome."""
+    async def complete(self, caller: Caller, completion: CompletionRequest) -> tuple[str, ChatResult]:
+        """(provider, answer) of one text completion, served like a chat: same route, limits,
+        fallback and outcome. Text completions are not kept in the answer cache."""
         caller.outcome.model = completion.model
         completion, route = self.model_table.table.resolve(completion)
+        caller.forward()
         async with self.limiter.reserve(
                 caller.tenant, completion.model, completion_estimate(completion)) as reservation:
             backend, result = await self.router.serve_completion(completion, route)
             reservation.record(result.usage, output=result.output)
         caller.outcome.served(backend.provider, result.usage)
-        return backend, result
+        return backend.provider, result
 
-    async def embed(self, caller: Caller, embed: EmbedRequest) -> tuple[Backend, EmbedResult]:
+    async def embed(self, caller: Caller, embed: EmbedRequest) -> tuple[str, EmbedResult]:
+        """(provider, vectors)."""
         caller.outcome.model = embed.model
         route = self.model_table.table.route(embed.model, "embeddings")
+        caller.forward()
+        lookup = for_embeddings(self.answers, caller.tenant, caller.cache_wish, caller.outcome, embed, route)
+        if lookup is not None and (hit := await lookup.find(CachedEmbeddings.from_bytes)) is not None:
+            await self._count_hit(caller, embed.model)
+            return hit.provider, hit.result
         async with self.limiter.reserve(caller.tenant, embed.model, embed_estimate(embed)) as reservation:
             backend, result = await self.router.serve_embed(embed, route)
             usage = Usage(prompt_tokens=result.prompt_tokens, completion_tokens=0)
             reservation.record(usage)
         caller.outcome.served(backend.provider, usage)
-        return backend, result
+        if lookup is not None:
+            await lookup.remember(CachedEmbeddings(backend.provider, result))
+        return backend.provider, result
+
+    async def _count_hit(self, caller: Caller, model: str) -> None:
+        """A cache hit against the key's limits: one request (refused like any other when
+        over its limit), no tokens."""
+        async with self.limiter.reserve(caller.tenant, model, HIT_ESTIMATE) as reservation:
+            reservation.record(NO_USAGE)
+        caller.outcome.served(HIT_PROVIDER)
 
     @asynccontextmanager
     async def stream(self, caller: Caller, chat: GenerationRequest) -> AsyncIterator[ServedStream]:
-        """A chat's or a text completion's stream once some backend produced its first token;
+        """A chat's or a text completion's stream once some backend produced its first token
+        (or, for a chat, the answer cache has it);
         the upstream is closed, the reservation settled and the drain told when the block
         ends, however it ends.
 
@@ -134,21 +177,36 @@ class Service:
         """
         caller.outcome.model = chat.model
         chat, route = self.model_table.table.resolve(chat)
+        caller.forward()
+        lookup = None
+        if isinstance(chat, ChatRequest):  # text completions are not kept in the answer cache
+            lookup = for_chat(self.answers, caller.tenant, caller.cache_wish, caller.outcome, chat, route, stream=True)
+        hit = None if lookup is None else await lookup.find(CachedStream.from_bytes)
         opened = False
         try:
             async with (
                 self.drain.stream() as cutoff,
                 # Checked before any upstream is asked; settled with the real usage however the
-                # stream ends (a cut, a client leaving).
-                self.limiter.reserve(caller.tenant, chat.model, generation_estimate(chat)) as reservation,
+                # stream ends (a cut, a client leaving). A hit spends no tokens.
+                self.limiter.reserve(
+                    caller.tenant, chat.model, HIT_ESTIMATE if hit else generation_estimate(chat)) as reservation,
             ):
+                if hit is not None:
+                    reservation.record(NO_USAGE)
+                    caller.outcome.served(HIT_PROVIDER)
+                    async with aclosing(replay(hit)) as replayed:
+                        opened = True
+                        yield ServedStream(hit.provider, HIT_PROVIDER, replayed, cutoff)
+                    return
                 first = await self.router.open_stream(chat, route)
                 provider = first.backend.provider
                 caller.outcome.served(provider)
-                async with first.closing() as items, aclosing(
-                        _settled(items, reservation, caller.outcome, first.backend)) as settled:
-                    opened = True
-                    yield ServedStream(backend=first.backend, items=settled, cutoff=cutoff)
+                async with first.closing() as items:
+                    recorded = items if lookup is None else recording(items, lookup, provider)
+                    async with aclosing(recorded), aclosing(
+                            _settled(recorded, reservation, caller.outcome, first.backend)) as settled:
+                        opened = True
+                        yield ServedStream(provider, first.backend.name, settled, cutoff)
         except TimeoutError:
             if opened or not cutoff.expired():
                 raise
@@ -156,7 +214,7 @@ class Service:
 
 
 async def _settled(
-    items: AsyncGenerator[StreamItem, None], reservation: Reservation, outcome: Outcome, backend: Backend,
+    items: AsyncIterator[StreamItem], reservation: Reservation, outcome: Outcome, backend: Backend,
 ) -> AsyncGenerator[StreamItem, None]:
     """The items, recording each into the reservation and the final usage into the outcome."""
     try:

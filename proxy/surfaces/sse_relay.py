@@ -78,7 +78,7 @@ async def relay(
             events = dialect(served.provider)
             await response.prepare(request)
             async with response:
-                await relay_events(request, _sse_sender(response), served.items, events, served.backend.name)
+                await relay_events(request, _sse_sender(response), served.items, events, served.backend_name)
     except TimeoutError:
         if served is None or not served.cut_by_shutdown():
             # aiohttp-sse's send timeout: the client stopped reading.

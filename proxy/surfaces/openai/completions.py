@@ -81,8 +81,7 @@ async def _complete_all(
 
     async def worker() -> None:
         for index, prompt in pending:  # one shared iterator: each prompt is taken exactly once
-            backend, result = await service.complete(caller, prompt)
-            answers[index] = (backend.provider, result)
+            answers[index] = await service.complete(caller, prompt)
 
     if len(prompts) == 1:
         await worker()

@@ -29,8 +29,8 @@ async def responses(request: web.Request) -> web.StreamResponse:
     frame = ResponseFrame.for_request(request[REQUEST_ID], int(time.time()), body)
     if body.stream:
         return await relay(request, chat, lambda _provider: ResponseEvents(frame))
-    backend, result = await service_of(request).chat(caller_of(request), chat)
+    provider, result = await service_of(request).chat(caller_of(request), chat)
     status = status_of(result.finish_reason)
     response = json_response(frame.response(status, [frame.message(result.output, status)], usage=result.usage))
-    response.headers["X-Gateway-Provider"] = backend.provider
+    response.headers["X-Gateway-Provider"] = provider
     return response
