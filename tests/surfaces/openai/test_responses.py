@@ -96,17 +96,26 @@ async def test_a_stream_that_reaches_max_output_tokens_ends_incomplete(gateway: 
     assert final.output[0].status == "incomplete"
 
 
-async def test_the_stream_helper_through_fallback(gateway: TestClient, openai: RunningUpstream) -> None:
+@pytest.mark.parametrize(("model", "served_by", "tokens"), [
+    ("gemma3:1b", "ollama", ["2", " +", " ", "2", " =", " ", "4", "\n"]),  # Ollama's recorded tokens
+    ("missing-locally", "openai", TOKENS),
+])
+async def test_the_stream_helper(
+    gateway: TestClient, ollama: RunningUpstream, openai: RunningUpstream, model: str, served_by: str,
+    tokens: list[str],
+) -> None:
     async with client_for(gateway) as client, client.responses.stream(
-            model="missing-locally", input="Say hi", instructions="Be kind.") as stream:
+            model=model, input="Say hi", instructions="Be kind.") as stream:
         deltas = [event.delta async for event in stream if event.type == "response.output_text.delta"]
         final = await stream.get_final_response()
-    assert deltas == TOKENS
-    assert final.output_text == "".join(TOKENS) and final.status == "completed"
-    assert final.usage is not None and final.usage.output_tokens == len(TOKENS)
-    sent = openai.recorder.bodies("/v1/chat/completions")[-1]
-    assert sent["messages"] == [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Say hi"}]
-    assert sent["stream"] is True
+    assert deltas == tokens
+    assert final.output_text == "".join(tokens) and final.status == "completed"
+    assert final.usage is not None and final.usage.output_tokens == (9 if served_by == "ollama" else len(TOKENS))
+    upstream = ollama.recorder.bodies("/api/chat") if served_by == "ollama" else openai.recorder.bodies(
+        "/v1/chat/completions")
+    assert upstream[-1]["messages"] == [
+        {"role": "system", "content": "Be kind."}, {"role": "user", "content": "Say hi"}]
+    assert upstream[-1]["stream"] is True
 
 
 async def test_a_single_response_through_fallback(gateway: TestClient, openai: RunningUpstream) -> None:
