@@ -1,5 +1,6 @@
 # The interface: `make run` starts the gateway with a local model as its fallback,
-# `make test` runs every test, `make lint` checks types and style.
+# `make test` runs every test, `make lint` checks types and style, `make docs` regenerates the
+# documentation pages made from the code (docs/configuration.md, docs/errors.md).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,7 +11,7 @@ OCTOMIL_VERSION ?= 4.17.42
 # Node clients the tests drive (the Vercel AI SDK), pinned by tests/support/node/package-lock.json.
 NODE_CLIENTS := tests/support/node
 
-.PHONY: install run test lint bench bench-quick bench-tools clean
+.PHONY: install run test lint docs bench bench-quick bench-tools clean
 
 install: $(VENV)/.installed
 
@@ -48,6 +49,9 @@ bench: install bench-tools
 
 bench-quick: install bench-tools
 	$(PY) -m bench.run --quick --json bench-results.json
+
+docs: install
+	$(PY) -m proxy.commands.docs
 
 lint: install
 	$(VENV)/bin/ruff check proxy tests bench

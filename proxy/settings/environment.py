@@ -1,7 +1,7 @@
 """Every environment variable the gateway reads, with its default and meaning.
 
-config.py reads them; this table documents them for `python -m proxy --help`, and the
-tests check that it, the README's configuration table and config.py name the same ones.
+config.py reads them; this table documents them for `python -m proxy --help` and is the source
+of docs/configuration.md (`make docs`), and the tests check that it and config.py name the same ones.
 """
 
 from __future__ import annotations
@@ -39,14 +39,14 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable('PROXY_PORT', '8000',
              'port to listen on'),
     Variable('PROXY_WORKERS', '1',
-             'processes serving the port together (SO_REUSEPORT); see the README, More than one core'),
+             'processes serving the port together (SO_REUSEPORT); see docs/fleets.md'),
     Variable('PROXY_API_TOKENS', '(none)',
              'comma-separated bearer tokens clients may use, each as the unlimited key default; '
              'these or a keys file are required unless auth is off'),
     Variable('PROXY_AUTH_DISABLED', 'false',
              'true runs without authentication (only for a sidecar on a private network)'),
     Variable('PROXY_KEYS_FILE', '(none)',
-             'API keys with their limits (TOML), see the README, Keys, limits and fleets'),
+             'API keys with their limits (TOML), see docs/keys-and-limits.md'),
     Variable('PROXY_KEYS_RELOAD', '2',
              'seconds between checks of the keys file for changes (SIGHUP reloads at once)'),
     Variable('PROXY_RESERVED_COMPLETION_TOKENS', '1024',
@@ -65,7 +65,7 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable('PROXY_COLD_START_TIMEOUT', '120',
              'seconds allowed for headers and first token when Ollama must first load the model'),
     Variable('PROXY_ROUTES_FILE', '(none)',
-             'routing table (TOML), see the README, Model routing'),
+             'routing table (TOML), see docs/routing.md'),
     Variable('PROXY_ROUTES_RELOAD', '2',
              'seconds between checks of the routing file for changes'),
     Variable('PROXY_HEALTH_TIMEOUT', '2',
