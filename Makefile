@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 # client process, and its dependencies stay out of the gateway's.
 SDK_VENV ?= .venv-sdk
 OCTOMIL_VERSION ?= 4.17.42
+# Node clients the tests drive (the Vercel AI SDK), pinned by tests/support/node/package-lock.json.
+NODE_CLIENTS := tests/support/node
 
 .PHONY: install run test lint docs bench bench-quick bench-profile bench-tools clean
 
@@ -30,7 +32,11 @@ $(SDK_VENV)/.installed:
 run: install
 	./deploy/run-local.sh
 
-test: install $(SDK_VENV)/.installed
+$(NODE_CLIENTS)/node_modules/.installed: $(NODE_CLIENTS)/package.json $(NODE_CLIENTS)/package-lock.json
+	cd $(NODE_CLIENTS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: install $(SDK_VENV)/.installed $(NODE_CLIENTS)/node_modules/.installed
 	OCTOMIL_SDK_PYTHON=$(SDK_VENV)/bin/python $(PY) -m pytest
 
 # The load generators come from Debian: wrk (closed loop) and hey (fixed rate).
@@ -60,5 +66,5 @@ lint: install
 # Everything the other targets made: environments, caches, and what `make run` left
 # (its development token and the local model server's log) and `make bench` wrote.
 clean:
-	rm -rf $(VENV) $(SDK_VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(SDK_VENV) $(NODE_CLIENTS)/node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info
 	rm -f .dev-token local-model.log bench-results.json

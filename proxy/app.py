@@ -46,8 +46,10 @@ from proxy.surfaces.octomil.inference import inference
 from proxy.surfaces.octomil.models import models
 from proxy.surfaces.octomil.stream import stream
 from proxy.surfaces.openai.chat import chat_completions
+from proxy.surfaces.openai.completions import completions
 from proxy.surfaces.openai.embeddings_and_models import embeddings_v1, model_v1, models_v1
 from proxy.surfaces.openai.errors import openai_error
+from proxy.surfaces.openai.responses import responses
 from proxy.surfaces.openapi.handler import OPENAPI_DOCUMENT, openapi
 from proxy.surfaces.openapi.handler import render as render_openapi
 from proxy.surfaces.operations.metrics import backend_gauges_ctx, metrics
@@ -192,6 +194,8 @@ def create_app(settings: Settings) -> web.Application:
     app[OPENAPI_DOCUMENT] = render_openapi(settings)
     app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/responses", responses)
     app.router.add_post("/v1/embeddings", embeddings_v1)
     app.router.add_get("/v1/models", models_v1)
     app.router.add_get("/v1/models/{model:.+}", model_v1)

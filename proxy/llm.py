@@ -130,6 +130,26 @@ class ChatRequest:
 
 
 @frozen
+class CompletionRequest:
+    """A plain text completion: the model continues `prompt` (and, for fill-in-the-middle
+    code models, writes what goes between it and `suffix`)."""
+
+    model: str
+    prompt: str
+    suffix: str | None = None
+    parameters: Parameters = Parameters()
+
+    def features(self) -> list[str]:
+        """As ChatRequest.features(), for logs: a fill-in-the-middle asks for a suffix."""
+        return ["suffix"] if self.suffix is not None else []
+
+
+# What a backend can generate from: a conversation or a prompt to continue. Both are
+# answered as a ChatResult, or streamed as StreamItems.
+GenerationRequest = ChatRequest | CompletionRequest
+
+
+@frozen
 class Usage:
     prompt_tokens: int
     completion_tokens: int

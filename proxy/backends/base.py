@@ -19,7 +19,16 @@ from attrs import define, field
 from proxy.backends.assemble import assemble
 from proxy.backends.upstream import Upstream
 from proxy.errors import BadUpstreamResponse, CapabilityMissing, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, Probe, StreamItem
+from proxy.llm import (
+    ChatRequest,
+    ChatResult,
+    CompletionRequest,
+    EmbedRequest,
+    EmbedResult,
+    GenerationRequest,
+    Probe,
+    StreamItem,
+)
 
 
 class Backend(Protocol):
@@ -43,9 +52,15 @@ class Backend(Protocol):
 
     async def embed_refusal(self, request: EmbedRequest) -> CapabilityMissing | None: ...
 
-    async def open_stream(self, request: ChatRequest) -> tuple[StreamItem, AsyncGenerator[StreamItem, None]]:
-        """The stream's first item, within the first-token timer (the cold-start budget when
-        the model must be loaded first), and the rest: tokens, then one StreamEnd.
+    async def complete(self, request: CompletionRequest) -> ChatResult:
+        """A text completion of `request.prompt` (and `suffix`), as one answer."""
+
+    async def open_stream(
+        self, request: GenerationRequest,
+    ) -> tuple[StreamItem, AsyncGenerator[StreamItem, None]]:
+        """A chat's or a text completion's stream: its first item, within the first-token
+        timer (the cold-start budget when the model must be loaded first), and the rest:
+        tokens, then one StreamEnd.
         UpstreamTimeout when the first item is late; the stream is closed then."""
 
     async def embed(self, request: EmbedRequest) -> EmbedResult: ...
@@ -181,6 +196,12 @@ class HttpBackend:
         cold = await self.must_load(request.model)
         return await assemble(self.stream(request, cold=cold), self._upstream.timeouts, self.name, cold=cold)
 
+    async def complete(self, request: CompletionRequest) -> ChatResult:
+        """A text completion, read as a stream and assembled like a chat's answer."""
+        cold = await self.must_load(request.model)
+        return await assemble(
+            self.stream_completion(request, cold=cold), self._upstream.timeouts, self.name, cold=cold)
+
     async def get_json(self, path: str) -> Any:
         async with self._upstream.request("GET", path) as response:
             return await self._upstream.read_json(response)
@@ -198,17 +219,28 @@ class HttpBackend:
         before the first token may last the cold-start budget."""
         raise NotImplementedError
 
+    def stream_completion(
+        self, request: CompletionRequest, *, cold: bool = False,
+    ) -> AsyncGenerator[StreamItem, None]:
+        """A text completion's tokens, then one StreamEnd; `cold` as for `stream`."""
+        raise NotImplementedError
+
     async def must_load(self, model: str) -> bool:
         """Whether the upstream has to load `model` before its first token (a cold start)."""
         return False  # only an upstream that says what it has loaded can tell
 
-    async def open_stream(self, request: ChatRequest) -> tuple[StreamItem, AsyncGenerator[StreamItem, None]]:
+    async def open_stream(
+        self, request: GenerationRequest,
+    ) -> tuple[StreamItem, AsyncGenerator[StreamItem, None]]:
         # Every upstream timer lives in this layer: connect, headers, idle and total in
         # Upstream, the first-token and cold-start budgets here. A model the upstream must
         # load first gets the cold-start budget: a load is not a dead upstream.
         cold = await self.must_load(request.model)
         budget = self._upstream.first_token_budget(cold=cold)
-        stream = self.stream(request, cold=cold)
+        if isinstance(request, ChatRequest):
+            stream = self.stream(request, cold=cold)
+        else:
+            stream = self.stream_completion(request, cold=cold)
         try:
             async with asyncio.timeout(budget):
                 return await anext(stream), stream

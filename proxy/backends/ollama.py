@@ -1,9 +1,14 @@
-"""Ollama's native API: `/api/chat` (NDJSON stream or one object), `/api/embed`, `/api/version`.
+"""Ollama's native API: `/api/chat` and `/api/generate` (NDJSON stream or one object),
+`/api/embed`, `/api/version`.
 
 Ollama reports a missing model as 404 `{"error": "model '...' not found"}`, a full queue as
 503, a bad request as 400, and an error during a stream as a line `{"error": "..."}` after
 a 200 status. It does not know the gateway's parameter names: `max_tokens` is
 `options.num_predict`.
+
+Text completions go to `/api/generate`, which applies the model's template, as Ollama's own
+`/v1/completions` does: a code model's template turns `prompt` and `suffix` into its
+fill-in-the-middle form.
 """
 
 from __future__ import annotations
@@ -28,7 +33,16 @@ from proxy.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from proxy.llm import ChatRequest, EmbedRequest, EmbedResult, StreamEnd, StreamItem, ToolCallDelta, Usage
+from proxy.llm import (
+    ChatRequest,
+    CompletionRequest,
+    EmbedRequest,
+    EmbedResult,
+    StreamEnd,
+    StreamItem,
+    ToolCallDelta,
+    Usage,
+)
 
 # What Ollama's 400 "<model> does not support <what>" is about, as a request field.
 _UNSUPPORTED_FIELDS = {"tools": "$.tools", "thinking": "$.reasoning_effort", "insert": "$", "embeddings": "$",
@@ -125,6 +139,14 @@ class OllamaBackend(HttpBackend):
         except UpstreamError:
             return None
 
+    def _generate_body(self, request: CompletionRequest, *, stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": request.model, "prompt": request.prompt, "stream": stream}
+        if request.suffix is not None:
+            body["suffix"] = request.suffix
+        if options := ollama_chat.wire_options(request.parameters):
+            body["options"] = options
+        return body
+
     def _checked(self, raw: Any) -> dict[str, Any]:
         if type(raw) is dict and raw.get("error") is None:
             return raw  # the usual case, without the checks below
@@ -149,6 +171,23 @@ class OllamaBackend(HttpBackend):
                 if message.get("done") is True:
                     reported = fields.optional_text(message.get("done_reason"), "done_reason")
                     yield StreamEnd(usage=_usage(message, fields), finish_reason="tool_calls" if calls else reported)
+                    return
+        raise BadUpstreamResponse("the stream ended before Ollama's final message", backend=self.name)
+
+    async def stream_completion(
+        self, request: CompletionRequest, *, cold: bool = False,
+    ) -> AsyncGenerator[StreamItem, None]:
+        """/api/generate's lines: the text is in `response`; the last line is `done`."""
+        fields = self.fields
+        body = self._generate_body(request, stream=True)
+        async with self._upstream.request("POST", "/api/generate", json=body, streaming=True, cold=cold) as response:
+            async for raw in ndjson_objects(response.content, self._upstream.read_budget(cold=cold)):
+                message = self._checked(raw)
+                if token := fields.text(message.get("response"), "response"):
+                    yield token
+                if message.get("done") is True:
+                    yield StreamEnd(usage=_usage(message, fields),
+                                    finish_reason=fields.optional_text(message.get("done_reason"), "done_reason"))
                     return
         raise BadUpstreamResponse("the stream ended before Ollama's final message", backend=self.name)
 

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from proxy.backends.base import Fields, call_id
-from proxy.llm import ChatRequest, Message, ReasoningDelta, StreamItem, Tool, ToolCall, ToolCallDelta
+from proxy.llm import ChatRequest, Message, Parameters, ReasoningDelta, StreamItem, Tool, ToolCall, ToolCallDelta
 
 # gateway parameter -> Ollama option
 OPTION_NAMES = {
@@ -35,6 +35,15 @@ OPTION_NAMES = {
     "presence_penalty": "presence_penalty",
 }
 
+def wire_options(parameters: Parameters) -> dict[str, Any]:
+    """The sampling parameters as Ollama's `options` (shared with /api/generate)."""
+    return {
+        option: list(value) if isinstance(value, tuple) else value
+        for param, option in OPTION_NAMES.items()
+        if (value := getattr(parameters, param)) is not None
+    }
+
+
 # Models whose `think` takes a level rather than true/false (Ollama's docs: gpt-oss).
 _LEVELLED_THINKERS = ("gpt-oss",)
 
@@ -42,13 +51,7 @@ _LEVELLED_THINKERS = ("gpt-oss",)
 def chat_body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
     body: dict[str, Any] = {"model": request.model, "messages": [_message(m) for m in request.messages],
                             "stream": stream}
-    p = request.parameters
-    options = {
-        option: list(value) if isinstance(value, tuple) else value
-        for param, option in OPTION_NAMES.items()
-        if (value := getattr(p, param)) is not None
-    }
-    if options:
+    if options := wire_options(request.parameters):
         body["options"] = options
     tools = _offered_tools(request)
     if tools:

@@ -1,4 +1,5 @@
-"""Any OpenAI-compatible endpoint: `{base}/chat/completions`, `{base}/embeddings`, `{base}/models`.
+"""Any OpenAI-compatible endpoint: `{base}/chat/completions`, `{base}/completions`,
+`{base}/embeddings`, `{base}/models`.
 
 `base` is what the OpenAI SDK calls `base_url` (e.g. `http://host:8080/v1`). Streams are
 SSE `data: {chunk}` events ending with `data: [DONE]`; usage is asked for with
@@ -12,7 +13,7 @@ many compatible servers (llama.cpp, vLLM) that accept it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Any, ClassVar
 
 import orjson
@@ -30,9 +31,22 @@ from proxy.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamEnd, StreamItem, Usage
+from proxy.llm import (
+    ChatRequest,
+    ChatResult,
+    CompletionRequest,
+    EmbedRequest,
+    EmbedResult,
+    StreamEnd,
+    StreamItem,
+    Usage,
+)
 
 _DONE = b"[DONE]"
+
+# What one streamed choice carries, as items; the set holds the indexes of tool calls
+# already started (a chat's calls come in pieces).
+ChoiceItems = Callable[[dict[str, Any], Fields, set[int]], Iterable[StreamItem]]
 
 
 def _error_fields(data: dict[str, Any]) -> tuple[str, str]:
@@ -68,6 +82,15 @@ def _usage(data: dict[str, Any], fields: Fields) -> Usage | None:
         prompt_tokens=fields.count(usage.get("prompt_tokens"), "prompt_tokens"),
         completion_tokens=fields.count(usage.get("completion_tokens"), "completion_tokens"),
     )
+
+
+def _chat_choice_items(choice: dict[str, Any], fields: Fields, started_calls: set[int]) -> Iterable[StreamItem]:
+    return openai_chat.delta_items(fields.object(choice.get("delta"), "delta"), fields, started_calls)
+
+
+def _completion_choice_items(choice: dict[str, Any], fields: Fields, _: set[int]) -> Iterable[StreamItem]:
+    token = fields.text(choice.get("text"), "text")
+    return (token,) if token else ()
 
 
 @define
@@ -115,15 +138,25 @@ class OpenAIBackend(HttpBackend):
             logprobs=choice.get("logprobs") if request.logprobs else None,
         )
 
-    async def stream(
-        self, request: ChatRequest, *, cold: bool = False,
+    def stream(self, request: ChatRequest, *, cold: bool = False) -> AsyncGenerator[StreamItem, None]:
+        body = openai_chat.chat_body(request, stream=True)
+        return self._sse_stream("/chat/completions", body, _chat_choice_items, cold=cold)
+
+    def stream_completion(
+        self, request: CompletionRequest, *, cold: bool = False,
     ) -> AsyncGenerator[StreamItem, None]:
+        body = openai_chat.completion_body(request, stream=True)
+        return self._sse_stream("/completions", body, _completion_choice_items, cold=cold)
+
+    async def _sse_stream(
+        self, path: str, body: dict[str, Any], items_of: ChoiceItems, *, cold: bool,
+    ) -> AsyncGenerator[StreamItem, None]:
+        """A chat's or a text completion's chunks, each choice read by `items_of`."""
         fields = self.fields
         finish_reason: str | None = None
         usage: Usage | None = None
         started_calls: set[int] = set()
-        body = openai_chat.chat_body(request, stream=True)
-        opened = self._upstream.request("POST", "/chat/completions", json=body, streaming=True, cold=cold)
+        opened = self._upstream.request("POST", path, json=body, streaming=True, cold=cold)
         async with opened as response:
             async for event, data in sse_events(response.content, self._upstream.read_budget(cold=cold)):
                 if data == _DONE:
@@ -137,8 +170,7 @@ class OpenAIBackend(HttpBackend):
                 usage = _usage(chunk, fields) or usage
                 for item in fields.items(chunk.get("choices"), "choices"):
                     choice = fields.object(item, "a choice")
-                    delta = fields.object(choice.get("delta"), "delta")
-                    for piece in openai_chat.delta_items(delta, fields, started_calls):
+                    for piece in items_of(choice, fields, started_calls):
                         yield piece
                     finish = fields.optional_text(choice.get("finish_reason"), "finish_reason")
                     finish_reason = finish or finish_reason

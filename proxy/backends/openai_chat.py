@@ -1,4 +1,5 @@
-"""Translation between the normalized chat and OpenAI's `/chat/completions` wire, both ways.
+"""Translation between the normalized chat and OpenAI's `/chat/completions` wire, both ways
+(and the request of a text completion, `/completions`).
 
 The request is OpenAI's own shape, so most of it goes out as the client sent it: tools,
 `tool_choice`, `parallel_tool_calls`, `response_format` (unchanged, `strict` included),
@@ -16,23 +17,24 @@ from __future__ import annotations
 from typing import Any
 
 from proxy.backends.base import Fields, call_id
-from proxy.llm import ChatRequest, Message, ReasoningDelta, StreamItem, ToolCall, ToolCallDelta
+from proxy.llm import (
+    ChatRequest,
+    CompletionRequest,
+    Message,
+    Parameters,
+    ReasoningDelta,
+    StreamItem,
+    ToolCall,
+    ToolCallDelta,
+)
 
 _PASSED_AS_IS = ("temperature", "max_tokens", "top_p", "top_k", "seed", "frequency_penalty", "presence_penalty")
 _REQUEST_AS_IS = ("parallel_tool_calls", "reasoning_effort", "logit_bias", "logprobs", "top_logprobs")
 
 
 def chat_body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": request.model, "messages": [_message(m) for m in request.messages],
-                            "stream": stream}
-    if stream:
-        body["stream_options"] = {"include_usage": True}
-    p = request.parameters
-    for name in _PASSED_AS_IS:
-        if (value := getattr(p, name)) is not None:
-            body[name] = value
-    if p.stop is not None:
-        body["stop"] = list(p.stop)
+    body = _with_parameters({"model": request.model, "messages": [_message(m) for m in request.messages]},
+                            request.parameters, stream=stream)
     if request.tools:
         body["tools"] = [_tool(t) for t in request.tools]
     if request.tool_choice is not None:
@@ -44,6 +46,26 @@ def chat_body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
     for name in _REQUEST_AS_IS:
         if (value := getattr(request, name)) is not None:
             body[name] = value
+    return body
+
+
+def completion_body(request: CompletionRequest, *, stream: bool) -> dict[str, Any]:
+    """`/completions`: the prompt (and a fill-in-the-middle `suffix`) with the same parameters."""
+    body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
+    if request.suffix is not None:
+        body["suffix"] = request.suffix
+    return _with_parameters(body, request.parameters, stream=stream)
+
+
+def _with_parameters(body: dict[str, Any], p: Parameters, *, stream: bool) -> dict[str, Any]:
+    body["stream"] = stream
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    for name in _PASSED_AS_IS:
+        if (value := getattr(p, name)) is not None:
+            body[name] = value
+    if p.stop is not None:
+        body["stop"] = list(p.stop)
     return body
 
 

@@ -29,19 +29,20 @@ import pathlib
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from typing import Literal, get_args, get_origin
+from typing import Literal, TypeVar, get_args, get_origin
 
 import attrs
 import cattrs
 from attrs import define, frozen
 
 from proxy.errors import ModelNotFound
-from proxy.llm import ChatRequest, Parameters
+from proxy.llm import GenerationRequest, Parameters
 from proxy.settings.toml_lines import line_of
 
 log = logging.getLogger("proxy")
 
 Kind = Literal["chat", "embeddings"]
+G = TypeVar("G", bound=GenerationRequest)
 
 
 class RoutesError(Exception):
@@ -116,8 +117,9 @@ class RouteTable:
             raise RoutesError("; ".join(problems))
         return cls(routes=dict(parsed.models), refuse_unknown=parsed.unknown_models == "refuse")
 
-    def resolve(self, request: ChatRequest) -> tuple[ChatRequest, Route | None]:
-        """The request as its route wants it (max_tokens default and ceiling), and the route."""
+    def resolve(self, request: G) -> tuple[G, Route | None]:
+        """The request (a chat or a text completion: both are the "chat" kind) as its route
+        wants it (max_tokens default and ceiling), and the route."""
         route = self.route(request.model, "chat")
         if route is None:
             return request, None

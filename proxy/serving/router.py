@@ -26,7 +26,16 @@ from attrs import define, frozen
 from proxy.backends.base import Backend
 from proxy.backends.breaker import Breaker
 from proxy.errors import AllBackendsFailed, UpstreamError, UpstreamSaturated
-from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamEnd, StreamItem
+from proxy.llm import (
+    ChatRequest,
+    ChatResult,
+    CompletionRequest,
+    EmbedRequest,
+    EmbedResult,
+    GenerationRequest,
+    StreamEnd,
+    StreamItem,
+)
 from proxy.observability import metrics
 from proxy.serving.attempt_spans import Asked, end_span
 from proxy.serving.model_table import Route
@@ -265,6 +274,13 @@ class Router:
             refusal=lambda backend, model: backend.refusal(_renamed(request, model)))
         return attempt.member.backend, result
 
+    async def serve_completion(
+        self, request: CompletionRequest, route: Route | None = None,
+    ) -> tuple[Backend, ChatResult]:
+        attempt, result = await self._first_that_serves(
+            lambda backend, model: backend.complete(_renamed(request, model)), route, _asked(request))
+        return attempt.member.backend, result
+
     async def serve_embed(self, request: EmbedRequest, route: Route | None = None) -> tuple[Backend, EmbedResult]:
         attempt, result = await self._first_that_serves(
             lambda backend, model: backend.embed(_renamed(request, model)), route,
@@ -272,17 +288,32 @@ class Router:
             refusal=lambda backend, model: backend.embed_refusal(_renamed(request, model)))
         return attempt.member.backend, result
 
-    async def open_stream(self, request: ChatRequest, route: Route | None = None) -> OpenStream:
-        """The first backend whose stream yields a token in time (each backend keeps its own
-        first-token timer); the others never show."""
+    async def open_stream(self, request: GenerationRequest, route: Route | None = None) -> OpenStream:
+        """The first backend whose stream (a chat's or a text completion's) yields a token in
+        time (each backend keeps its own first-token timer); the others never show."""
         attempt, (first, rest) = await self._first_that_serves(
-            lambda backend, model: backend.open_stream(_renamed(request, model)), route,
-            Asked("chat", request.model, request.messages), hold=True,
-            refusal=lambda backend, model: backend.refusal(_renamed(request, model)))
+            lambda backend, model: backend.open_stream(_renamed(request, model)), route, _asked(request), hold=True,
+            refusal=_refusal_of(request))
         return OpenStream(attempt=attempt, first=first, rest=rest)
 
 
-R = TypeVar("R", ChatRequest, EmbedRequest)
+def _refusal_of(request: GenerationRequest) -> Refusal | None:
+    """A chat may ask what a backend lacks (tools, image URLs...); a text completion asks
+    only for text, which every backend generates."""
+    if not isinstance(request, ChatRequest):
+        return None
+    return lambda backend, model: backend.refusal(_renamed(request, model))
+
+
+def _asked(request: GenerationRequest) -> Asked:
+    """What a chat or a text completion asks, as its attempts' spans name it (the OpenTelemetry
+    GenAI operation names "chat" and "text_completion")."""
+    if isinstance(request, ChatRequest):
+        return Asked("chat", request.model, request.messages)
+    return Asked("text_completion", request.model, (request.prompt,))
+
+
+R = TypeVar("R", ChatRequest, CompletionRequest, GenerationRequest, EmbedRequest)
 
 
 def _renamed(request: R, model: str | None) -> R:

@@ -1,8 +1,8 @@
 """One request from a surface to a backend and back: the steps every surface shares.
 
-A surface handler reads and checks its body, builds a `ChatRequest` or `EmbedRequest`,
-and calls the `Service`; it never looks up routes, reserves limits, picks backends or
-records outcomes itself. The service does, in this order:
+A surface handler reads and checks its body, builds a `ChatRequest`, `CompletionRequest`
+or `EmbedRequest`, and calls the `Service`; it never looks up routes, reserves limits,
+picks backends or records outcomes itself. The service does, in this order:
 
     model table (route, max_tokens) -> answer cache (a hit ends here) -> limiter
     reservation -> router (first backend that serves) -> reservation settled with the real
@@ -31,14 +31,30 @@ from proxy.cache import policy
 from proxy.cache.answers import AnswerCache
 from proxy.cache.entries import CachedChat, CachedEmbeddings, CachedStream
 from proxy.errors import BadUpstreamResponse, ShuttingDown, UpstreamError
-from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamEnd, StreamItem, Usage
+from proxy.llm import (
+    ChatRequest,
+    ChatResult,
+    CompletionRequest,
+    EmbedRequest,
+    EmbedResult,
+    GenerationRequest,
+    StreamEnd,
+    StreamItem,
+    Usage,
+)
 from proxy.observability import metrics
 from proxy.serving.answer_cache import HIT_ESTIMATE, HIT_PROVIDER, NO_USAGE, for_chat, for_embeddings, recording, replay
 from proxy.serving.drain import Drain
 from proxy.serving.model_table import Routes
 from proxy.serving.outcome import Outcome
 from proxy.serving.router import Router
-from proxy.tenants.estimate import TokenEstimate, chat_estimate, embed_estimate
+from proxy.tenants.estimate import (
+    TokenEstimate,
+    chat_estimate,
+    completion_estimate,
+    embed_estimate,
+    generation_estimate,
+)
 from proxy.tenants.keyring import Tenant
 from proxy.tenants.limiter import Limiter, Reservation
 
@@ -113,6 +129,19 @@ class Service:
             await lookup.remember(CachedChat(backend.provider, result))
         return backend.provider, result
 
+    async def complete(self, caller: Caller, completion: CompletionRequest) -> tuple[str, ChatResult]:
+        """(provider, answer) of one text completion, served like a chat: same route, limits,
+        fallback and outcome. Text completions are not kept in the answer cache."""
+        caller.outcome.model = completion.model
+        completion, route = self.model_table.table.resolve(completion)
+        caller.forward()
+        async with self.limiter.reserve(
+                caller.tenant, completion.model, completion_estimate(completion)) as reservation:
+            backend, result = await self.router.serve_completion(completion, route)
+            reservation.record(result.usage, output=result.output)
+        caller.outcome.served(backend.provider, result.usage)
+        return backend.provider, result
+
     async def embed(self, caller: Caller, embed: EmbedRequest) -> tuple[str, EmbedResult]:
         """(provider, vectors)."""
         caller.outcome.model = embed.model
@@ -139,8 +168,9 @@ class Service:
         caller.outcome.served(HIT_PROVIDER)
 
     @asynccontextmanager
-    async def stream(self, caller: Caller, chat: ChatRequest) -> AsyncIterator[ServedStream]:
-        """A stream once some backend produced its first token (or the answer cache has it);
+    async def stream(self, caller: Caller, chat: GenerationRequest) -> AsyncIterator[ServedStream]:
+        """A chat's or a text completion's stream once some backend produced its first token
+        (or, for a chat, the answer cache has it);
         the upstream is closed, the reservation settled and the drain told when the block
         ends, however it ends.
 
@@ -151,7 +181,9 @@ class Service:
         caller.outcome.features = chat.features()
         chat, route = self.model_table.table.resolve(chat)
         caller.forward()
-        lookup = for_chat(self.answers, caller.tenant, caller.cache_wish, caller.outcome, chat, route, stream=True)
+        lookup = None
+        if isinstance(chat, ChatRequest):  # text completions are not kept in the answer cache
+            lookup = for_chat(self.answers, caller.tenant, caller.cache_wish, caller.outcome, chat, route, stream=True)
         hit = None if lookup is None else await lookup.find(CachedStream.from_bytes)
         opened = False
         try:
@@ -160,7 +192,7 @@ class Service:
                 # Checked before any upstream is asked; settled with the real usage however the
                 # stream ends (a cut, a client leaving). A hit spends no tokens.
                 self.limiter.reserve(
-                    caller.tenant, chat.model, HIT_ESTIMATE if hit else chat_estimate(chat)) as reservation,
+                    caller.tenant, chat.model, HIT_ESTIMATE if hit else generation_estimate(chat)) as reservation,
             ):
                 if hit is not None:
                     reservation.record(NO_USAGE)

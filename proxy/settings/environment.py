@@ -21,7 +21,7 @@ ENVIRONMENT: tuple[Variable, ...] = (
              'Ollama server, or several, comma-separated; off (or empty) switches Ollama off'),
     Variable('OPENAI_API_ENDPOINT', '(none)',
              "OpenAI-compatible base URL like the OpenAI SDK's base_url, e.g. http://host:8080/v1 "
-             "(several, comma-separated); /chat/completions, /embeddings, /models are appended"),
+             "(several, comma-separated); /chat/completions, /completions, /embeddings, /models are appended"),
     Variable('OPENAI_API_KEY', '(none)',
              'sent as Authorization: Bearer to the OpenAI-compatible endpoints'),
     Variable('LLM_BACKEND_TIMEOUT', '30',

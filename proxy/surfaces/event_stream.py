@@ -7,6 +7,9 @@ relay's CPU. An event whose data holds no line break is written as it is, with t
 guard against a stalled client: while anything waits to be sent to the client, the write
 is bounded by the send timeout, then the connection is aborted. Anything else still goes
 through `send`.
+
+A `NamedEvent` goes out under its SSE event name (`event: response.created`), for the
+dialects whose clients dispatch on it (the Responses API).
 """
 
 from __future__ import annotations
@@ -20,13 +23,27 @@ from aiohttp_sse import EventSourceResponse
 _UNTIMED_EVENT = 16 * 1024
 
 
+class NamedEvent(str):
+    """A `data:` payload sent under an SSE event name; a plain str goes out unnamed."""
+
+    event: str
+
+    def __new__(cls, data: str, event: str) -> NamedEvent:
+        named = super().__new__(cls, data)
+        named.event = event
+        return named
+
+
 class EventStream(EventSourceResponse):
     async def send_data(self, data: str) -> None:
-        """One `data:` event, framed with this response's separator."""
+        """One `data:` event (named when it is a NamedEvent), framed with this response's separator."""
+        event = data.event if isinstance(data, NamedEvent) else None
         if "\n" in data or "\r" in data:
-            await self.send(data)
+            await self.send(data, event=event)
             return
-        frame = f"data: {data}{self._sep}{self._sep}".encode()
+        # Event names are the gateway's own constants: one line, nothing to escape.
+        named = "" if event is None else f"event: {event}{self._sep}"
+        frame = f"{named}data: {data}{self._sep}{self._sep}".encode()
         writer = self._payload_writer
         transport = None if writer is None else writer.transport
         if transport is not None and not transport.get_write_buffer_size() and len(frame) < _UNTIMED_EVENT:

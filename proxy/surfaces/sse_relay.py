@@ -11,7 +11,9 @@ from its start, so a stream that gets its first token while the gateway is drain
 ended honestly; this module only renders its items in a dialect and frames them as SSE.
 
 Dialects (`StreamEvents`) only spell events: the Octomil contract's `{"token", "done"}`
-(surfaces/octomil/stream.py) and OpenAI's chat.completion.chunk (surfaces/openai/chat.py).
+(surfaces/octomil/stream.py), OpenAI's chat.completion.chunk (surfaces/openai/chat.py),
+text_completion chunks (surfaces/openai/completions.py) and the Responses API's named
+events (surfaces/openai/response_events.py).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from aiohttp import web
 from proxy.app_keys import SETTINGS
 from proxy.edge.request_keys import OUTCOME, REQUEST_ID
 from proxy.errors import GatewayError, ShuttingDown, UpstreamError
-from proxy.llm import ChatRequest, ReasoningDelta, StreamEnd, StreamItem, ToolCallDelta
+from proxy.llm import GenerationRequest, ReasoningDelta, StreamEnd, StreamItem, ToolCallDelta
 from proxy.serving.service import ServedStream
 from proxy.surfaces.caller import caller_of, service_of
 from proxy.surfaces.event_stream import EventStream
@@ -57,9 +59,9 @@ class StreamEvents(Protocol):
 
 
 async def relay(
-    request: web.Request, chat: ChatRequest, dialect: Callable[[str], StreamEvents],
+    request: web.Request, chat: GenerationRequest, dialect: Callable[[str], StreamEvents],
 ) -> web.StreamResponse:
-    """Serve `chat` as a stream; `dialect(provider)` spells its events."""
+    """Serve `chat` (or a text completion) as a stream; `dialect(provider)` spells its events."""
     # SSE comments (": ping") keep an idle connection alive through proxies.
     response = EventStream(
         sep="\n", ping_interval=request.app[SETTINGS].sse_heartbeat, allow_all_methods=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import orjson
 from attrs import frozen
 
-from proxy.llm import ChatRequest, EmbedRequest
+from proxy.llm import ChatRequest, CompletionRequest, EmbedRequest, GenerationRequest
 
 BYTES_PER_TOKEN = 4
 # Role markers and separators around each message, and the reply's own opening, as in
@@ -52,6 +52,17 @@ def chat_estimate(request: ChatRequest) -> TokenEstimate:
     prompt += sum(text_tokens(t.name + (t.description or "") + orjson.dumps(t.parameters).decode())
                   for t in request.tools)
     return TokenEstimate(prompt=prompt, completion=request.parameters.max_tokens)
+
+
+def completion_estimate(request: CompletionRequest) -> TokenEstimate:
+    prompt = text_tokens(request.prompt) + text_tokens(request.suffix or "") + PER_REPLY
+    return TokenEstimate(prompt=prompt, completion=request.parameters.max_tokens)
+
+
+def generation_estimate(request: GenerationRequest) -> TokenEstimate:
+    if isinstance(request, ChatRequest):
+        return chat_estimate(request)
+    return completion_estimate(request)
 
 
 def embed_estimate(request: EmbedRequest) -> TokenEstimate:

@@ -151,6 +151,34 @@ async def test_openai_chunks_arrive_through_nginx_one_by_one(
     assert (await response.read()).endswith(b"data: [DONE]\n\n")
 
 
+@pytest.mark.parametrize(("path", "body", "piece", "ending"), [
+    ("/v1/completions", {"prompt": "hi"}, lambda data: data["choices"][0]["text"] if data["choices"] else "",
+     b"data: [DONE]\n\n"),
+    ("/v1/responses", {"input": "hi"},
+     lambda data: data["delta"] if data["type"] == "response.output_text.delta" else "",
+     b"event: response.completed\n"),
+])
+async def test_text_completion_and_responses_events_arrive_through_nginx_one_by_one(
+    make_stack: StackFactory, client: aiohttp.ClientSession, path: str, body: dict, piece: Callable[[dict], str],
+    ending: bytes,
+) -> None:
+    """/v1/completions and /v1/responses with `stream: true` share the stream location's settings."""
+    stack = await make_stack(HOSTILE)
+    response = await client.post(f"{stack.nginx.url}{path}", json={"model": "gated", "stream": True, **body})
+    assert response.status == 200
+    remaining = list(stack.upstream.tokens)
+    while remaining:
+        block = await next_block(response)
+        if block.startswith(b":"):
+            continue
+        data = json.loads(block.split(b"data: ", 1)[1])
+        if text := piece(data):
+            assert text == remaining.pop(0)
+            if remaining:
+                stack.upstream.next_token()
+    assert ending in await response.read()
+
+
 async def test_a_json_request_and_the_gateways_headers_pass_through(
     make_stack: StackFactory, client: aiohttp.ClientSession,
 ) -> None:

@@ -19,6 +19,7 @@ import pytest
 from yarl import URL
 
 from tests.support.app import GatewayFactory
+from tests.support.openai_client import client_for
 from tests.support.ports import free_port
 from tests.support.sse import events
 
@@ -144,3 +145,39 @@ async def test_a_json_schema_answer_from_the_real_model_parses_and_matches(real_
     chunks = [json.loads(b[6:]) for b in (await streamed.read()).split(b"\n\n") if b.startswith(b"data: {")]
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     jsonschema.validate(json.loads(text), CITY)
+
+
+async def test_text_completions_from_the_real_model(real_gateway) -> None:
+    """/v1/completions served by llama.cpp's own /v1/completions, through the official client."""
+    async with client_for(real_gateway) as client:
+        completion = await client.completions.create(
+            model="smollm2", prompt="The capital of France is", max_tokens=8, temperature=0, echo=True)
+        stream = await client.completions.create(
+            model="smollm2", prompt="One, two, three,", max_tokens=8, stream=True,
+            stream_options={"include_usage": True})
+        chunks = [chunk async for chunk in stream]
+    [choice] = completion.choices
+    assert choice.text.startswith("The capital of France is") and choice.text.removeprefix(
+        "The capital of France is").strip()
+    assert choice.finish_reason in ("stop", "length")
+    assert completion.usage is not None and 0 < completion.usage.completion_tokens <= 8
+    assert "".join(c.choices[0].text for c in chunks if c.choices).strip()
+    assert chunks[-1].usage is not None and 0 < chunks[-1].usage.completion_tokens <= 8
+
+
+async def test_responses_from_the_real_model(real_gateway) -> None:
+    """/v1/responses over llama.cpp's chat completions, single shot and streamed."""
+    async with client_for(real_gateway) as client:
+        response = await client.responses.create(
+            model="smollm2", instructions="You are terse.", input="Name a color.", max_output_tokens=8)
+        stream = await client.responses.create(model="smollm2", input="Name a fruit.", max_output_tokens=8,
+                                               stream=True)
+        events = [event async for event in stream]
+    assert response.output_text.strip() and response.status in ("completed", "incomplete")
+    assert response.usage is not None and 0 < response.usage.output_tokens <= 8
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    final = events[-1]
+    # Eight tokens may end the answer early: OpenAI then ends with response.incomplete.
+    assert final.type in ("response.completed", "response.incomplete") and final.response.status == final.type[9:]
+    assert deltas and final.response.output_text == "".join(deltas)
+    assert final.response.usage is not None and final.response.usage.output_tokens == len(deltas)

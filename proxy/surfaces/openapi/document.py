@@ -19,9 +19,12 @@ import attrs
 
 from proxy.settings.config import Settings
 from proxy.surfaces import request_bodies as req
+from proxy.surfaces.openai import completion_models as cmp
 from proxy.surfaces.openai import content_parts as parts
 from proxy.surfaces.openai import request_models as oai
+from proxy.surfaces.openai import response_models as rsp
 from proxy.surfaces.openai import tools
+from proxy.surfaces.openapi import generation_shapes as gen
 from proxy.surfaces.openapi import response_shapes as res
 
 Schema = dict[str, Any]
@@ -86,6 +89,32 @@ _CONSTRAINED: dict[object, Schema] = {
     req.Penalty: {"type": "number", "minimum": -2, "maximum": 2},
     tools.TopLogprobs: {"type": "integer", "minimum": 0, "maximum": 20},
     tools.LogitBias: {"type": "object", "additionalProperties": {"type": "number", "minimum": -100, "maximum": 100}},
+    cmp.Prompts: {"oneOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+    ]},
+    cmp.Suffix: {"type": "string"},
+    rsp.ResponseInput: {"oneOf": [
+        {"type": "string"},
+        {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["role", "content"], "additionalProperties": False,
+            "properties": {
+                "type": {"const": "message"},
+                "role": {"enum": ["user", "assistant", "system", "developer"]},
+                "content": {"oneOf": [{"type": "string"}, {"type": "array", "items": {
+                    "type": "object", "required": ["type", "text"],
+                    "properties": {"type": {"enum": ["input_text", "output_text"]}, "text": {"type": "string"}},
+                }}]},
+                "id": {"type": "string"},
+                "status": {"type": "string"},
+            },
+        }},
+    ]},
+    rsp.ResponseTextFormat: {"const": {"type": "text"}},
+    rsp.ResponseToolChoice: {"enum": ["none", "auto"]},
+    rsp.NotStored: {"description": "Answers are not stored: only false is accepted.", "const": False},
+    rsp.NoPreviousResponse: {"description": "Not supported: answers are not stored; send the conversation in "
+                                            "`input`.", "not": {}},
 }
 
 # Cross-field rules that live in code (request_bodies.prompt_problems), stated here too.
@@ -198,6 +227,12 @@ def openapi_document(settings: Settings) -> Schema:
         "/v1/chat/completions": {"post": _operation(
             "OpenAI-compatible chat completions; `stream: true` answers chat.completion.chunk events", c,
             body=oai.ChatCompletionBody, answer=res.ChatCompletion, error=oai_error)},
+        "/v1/completions": {"post": _operation(
+            "OpenAI-compatible text completions (prompt, suffix); `stream: true` answers text_completion chunks", c,
+            body=cmp.CompletionBody, answer=gen.TextCompletion, error=oai_error)},
+        "/v1/responses": {"post": _operation(
+            "OpenAI's Responses API; `stream: true` answers its named events (response.created ... "
+            "response.completed)", c, body=rsp.ResponsesBody, answer=gen.ResponseObject, error=oai_error)},
         "/v1/embeddings": {"post": _operation(
             "OpenAI-compatible embeddings", c, body=oai.EmbeddingsV1Body, answer=res.OpenAIEmbeddings,
             error=oai_error)},
@@ -221,6 +256,11 @@ def openapi_document(settings: Settings) -> Schema:
     # The stream's events are described too, though no JSON response carries them.
     paths["/v1/chat/completions"]["post"]["responses"]["200"]["content"]["text/event-stream"] = {
         "schema": c.ref(res.ChatCompletionChunk)}
+    # A stream cut after its start ends with an error event in OpenAI's shape, and no [DONE].
+    paths["/v1/completions"]["post"]["responses"]["200"]["content"]["text/event-stream"] = {
+        "schema": {"oneOf": [c.ref(gen.TextCompletion), c.ref(oai_error)]}}
+    paths["/v1/responses"]["post"]["responses"]["200"]["content"]["text/event-stream"] = {
+        "schema": c.ref(gen.ResponseStreamEvent)}
     return {
         "openapi": "3.1.0",
         "info": {

@@ -10,11 +10,12 @@ sends, and the test would hang, not pass.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 from attrs import define, field
 
-from tests.support.upstreams.openai import _chunk, _event
+from tests.support.upstreams.openai import _chunk, _event, _text_chunk
 from tests.support.upstreams.recorder import Recorder
 
 
@@ -37,6 +38,7 @@ class GatedOpenAI:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.recorder.middleware()])
         app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_post("/v1/completions", self.completions)
         app.router.add_get("/v1/models", self.models)
         return app
 
@@ -51,13 +53,20 @@ class GatedOpenAI:
                 "usage": {"prompt_tokens": 3, "completion_tokens": len(self.tokens),
                           "total_tokens": 3 + len(self.tokens)},
             })
+        return await self._gated_stream(request, model, _chunk)
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        """Text completions, streamed only (the tests through nginx stream)."""
+        return await self._gated_stream(request, (await request.json())["model"], _text_chunk)
+
+    async def _gated_stream(self, request: web.Request, model: str, chunk: Any) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         for i, token in enumerate(self.tokens):
             if i and self._gated:
                 await self._turns.acquire()
-            await response.write(_event(_chunk(model, {"content": token})))
-        await response.write(_event(_chunk(model, {}, "stop")))
+            await response.write(_event(chunk(model, {"content": token})))
+        await response.write(_event(chunk(model, {}, "stop")))
         await response.write(_event(b"[DONE]"))
         return response
 

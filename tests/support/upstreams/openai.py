@@ -1,6 +1,7 @@
 """OpenAI-compatible test server speaking the real wire format.
 
-Chat completions as one JSON object or as SSE chunks (`data: {...}\\n\\n`, a final chunk
+Chat completions and text completions (`/completions`, `text_completion` objects with
+`choices[].text`) as one JSON object or as SSE chunks (`data: {...}\\n\\n`, a final chunk
 with `finish_reason`, a usage chunk with empty `choices` only when
 `stream_options.include_usage` is asked for, then `data: [DONE]`), embeddings, models,
 and errors as `{"error": {"message", "type", "param", "code"}}`, the shapes OpenAI's API
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -78,6 +80,16 @@ def _chunk(model: str, delta: dict[str, Any], finish_reason: str | None = None) 
     }
 
 
+def _text_chunk(model: str, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    """A /completions stream chunk: OpenAI's text_completion object with the piece in `text`."""
+    return {
+        "id": "cmpl-test", "object": "text_completion", "created": 1700000000, "model": model,
+        "system_fingerprint": None,
+        "choices": [{"index": 0, "text": delta.get("content", ""), "logprobs": None,
+                     "finish_reason": finish_reason}],
+    }
+
+
 def _event(data: dict[str, Any] | bytes) -> bytes:
     payload = data if isinstance(data, bytes) else orjson.dumps(data)
     return b"data: " + payload + b"\n\n"
@@ -96,6 +108,7 @@ class OpenAIUpstream:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.recorder.middleware()])
         app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_post("/v1/completions", self.completions)
         app.router.add_post("/v1/embeddings", self.embeddings)
         app.router.add_get("/v1/models", self.models)
         return app
@@ -132,26 +145,46 @@ class OpenAIUpstream:
             })
         return await self._stream(request, body, model)
 
-    async def _stream(self, request: web.Request, body: dict[str, Any], model: str) -> web.StreamResponse:
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        """The legacy text completions: the answer is in `choices[].text`, as OpenAI and
+        llama.cpp's server send it (OpenAI API reference, "Completions")."""
+        body = await request.json()
+        model = body["model"]
+        refused = self._refused(request) or self._error_for(model)
+        if refused is not None:
+            return refused
+        if not body.get("stream"):
+            return web.json_response({
+                "id": "cmpl-test", "object": "text_completion", "created": 1700000000, "model": model,
+                "choices": [{"index": 0, "text": "".join(self.tokens), "logprobs": None, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 7, "completion_tokens": len(self.tokens),
+                          "total_tokens": 7 + len(self.tokens)},
+            })
+        return await self._stream(request, body, model, chunk=_text_chunk)
+
+    async def _stream(
+        self, request: web.Request, body: dict[str, Any], model: str, chunk: Callable[..., dict[str, Any]] = _chunk,
+    ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
         await response.prepare(request)
-        await response.write(_event(_chunk(model, {"role": "assistant", "content": ""})))
+        if chunk is not _text_chunk:  # a text completion has no role to announce
+            await response.write(_event(chunk(model, {"role": "assistant", "content": ""})))
         broken = model.startswith(("midstream-error", "cut"))
         for i, token in enumerate(self.tokens[:2] if broken else self.tokens):
             if i == 1 and self.release is not None:
                 await self.release.wait()
             if i and (self.token_delay or model.startswith("slow")):
                 await asyncio.sleep(self.token_delay or 0.05)
-            await response.write(_event(_chunk(model, {"content": token})))
+            await response.write(_event(chunk(model, {"content": token})))
         if model.startswith("midstream-error"):
             await response.write(_event(error_body("The model crashed.", "server_error", None)))
             return response
         if model.startswith("cut"):
             return response
-        await response.write(_event(_chunk(model, {}, "stop")))
+        await response.write(_event(chunk(model, {}, "stop")))
         if (body.get("stream_options") or {}).get("include_usage"):
             usage = {"prompt_tokens": 7, "completion_tokens": len(self.tokens), "total_tokens": 7 + len(self.tokens)}
-            await response.write(_event({**_chunk(model, {}), "choices": [], "usage": usage}))
+            await response.write(_event({**chunk(model, {}), "choices": [], "usage": usage}))
         await response.write(_event(b"[DONE]"))
         return response
 

@@ -1,0 +1,83 @@
+"""The Vercel AI SDK in Node: `@ai-sdk/openai`'s default provider `openai(model)` calls
+/v1/responses; `generateText` and `streamText` run unchanged against a real gateway.
+
+The packages are pinned in tests/support/node/package.json and its lockfile, installed by the
+Makefile with `npm ci`; the client runs as a separate Node process (tests/support/node/ai_sdk_client.mjs)
+talking HTTP to the gateway like any deployed application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.support.app import TOKEN, GatewayFactory, RunningUpstream
+from tests.support.paths import ROOT
+from tests.support.upstreams.openai import TOKENS
+
+NODE_CLIENTS = ROOT / "tests" / "support" / "node"
+
+pytestmark = pytest.mark.skipif(not (NODE_CLIENTS / "node_modules" / "ai").is_dir(),
+                                reason="tests/support/node packages are not installed (make test runs npm ci)")
+
+
+async def ai_sdk(gateway: TestClient, model: str) -> dict[str, Any]:
+    process = await asyncio.create_subprocess_exec(
+        "node", str(NODE_CLIENTS / "ai_sdk_client.mjs"), str(gateway.make_url("/v1")), TOKEN, model,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={"PATH": os.environ["PATH"]}, cwd=NODE_CLIENTS,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 0, stderr.decode()
+    result: dict[str, Any] = json.loads(stdout)
+    return result
+
+
+STREAM_PARTS = ["start", "start-step", "text-start", "text-delta", "text-end", "finish-step", "finish"]
+
+
+def distinct(parts: list[str]) -> list[str]:
+    return [part for i, part in enumerate(parts) if i == 0 or parts[i - 1] != part]
+
+
+async def test_generate_and_stream_text_served_by_ollama(gateway: TestClient, ollama: RunningUpstream) -> None:
+    result = await ai_sdk(gateway, "gemma3:1b")
+    generated, streamed = result["generated"], result["streamed"]
+    assert generated["text"] == "2 + 2 = 4\n" and generated["finishReason"] == "stop"
+    assert (generated["usage"]["inputTokens"], generated["usage"]["outputTokens"]) == (128, 9)
+    assert generated["responseId"].startswith("resp_")
+    assert streamed["deltas"] == ["2", " +", " ", "2", " =", " ", "4", "\n"]  # Ollama's own tokens
+    assert distinct(streamed["partTypes"]) == STREAM_PARTS and streamed["errors"] == []
+    assert streamed["finishReason"] == "stop" and streamed["usage"]["outputTokens"] == 9
+    first = ollama.recorder.bodies("/api/chat")[0]
+    assert first["messages"] == [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}]
+
+
+async def test_generate_and_stream_text_through_fallback(gateway: TestClient, openai: RunningUpstream) -> None:
+    result = await ai_sdk(gateway, "missing-locally")
+    generated, streamed = result["generated"], result["streamed"]
+    assert generated["text"] == "".join(TOKENS) and generated["finishReason"] == "stop"
+    assert generated["usage"]["outputTokens"] == len(TOKENS)
+    assert streamed["deltas"] == TOKENS and distinct(streamed["partTypes"]) == STREAM_PARTS
+    assert streamed["finishReason"] == "stop"
+    assert [b["stream"] for b in openai.recorder.bodies("/v1/chat/completions")] == [True, True]
+
+
+async def test_a_cut_stream_is_an_error_part_not_a_short_answer(
+    make_gateway: GatewayFactory, openai: RunningUpstream,
+) -> None:
+    gateway = await make_gateway(openai_endpoint=openai.url)
+    result = await ai_sdk(gateway, "midstream-error")
+    # The single shot is read from the upstream as a stream too: cut, it is an error, not a short text.
+    assert result["generated"] == {
+        "error": "no backend could serve the request (openai: error from the model: The model crashed.)"}
+    streamed = result["streamed"]
+    assert streamed["deltas"] == TOKENS[:2]
+    assert "error" in streamed["partTypes"] and streamed["finishReason"] == "error"
+    assert streamed["errors"] == ["error from the model: The model crashed."]
