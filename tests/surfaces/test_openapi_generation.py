@@ -72,6 +72,20 @@ async def test_completions_and_responses_conform(
     assert events[-1]["type"] == "response.completed"
 
 
+async def test_function_calls_and_json_answers_conform(gateway: TestClient, described: Described) -> None:
+    tools = [{"type": "function", "name": "get_weather",
+              "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+    for model in ("llama3.2", "missing-here"):  # served by Ollama, then through fallback
+        assert await answer_conforms(gateway, described, "/v1/responses",
+                                     {"model": model, "input": "Weather?", "tools": tools}) == 200
+        events = await stream_conforms(gateway, described, "/v1/responses",
+                                       {"model": model, "input": "Weather?", "tools": tools, "stream": True})
+        assert "response.function_call_arguments.done" in [e["type"] for e in events]
+        text_format = {"format": {"type": "json_schema", "name": "w", "schema": tools[0]["parameters"]}}
+        assert await answer_conforms(gateway, described, "/v1/responses",
+                                     {"model": model, "input": "Weather?", "text": text_format}) == 200
+
+
 async def test_a_cut_stream_conforms(make_gateway: GatewayFactory, described: Described,
                                      openai: RunningUpstream) -> None:
     gateway = await make_gateway(openai_endpoint=openai.url)
@@ -97,10 +111,16 @@ BODIES: list[tuple[str, dict[str, Any]]] = [
     ("/v1/responses", {"model": "gemma3:1b", "input": "x", "store": True}),
     ("/v1/responses", {"model": "gemma3:1b", "input": "x", "previous_response_id": "resp_1"}),
     ("/v1/responses", {"model": "gemma3:1b", "input": "x", "text": {"format": {"type": "json_object"}}}),
+    ("/v1/responses", {"model": "gemma3:1b", "input": "x", "text": {"format": {"type": "yaml"}}}),
+    ("/v1/responses", {"model": "llama3.2", "input": "x", "tool_choice": "required",
+                       "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}]}),
+    ("/v1/responses", {"model": "gemma3:1b", "input": "x", "tools": [{"type": "web_search"}]}),
     ("/v1/responses", {"model": "gemma3:1b", "input": [{"role": "user", "content": [
         {"type": "input_image", "image_url": "https://example.com/a.png"}]}]}),
-    ("/v1/responses", {"model": "gemma3:1b",
-                       "input": [{"type": "function_call_output", "call_id": "c", "output": ""}]}),
+    ("/v1/responses", {"model": "gemma3:1b", "input": [
+        {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c", "output": "1"}]}),
+    ("/v1/responses", {"model": "gemma3:1b", "input": [{"type": "function_call", "call_id": "c", "name": "f"}]}),
 ]
 
 

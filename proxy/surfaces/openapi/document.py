@@ -23,6 +23,7 @@ from proxy.surfaces.openai import completion_models as cmp
 from proxy.surfaces.openai import content_parts as parts
 from proxy.surfaces.openai import request_models as oai
 from proxy.surfaces.openai import response_models as rsp
+from proxy.surfaces.openai import response_tools as rsp_tools
 from proxy.surfaces.openai import tools
 from proxy.surfaces.openapi import generation_shapes as gen
 from proxy.surfaces.openapi import response_shapes as res
@@ -96,22 +97,40 @@ _CONSTRAINED: dict[object, Schema] = {
     cmp.Suffix: {"type": "string"},
     rsp.ResponseInput: {"oneOf": [
         {"type": "string"},
-        {"type": "array", "minItems": 1, "items": {
-            "type": "object", "required": ["role", "content"], "additionalProperties": False,
-            "properties": {
+        {"type": "array", "minItems": 1, "items": {"oneOf": [
+            {"type": "object", "required": ["role", "content"], "additionalProperties": False, "properties": {
                 "type": {"const": "message"},
                 "role": {"enum": ["user", "assistant", "system", "developer"]},
-                "content": {"oneOf": [{"type": "string"}, {"type": "array", "items": {
-                    "type": "object", "required": ["type", "text"],
-                    "properties": {"type": {"enum": ["input_text", "output_text"]}, "text": {"type": "string"}},
-                }}]},
-                "id": {"type": "string"},
-                "status": {"type": "string"},
-            },
-        }},
+                "content": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"oneOf": [
+                    {"type": "object", "required": ["type", "text"],
+                     "properties": {"type": {"enum": ["input_text", "output_text"]}, "text": {"type": "string"}}},
+                    {"type": "object", "required": ["type", "image_url"],
+                     "properties": {"type": {"const": "input_image"}, "image_url": {"type": "string"},
+                                    "detail": {"enum": ["auto", "low", "high"]}}},
+                ]}}]},
+                "id": {"type": "string"}, "status": {"type": "string"}, "phase": {"type": "string"},
+            }},
+            {"type": "object", "required": ["type", "call_id", "name", "arguments"], "additionalProperties": False,
+             "properties": {"type": {"const": "function_call"}, "call_id": {"type": "string"},
+                            "name": {"type": "string"},
+                            "arguments": {"type": "string", "description": "A JSON object, encoded as a string."},
+                            "id": {"type": "string"}, "status": {"type": "string"}}},
+            {"type": "object", "required": ["type", "call_id", "output"], "additionalProperties": False,
+             "properties": {"type": {"const": "function_call_output"}, "call_id": {"type": "string"},
+                            "output": {"type": "string"}, "id": {"type": "string"}, "status": {"type": "string"}}},
+        ]}},
     ]},
-    rsp.ResponseTextFormat: {"const": {"type": "text"}},
-    rsp.ResponseToolChoice: {"enum": ["none", "auto"]},
+    rsp_tools.ResponseTextFormat: {"oneOf": [
+        {"type": "object", "required": ["type"], "properties": {"type": {"enum": ["text", "json_object"]}}},
+        {"type": "object", "required": ["type", "name", "schema"], "properties": {
+            "type": {"const": "json_schema"}, "name": {"type": "string"}, "schema": _SCHEMA_OBJECT,
+            "strict": {"type": "boolean"}, "description": {"type": "string"}}},
+    ]},
+    rsp_tools.ResponseToolChoice: {"oneOf": [
+        {"enum": ["none", "auto", "required"]},
+        {"type": "object", "required": ["type", "name"],
+         "properties": {"type": {"const": "function"}, "name": {"type": "string"}}},
+    ]},
     rsp.NotStored: {"description": "Answers are not stored: only false is accepted.", "const": False},
     rsp.NoPreviousResponse: {"description": "Not supported: answers are not stored; send the conversation in "
                                             "`input`.", "not": {}},

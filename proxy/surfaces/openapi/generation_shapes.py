@@ -57,6 +57,16 @@ class OutputMessage:
 
 
 @frozen
+class FunctionCallItem:
+    type: Literal["function_call"]
+    id: str
+    call_id: str
+    name: str
+    arguments: str
+    status: Literal["in_progress", "completed", "incomplete"]
+
+
+@frozen
 class InputTokensDetails:
     cached_tokens: int
 
@@ -88,13 +98,22 @@ class IncompleteDetails:
 
 @frozen
 class ReasoningSettings:
-    effort: None
+    effort: str | None
     summary: None
 
 
 @frozen
 class TextFormatSetting:
-    type: Literal["text"]
+    type: Literal["text", "json_object", "json_schema"]
+    name: str | None = None
+    schema: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+@frozen
+class ChosenFunction:
+    type: Literal["function"]
+    name: str
 
 
 @frozen
@@ -116,14 +135,14 @@ class ResponseObject:
     instructions: str | None
     max_output_tokens: int | None
     model: str
-    output: list[OutputMessage]
+    output: list[OutputMessage | FunctionCallItem]
     parallel_tool_calls: bool
     previous_response_id: None
     reasoning: ReasoningSettings
     store: bool
     temperature: float | None
     text: TextSettings
-    tool_choice: str
+    tool_choice: Literal["auto", "none", "required"] | ChosenFunction
     tools: list[Any]
     top_p: float | None
     truncation: Literal["auto", "disabled"]
@@ -139,17 +158,21 @@ class ResponseStreamEvent:
     type: Literal[
         "response.created", "response.in_progress", "response.output_item.added", "response.content_part.added",
         "response.output_text.delta", "response.output_text.done", "response.content_part.done",
-        "response.output_item.done", "response.completed", "response.incomplete", "response.failed", "error",
+        "response.output_item.done", "response.function_call_arguments.delta",
+        "response.function_call_arguments.done", "response.completed", "response.incomplete", "response.failed",
+        "error",
     ]
     sequence_number: int
     response: ResponseObject | None = None
     output_index: int | None = None
-    item: OutputMessage | None = None
+    item: OutputMessage | FunctionCallItem | None = None
     item_id: str | None = None
     content_index: int | None = None
     part: OutputText | None = None
     delta: str | None = None
     text: str | None = None
+    name: str | None = None
+    arguments: str | None = None
     logprobs: list[Any] | None = None
     code: str | None = None
     message: str | None = None

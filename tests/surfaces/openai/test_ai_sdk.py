@@ -26,9 +26,9 @@ pytestmark = pytest.mark.skipif(not (NODE_CLIENTS / "node_modules" / "ai").is_di
                                 reason="tests/support/node packages are not installed (make test runs npm ci)")
 
 
-async def ai_sdk(gateway: TestClient, model: str) -> dict[str, Any]:
+async def ai_sdk(gateway: TestClient, model: str, script: str = "ai_sdk_client.mjs") -> dict[str, Any]:
     process = await asyncio.create_subprocess_exec(
-        "node", str(NODE_CLIENTS / "ai_sdk_client.mjs"), str(gateway.make_url("/v1")), TOKEN, model,
+        "node", str(NODE_CLIENTS / script), str(gateway.make_url("/v1")), TOKEN, model,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={"PATH": os.environ["PATH"]}, cwd=NODE_CLIENTS,
     )
@@ -81,3 +81,20 @@ async def test_a_cut_stream_is_an_error_part_not_a_short_answer(
     assert streamed["deltas"] == TOKENS[:2]
     assert "error" in streamed["partTypes"] and streamed["finishReason"] == "error"
     assert streamed["errors"] == ["error from the model: The model crashed."]
+
+
+@pytest.mark.parametrize(("model", "provider"), [("llama3.2", "ollama"), ("missing-here", "openai")])
+async def test_a_tool_round_trip_and_a_streamed_call(
+    gateway: TestClient, ollama: RunningUpstream, openai: RunningUpstream, model: str, provider: str,
+) -> None:
+    """generateText runs the tool the model called and sends its result back; streamText streams the call."""
+    result = await ai_sdk(gateway, model, "ai_sdk_tools.mjs")
+    called, answered = result["steps"]
+    asked = {"name": "get_current_weather", "input": {"location": "Paris", "format": "celsius"}}
+    assert called["calls"] == [asked] and called["finishReason"] == "tool-calls"
+    assert called["results"] == [{"location": "Paris", "temperature": 21}]
+    assert answered["text"] == result["text"] == 'The tool said: {"location":"Paris","temperature":21}'
+    assert result["streamed"]["calls"] == [asked] and "tool-call" in result["streamed"]["partTypes"]
+    served = ollama.recorder.bodies("/api/chat") if provider == "ollama" else openai.recorder.bodies(
+        "/v1/chat/completions")
+    assert served[1]["messages"][-1]["role"] == "tool"  # the result went back to the same backend
