@@ -133,6 +133,7 @@ class Service:
         """(provider, answer) of one text completion, served like a chat: same route, limits,
         fallback and outcome. Text completions are not kept in the answer cache."""
         caller.outcome.model = completion.model
+        caller.outcome.features = completion.features()
         completion, route = self.model_table.table.resolve(completion)
         caller.forward()
         async with self.limiter.reserve(
