@@ -123,6 +123,13 @@ class UpstreamRejected(UpstreamError):
     status, code, fallthrough, backend_down = 400, "invalid_input", False, False
 
 
+class BackendIncapable(UpstreamError):
+    """This backend cannot serve what the request asks for (an Ollama `suffix` on an
+    OpenAI-compatible endpoint): the next backend may, and the backend is fine."""
+
+    status, code, backend_down = 400, "unsupported_by_backend", False
+
+
 class ContextTooLarge(UpstreamError):
     status, code, fallthrough, backend_down = 413, "context_too_large", False, False
 

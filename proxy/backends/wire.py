@@ -23,6 +23,13 @@ async def _lines(content: StreamReader) -> AsyncIterator[bytes]:
         yield line
 
 
+async def ndjson_lines(content: StreamReader) -> AsyncIterator[bytes]:
+    """Ollama's NDJSON as raw lines, each ending with a newline; blank lines are skipped."""
+    async for line in _lines(content):
+        if line.strip():
+            yield line if line.endswith(b"\n") else line + b"\n"
+
+
 async def ndjson_objects(content: StreamReader) -> AsyncIterator[Any]:
     """Ollama's NDJSON: one JSON value per line; blank lines are skipped."""
     async for line in _lines(content):

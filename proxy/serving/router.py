@@ -17,20 +17,31 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing, asynccontextmanager
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import attrs
 from attrs import define, frozen
 
 from proxy.backends.base import Backend
 from proxy.backends.breaker import Breaker
-from proxy.errors import AllBackendsFailed, UpstreamError, UpstreamSaturated
-from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamEnd, StreamItem
+from proxy.errors import AllBackendsFailed, BackendIncapable, UpstreamError, UpstreamSaturated
+from proxy.llm import (
+    ChatRequest,
+    ChatResult,
+    EmbedRequest,
+    EmbedResult,
+    NativeAnswer,
+    NativeItem,
+    NativeRequest,
+    StreamItem,
+    stream_end,
+)
 from proxy.observability import metrics
 from proxy.serving.model_table import Route
 from proxy.settings.config import Settings
 
 T = TypeVar("T")
+Items = TypeVar("Items", StreamItem, NativeItem)
 
 
 @define
@@ -75,19 +86,19 @@ class Attempt:
 
 
 @frozen
-class OpenStream:
+class OpenStream(Generic[Items]):
     """A stream that has produced its first item: from here on it is the answer."""
 
     attempt: Attempt
-    first: StreamItem
-    rest: AsyncGenerator[StreamItem, None]
+    first: Items
+    rest: AsyncGenerator[Items, None]
 
     @property
     def backend(self) -> Backend:
         return self.attempt.member.backend
 
     @asynccontextmanager
-    async def closing(self) -> AsyncIterator[AsyncGenerator[StreamItem, None]]:
+    async def closing(self) -> AsyncIterator[AsyncGenerator[Items, None]]:
         """The items; on leaving, the upstream stream is closed and the attempt finished,
         even if the items were never iterated (e.g. the client left before headers went out)."""
         items = self.items()
@@ -102,14 +113,14 @@ class OpenStream:
             await self.rest.aclose()
             self.attempt.finish(error)
 
-    async def items(self) -> AsyncGenerator[StreamItem, None]:
+    async def items(self) -> AsyncGenerator[Items, None]:
         """Every item, the first included; closing this closes the upstream stream."""
         error: BaseException | None = None
         try:
             async with aclosing(self.rest):
                 item = self.first
                 while True:
-                    if isinstance(item, StreamEnd):
+                    if stream_end(item) is not None:
                         self.attempt.finish(None)
                     yield item
                     item = await anext(self.rest)
@@ -243,15 +254,57 @@ class Router:
             lambda backend, model: backend.embed(_renamed(request, model)), route)
         return attempt.member.backend, result
 
-    async def open_stream(self, request: ChatRequest, route: Route | None = None) -> OpenStream:
+    async def open_stream(self, request: ChatRequest, route: Route | None = None) -> OpenStream[StreamItem]:
         """The first backend whose stream yields a token in time (each backend keeps its own
         first-token timer); the others never show."""
         attempt, (first, rest) = await self._first_that_serves(
             lambda backend, model: backend.open_stream(_renamed(request, model)), route, hold=True)
         return OpenStream(attempt=attempt, first=first, rest=rest)
 
+    async def serve_native(
+        self, request: NativeRequest, route: Route | None = None,
+    ) -> tuple[Backend, NativeAnswer | ChatResult | EmbedResult]:
+        """A request in an upstream's own API: passed as it is to a backend that speaks it,
+        translated for one that does not, skipped by one that cannot serve it at all."""
 
-R = TypeVar("R", ChatRequest, EmbedRequest)
+        async def call(backend: Backend, model: str | None) -> NativeAnswer | ChatResult | EmbedResult:
+            native = _renamed(request, model)
+            if backend.speaks(native.api):
+                return await backend.forward(native)
+            translated = _translated(native, backend)
+            if isinstance(translated, EmbedRequest):
+                return await backend.embed(translated)
+            return await backend.chat(translated)
+
+        attempt, result = await self._first_that_serves(call, route)
+        return attempt.member.backend, result
+
+    async def open_native_stream(self, request: NativeRequest, route: Route | None = None) -> OpenStream[NativeItem]:
+        """As `open_stream`, for a stream in an upstream's own API: its own lines from a
+        backend that speaks it, normalized tokens from one that does not."""
+
+        async def call(backend: Backend, model: str | None) -> tuple[NativeItem, AsyncGenerator[NativeItem, None]]:
+            native = _renamed(request, model)
+            if backend.speaks(native.api):
+                return await backend.open_forward(native)
+            translated = _translated(native, backend)
+            if not isinstance(translated, ChatRequest):
+                raise BackendIncapable("an embedding is not a stream", backend=backend.name)
+            return await backend.open_stream(translated)
+
+        attempt, (first, rest) = await self._first_that_serves(call, route, hold=True)
+        return OpenStream(attempt=attempt, first=first, rest=rest)
+
+
+R = TypeVar("R", ChatRequest, EmbedRequest, NativeRequest)
+
+
+def _translated(request: NativeRequest, backend: Backend) -> ChatRequest | EmbedRequest:
+    """The normalized request for a backend that does not speak the request's API, under
+    the model name this backend knows; BackendIncapable when it cannot be said there."""
+    if request.untranslatable:
+        raise BackendIncapable(request.untranslatable, backend=backend.name)
+    return attrs.evolve(request.translated, model=request.model)
 
 
 def _renamed(request: R, model: str | None) -> R:

@@ -15,20 +15,34 @@ The service knows nothing of HTTP: who asks comes in as a `Caller`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
+from typing import Generic, TypeVar
 
+import attrs
 from attrs import frozen
 
 from proxy.backends.base import Backend
 from proxy.errors import BadUpstreamResponse, ShuttingDown, UpstreamError
-from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamEnd, StreamItem, Usage
+from proxy.llm import (
+    ChatRequest,
+    ChatResult,
+    EmbedRequest,
+    EmbedResult,
+    NativeAnswer,
+    NativeItem,
+    NativeRequest,
+    StreamItem,
+    Usage,
+    stream_end,
+)
 from proxy.observability import metrics
 from proxy.serving.drain import Drain
-from proxy.serving.model_table import Routes
+from proxy.serving.model_table import Route, Routes
 from proxy.serving.outcome import Outcome
-from proxy.serving.router import Router
-from proxy.tenants.estimate import chat_estimate, embed_estimate
+from proxy.serving.router import OpenStream, Router
+from proxy.tenants.estimate import TokenEstimate, chat_estimate, embed_estimate
 from proxy.tenants.keyring import Tenant
 from proxy.tenants.limiter import Limiter, Reservation
 
@@ -42,12 +56,16 @@ class Caller:
     outcome: Outcome
 
 
+Items = TypeVar("Items", StreamItem, NativeItem)
+
+
 @frozen
-class ServedStream:
-    """A stream that has its first token: `items` are its tokens and then one `StreamEnd`."""
+class ServedStream(Generic[Items]):
+    """A stream that has its first token: `items` are its tokens and then one `StreamEnd`
+    (for a native stream: its upstream's lines, the last carrying the end)."""
 
     backend: Backend
-    items: AsyncGenerator[StreamItem, None]
+    items: AsyncGenerator[Items, None]
     cutoff: asyncio.Timeout
 
     @property
@@ -86,8 +104,7 @@ class Service:
         caller.outcome.served(backend.provider, usage)
         return backend, result
 
-    @asynccontextmanager
-    async def stream(self, caller: Caller, chat: ChatRequest) -> AsyncIterator[ServedStream]:
+    def stream(self, caller: Caller, chat: ChatRequest) -> AbstractStream[StreamItem]:
         """A stream once some backend produced its first token; the upstream is closed, the
         reservation settled and the drain told when the block ends, however it ends.
 
@@ -96,15 +113,54 @@ class Service:
         """
         caller.outcome.model = chat.model
         chat, route = self.model_table.table.resolve(chat)
+        return self._streaming(caller, chat.model, chat_estimate(chat), lambda: self.router.open_stream(chat, route))
+
+    async def native(
+        self, caller: Caller, request: NativeRequest,
+    ) -> tuple[Backend, NativeAnswer | ChatResult | EmbedResult]:
+        """A request in an upstream's own API (see NativeRequest), served like `chat`: passed
+        as it is to a backend that speaks it, translated for the others."""
+        caller.outcome.model = request.public_model
+        request, route, estimate = self._resolve_native(request)
+        async with self.limiter.reserve(caller.tenant, request.public_model, estimate) as reservation:
+            backend, result = await self.router.serve_native(request, route)
+            usage = _usage_of(result)
+            reservation.record(usage, output=result.output if isinstance(result, ChatResult) else "")
+        caller.outcome.served(backend.provider, usage)
+        return backend, result
+
+    def native_stream(self, caller: Caller, request: NativeRequest) -> AbstractStream[NativeItem]:
+        """As `stream`, for a stream in an upstream's own API: its items are the upstream's
+        lines from a backend that speaks it, normalized tokens from one that does not."""
+        caller.outcome.model = request.public_model
+        request, route, estimate = self._resolve_native(request)
+        return self._streaming(caller, request.public_model, estimate,
+                               lambda: self.router.open_native_stream(request, route))
+
+    def _resolve_native(self, request: NativeRequest) -> tuple[NativeRequest, Route | None, TokenEstimate]:
+        """The request as its route wants it (max_tokens default and ceiling), the route and
+        what the limiter reserves for it."""
+        table = self.model_table.table
+        translated = request.translated
+        if isinstance(translated, EmbedRequest):
+            return request, table.route(request.public_model, "embeddings"), embed_estimate(translated)
+        chat, route = table.resolve(translated)
+        return attrs.evolve(request, translated=chat), route, chat_estimate(chat)
+
+    @asynccontextmanager
+    async def _streaming(
+        self, caller: Caller, model: str, estimate: TokenEstimate,
+        open_stream: Callable[[], Awaitable[OpenStream[Items]]],
+    ) -> AsyncIterator[ServedStream[Items]]:
         opened = False
         try:
             async with (
                 self.drain.stream() as cutoff,
                 # Checked before any upstream is asked; settled with the real usage however the
                 # stream ends (a cut, a client leaving).
-                self.limiter.reserve(caller.tenant, chat.model, chat_estimate(chat)) as reservation,
+                self.limiter.reserve(caller.tenant, model, estimate) as reservation,
             ):
-                first = await self.router.open_stream(chat, route)
+                first = await open_stream()
                 provider = first.backend.provider
                 caller.outcome.served(provider)
                 async with first.closing() as items, aclosing(
@@ -117,16 +173,26 @@ class Service:
             raise ShuttingDown("the gateway is shutting down") from None
 
 
+AbstractStream = contextlib.AbstractAsyncContextManager[ServedStream[Items]]
+
+
+def _usage_of(result: NativeAnswer | ChatResult | EmbedResult) -> Usage | None:
+    if isinstance(result, EmbedResult):
+        return Usage(prompt_tokens=result.prompt_tokens, completion_tokens=0)
+    return result.usage
+
+
 async def _settled(
-    items: AsyncGenerator[StreamItem, None], reservation: Reservation, outcome: Outcome, backend: Backend,
-) -> AsyncGenerator[StreamItem, None]:
+    items: AsyncGenerator[Items, None], reservation: Reservation, outcome: Outcome, backend: Backend,
+) -> AsyncGenerator[Items, None]:
     """The items, recording each into the reservation and the final usage into the outcome."""
     try:
         async for item in items:
-            if isinstance(item, StreamEnd):
-                reservation.record(item.usage)
-                if item.usage is not None:
-                    outcome.served(backend.provider, item.usage)
+            end = stream_end(item)
+            if end is not None:
+                reservation.record(end.usage)
+                if end.usage is not None:
+                    outcome.served(backend.provider, end.usage)
                 yield item
                 return
             reservation.produced()
