@@ -113,6 +113,14 @@ class Probe:
 
 
 @frozen
+class ModelQuery:
+    """What a backend knows of one model (Ollama's /api/show): a backend that does not speak
+    the request's API answers it with the model being in its list."""
+
+    model: str
+
+
+@frozen
 class NativeRequest:
     """A request in an upstream's own API (`api`, e.g. "ollama"), passed as it is to the
     backends that speak that API and, translated, to the others.
@@ -130,7 +138,7 @@ class NativeRequest:
     model: str
     public_model: str
     stream: bool
-    translated: ChatRequest | EmbedRequest
+    translated: ChatRequest | EmbedRequest | ModelQuery
     untranslatable: str = ""
 
     @property

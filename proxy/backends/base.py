@@ -9,7 +9,8 @@ type-check `token` and `output`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import orjson
@@ -27,6 +28,7 @@ from proxy.llm import (
     NativeLine,
     NativeRequest,
     Probe,
+    Relayed,
     StreamItem,
 )
 
@@ -64,6 +66,14 @@ class Backend(Protocol):
     async def open_forward(self, request: NativeRequest) -> tuple[NativeLine, AsyncGenerator[NativeLine, None]]:
         """A stream in this backend's own API: its first line within the first-token timer
         (as `open_stream`), and the rest, the final line carrying the usage."""
+
+    async def native_get(self, path: str) -> Any:
+        """GET one of the upstream's own read-only endpoints, as JSON."""
+
+    def relay(
+        self, method: str, path: str, data: bytes | AsyncIterator[bytes] | None, content_type: str | None,
+    ) -> AbstractAsyncContextManager[Relayed]:
+        """The upstream's own answer to a request in its API, status and all, body in chunks."""
 
     async def ping(self) -> Probe: ...
 
@@ -199,6 +209,14 @@ class HttpBackend:
         raise NotImplementedError  # the router asks only a backend that speaks the request's API
 
     async def open_forward(self, request: NativeRequest) -> tuple[NativeLine, AsyncGenerator[NativeLine, None]]:
+        raise NotImplementedError
+
+    async def native_get(self, path: str) -> Any:
+        raise NotImplementedError
+
+    def relay(
+        self, method: str, path: str, data: bytes | AsyncIterator[bytes] | None, content_type: str | None,
+    ) -> AbstractAsyncContextManager[Relayed]:
         raise NotImplementedError
 
     async def open_stream(self, request: ChatRequest) -> tuple[StreamItem, AsyncGenerator[StreamItem, None]]:

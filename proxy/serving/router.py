@@ -24,12 +24,13 @@ from attrs import define, frozen
 
 from proxy.backends.base import Backend
 from proxy.backends.breaker import Breaker
-from proxy.errors import AllBackendsFailed, BackendIncapable, UpstreamError, UpstreamSaturated
+from proxy.errors import AllBackendsFailed, BackendIncapable, ModelNotFound, UpstreamError, UpstreamSaturated
 from proxy.llm import (
     ChatRequest,
     ChatResult,
     EmbedRequest,
     EmbedResult,
+    ModelQuery,
     NativeAnswer,
     NativeItem,
     NativeRequest,
@@ -263,17 +264,19 @@ class Router:
 
     async def serve_native(
         self, request: NativeRequest, route: Route | None = None,
-    ) -> tuple[Backend, NativeAnswer | ChatResult | EmbedResult]:
+    ) -> tuple[Backend, NativeAnswer | ChatResult | EmbedResult | ModelQuery]:
         """A request in an upstream's own API: passed as it is to a backend that speaks it,
         translated for one that does not, skipped by one that cannot serve it at all."""
 
-        async def call(backend: Backend, model: str | None) -> NativeAnswer | ChatResult | EmbedResult:
+        async def call(backend: Backend, model: str | None) -> NativeAnswer | ChatResult | EmbedResult | ModelQuery:
             native = _renamed(request, model)
             if backend.speaks(native.api):
                 return await backend.forward(native)
             translated = _translated(native, backend)
             if isinstance(translated, EmbedRequest):
                 return await backend.embed(translated)
+            if isinstance(translated, ModelQuery):
+                return await _listed(backend, translated)
             return await backend.chat(translated)
 
         attempt, result = await self._first_that_serves(call, route)
@@ -299,7 +302,14 @@ class Router:
 R = TypeVar("R", ChatRequest, EmbedRequest, NativeRequest)
 
 
-def _translated(request: NativeRequest, backend: Backend) -> ChatRequest | EmbedRequest:
+async def _listed(backend: Backend, query: ModelQuery) -> ModelQuery:
+    """The query, when `backend` lists its model; ModelNotFound when it does not."""
+    if query.model not in await backend.models():
+        raise ModelNotFound(f"model {query.model!r} is not listed", backend=backend.name)
+    return query
+
+
+def _translated(request: NativeRequest, backend: Backend) -> ChatRequest | EmbedRequest | ModelQuery:
     """The normalized request for a backend that does not speak the request's API, under
     the model name this backend knows; BackendIncapable when it cannot be said there."""
     if request.untranslatable:

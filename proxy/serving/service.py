@@ -18,21 +18,23 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import attrs
 from attrs import frozen
 
 from proxy.backends.base import Backend
-from proxy.errors import BadUpstreamResponse, ShuttingDown, UpstreamError
+from proxy.errors import BadUpstreamResponse, RouteNotFound, ShuttingDown, UpstreamError
 from proxy.llm import (
     ChatRequest,
     ChatResult,
     EmbedRequest,
     EmbedResult,
+    ModelQuery,
     NativeAnswer,
     NativeItem,
     NativeRequest,
+    Relayed,
     StreamItem,
     Usage,
     stream_end,
@@ -117,7 +119,7 @@ class Service:
 
     async def native(
         self, caller: Caller, request: NativeRequest,
-    ) -> tuple[Backend, NativeAnswer | ChatResult | EmbedResult]:
+    ) -> tuple[Backend, NativeAnswer | ChatResult | EmbedResult | ModelQuery]:
         """A request in an upstream's own API (see NativeRequest), served like `chat`: passed
         as it is to a backend that speaks it, translated for the others."""
         caller.outcome.model = request.public_model
@@ -137,6 +139,38 @@ class Service:
         return self._streaming(caller, request.public_model, estimate,
                                lambda: self.router.open_native_stream(request, route))
 
+    async def native_reads(self, api: str, path: str) -> list[tuple[Backend, Any]]:
+        """GET `path` of every backend that speaks `api` (Ollama's /api/tags, /api/ps,
+        /api/version): each one's JSON, or its UpstreamError; no model, so no reservation."""
+        backends = [member.backend for member in self.router.members if member.backend.speaks(api)]
+
+        async def read(backend: Backend) -> Any:
+            try:
+                return await backend.native_get(path)
+            except UpstreamError as exc:
+                return exc
+
+        return list(zip(backends, await asyncio.gather(*(read(b) for b in backends)), strict=True))
+
+    def native_backend(self, api: str, name: str | None) -> Backend:
+        """The backend that speaks `api` named `name`, or the first one (model management)."""
+        for member in self.router.members:
+            if member.backend.speaks(api) and name in (None, member.backend.name):
+                return member.backend
+        raise RouteNotFound(f"no {api} backend named {name!r}" if name else f"no {api} backend is configured")
+
+    @asynccontextmanager
+    async def manage(
+        self, caller: Caller, api: str, backend: str | None, method: str, path: str,
+        data: bytes | AsyncIterator[bytes] | None, content_type: str | None,
+    ) -> AsyncIterator[Relayed]:
+        """Model management, relayed as it is to one backend that speaks `api` (by name, or
+        the first); the caller is trusted to be an admin: the surface checks."""
+        target = self.native_backend(api, backend)
+        caller.outcome.served(target.provider)
+        async with target.relay(method, path, data, content_type) as relayed:
+            yield relayed
+
     def _resolve_native(self, request: NativeRequest) -> tuple[NativeRequest, Route | None, TokenEstimate]:
         """The request as its route wants it (max_tokens default and ceiling), the route and
         what the limiter reserves for it."""
@@ -144,6 +178,8 @@ class Service:
         translated = request.translated
         if isinstance(translated, EmbedRequest):
             return request, table.route(request.public_model, "embeddings"), embed_estimate(translated)
+        if isinstance(translated, ModelQuery):  # counted as a request, no tokens
+            return request, table.route(request.public_model, None), TokenEstimate(prompt=0)
         chat, route = table.resolve(translated)
         return attrs.evolve(request, translated=chat), route, chat_estimate(chat)
 
@@ -176,10 +212,10 @@ class Service:
 AbstractStream = contextlib.AbstractAsyncContextManager[ServedStream[Items]]
 
 
-def _usage_of(result: NativeAnswer | ChatResult | EmbedResult) -> Usage | None:
+def _usage_of(result: NativeAnswer | ChatResult | EmbedResult | ModelQuery) -> Usage | None:
     if isinstance(result, EmbedResult):
         return Usage(prompt_tokens=result.prompt_tokens, completion_tokens=0)
-    return result.usage
+    return None if isinstance(result, ModelQuery) else result.usage
 
 
 async def _settled(

@@ -153,6 +153,8 @@ class Settings:
     shutdown_grace: float = 30.0
 
     max_body_bytes: int = 1 << 20
+    # A model file uploaded through POST /api/blobs/{digest}, streamed to Ollama as it comes.
+    ollama_blob_max_bytes: int = 256 << 30
     max_messages: int = 1000
     batch_max_inputs: int = 1000
     batch_max_concurrency: int = 16
@@ -281,6 +283,7 @@ _NUMBERS = (
     ("breaker_cooldown", "PROXY_BREAKER_COOLDOWN", "float"),
     ("shutdown_grace", "PROXY_SHUTDOWN_GRACE", "float"),
     ("max_body_bytes", "PROXY_MAX_BODY_BYTES", "int"),
+    ("ollama_blob_max_bytes", "PROXY_OLLAMA_BLOB_MAX_BYTES", "int"),
     ("max_messages", "PROXY_MAX_MESSAGES", "int"),
     ("batch_max_inputs", "PROXY_BATCH_MAX_INPUTS", "int"),
     ("batch_max_concurrency", "PROXY_BATCH_MAX_CONCURRENCY", "int"),

@@ -9,6 +9,7 @@ starting with "missing" gets Ollama's 404, "busy" its 503 (queue full),
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
 import warnings
 
@@ -16,6 +17,7 @@ import orjson
 from aiohttp import web
 
 from tests.upstreams import ollama_replay_server as replay
+from tests.upstreams.ollama_docs import add_documented_routes
 from tests.upstreams.recorder import Recorder
 
 TRANSCRIPTS = orjson.loads((pathlib.Path(__file__).parent.parent / "data" / "ollama_transcripts.json").read_bytes())
@@ -25,7 +27,9 @@ def transcript(name: str) -> dict:
     return next(t for t in TRANSCRIPTS if t["name"] == name)
 
 
-def ollama_app(recorder: Recorder, *, delay: float = 0.0) -> web.Application:
+def ollama_app(
+    recorder: Recorder, *, delay: float = 0.0, pull_gate: asyncio.Semaphore | None = None,
+) -> web.Application:
     app = web.Application(middlewares=[recorder.middleware()])
     with warnings.catch_warnings():
         # The replay server keeps its state under plain string keys.
@@ -34,5 +38,7 @@ def ollama_app(recorder: Recorder, *, delay: float = 0.0) -> web.Application:
         app["delay"] = delay
         app["live_date"] = False
     app.on_response_prepare.append(replay.go_header_order)
+    # What the recordings lack, from Ollama's API reference (ollama_docs.py); the rest replayed.
+    add_documented_routes(app, pull_gate)
     app.router.add_route("*", "/{tail:.*}", replay.replay)
     return app

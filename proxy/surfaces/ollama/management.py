@@ -1,0 +1,63 @@
+"""Model management in Ollama's API, for admin keys only: POST /api/pull, /api/push,
+/api/create, /api/copy, DELETE /api/delete, HEAD and POST /api/blobs/{digest}.
+
+Each request goes, as the client sent it, to one Ollama backend: the first configured, or
+the one an `X-Gateway-Backend` header names ("ollama-2"). Its answer comes back as Ollama
+sent it, status included, each chunk written as it arrives, so a pull's progress lines
+reach the client one by one. JSON bodies are held to PROXY_MAX_BODY_BYTES like every other;
+a blob (a model file, gigabytes) is streamed to Ollama as it arrives, up to
+PROXY_OLLAMA_BLOB_MAX_BYTES. Any other key gets a 403 and nothing is sent upstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from proxy.app_keys import SETTINGS
+from proxy.errors import Forbidden, PayloadTooLarge
+from proxy.surfaces.caller import caller_of, service_of
+from proxy.surfaces.json_io import read_json
+from proxy.surfaces.ollama.ndjson_relay import PROVIDER_HEADER
+
+BACKEND_HEADER = "X-Gateway-Backend"
+
+
+async def manage(request: web.Request) -> web.StreamResponse:
+    caller = caller_of(request)
+    if not (caller.tenant.admin or request.app[SETTINGS].auth_disabled):
+        raise Forbidden(f"key {caller.tenant.name!r} may not manage models (admin = true in the keys file)")
+    data: bytes | AsyncIterator[bytes] | None = None
+    content_type: str | None = None
+    if request.path.startswith("/api/blobs/"):
+        if request.method == "POST":
+            data, content_type = _capped(request), "application/octet-stream"
+    elif request.can_read_body:
+        await read_json(request)  # checked as JSON, within the body limit, before anything is sent
+        data, content_type = await request.read(), "application/json"
+    response = web.StreamResponse()
+    async with service_of(request).manage(caller, "ollama", request.headers.get(BACKEND_HEADER), request.method,
+                                          request.path, data, content_type) as relayed:
+        response.set_status(relayed.status)
+        if relayed.content_type:
+            response.headers["Content-Type"] = relayed.content_type
+        response.headers[PROVIDER_HEADER] = "ollama"
+        await response.prepare(request)
+        async for chunk in relayed.chunks:
+            await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+async def _capped(request: web.Request) -> AsyncIterator[bytes]:
+    """The request body as it arrives, refused once it passes the blob limit."""
+    limit = request.app[SETTINGS].ollama_blob_max_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"a blob may be at most {limit} bytes (PROXY_OLLAMA_BLOB_MAX_BYTES)")
+    size = 0
+    async for chunk in request.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"a blob may be at most {limit} bytes (PROXY_OLLAMA_BLOB_MAX_BYTES)")
+        yield chunk
