@@ -13,6 +13,7 @@ reached the client on its own.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
@@ -65,30 +66,29 @@ async def blob(request: web.Request) -> web.Response:
     return web.Response(status=201)
 
 
-class Pull:
+def pull_handler(gate: asyncio.Semaphore | None) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """POST /api/pull (and /api/push, /api/create, which stream the same way)."""
 
-    def __init__(self, gate: asyncio.Semaphore | None = None) -> None:
-        self.gate = gate
-
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def pull(request: web.Request) -> web.StreamResponse:
         body = await request.json()
         if body.get("stream") is False:
             return web.json_response({"status": "success"})
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
         for i, line in enumerate(PULL_LINES):
-            if i and self.gate is not None:
-                await self.gate.acquire()
+            if i and gate is not None:
+                await gate.acquire()
             await response.write(orjson.dumps(line) + b"\n")
         await response.write_eof()
         return response
+
+    return pull
 
 
 def add_documented_routes(app: web.Application, pull_gate: asyncio.Semaphore | None = None) -> None:
     app.router.add_post("/api/show", show)
     app.router.add_post("/api/embeddings", embeddings)
-    pull = Pull(pull_gate)
+    pull = pull_handler(pull_gate)
     for path in ("/api/pull", "/api/push", "/api/create"):
         app.router.add_post(path, pull)
     app.router.add_post("/api/copy", copy_or_delete)
