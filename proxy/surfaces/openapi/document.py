@@ -21,6 +21,8 @@ from proxy.settings.config import Settings
 from proxy.surfaces import request_bodies as req
 from proxy.surfaces.openai import request_models as oai
 from proxy.surfaces.openapi import response_shapes as res
+from proxy.surfaces.openapi.ollama_description import CONSTRAINED as OLLAMA_CONSTRAINED
+from proxy.surfaces.openapi.ollama_description import ollama_paths
 
 Schema = dict[str, Any]
 
@@ -50,6 +52,7 @@ _CONSTRAINED: dict[object, Schema] = {
     oai.OnlyOne: {"const": 1},
     oai.TextFormat: {"const": {"type": "text"}},
     oai.ToolChoice: {"enum": ["none", "auto"]},
+    **OLLAMA_CONSTRAINED,
 }
 
 # Cross-field rules that live in code (request_bodies.prompt_problems), stated here too.
@@ -182,6 +185,7 @@ def openapi_document(settings: Settings) -> Schema:
         "summary": "This description (no token)", "security": [],
         "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}},
     }}
+    paths.update(ollama_paths(c.ref, c.schemas))
     # The stream's events are described too, though no JSON response carries them.
     paths["/v1/chat/completions"]["post"]["responses"]["200"]["content"]["text/event-stream"] = {
         "schema": c.ref(res.ChatCompletionChunk)}
