@@ -32,7 +32,10 @@ async def manage(request: web.Request) -> web.StreamResponse:
     content_type: str | None = None
     if request.path.startswith("/api/blobs/"):
         if request.method == "POST":
-            data, content_type = _capped(request), "application/octet-stream"
+            limit = request.app[SETTINGS].ollama_blob_max_bytes
+            if request.content_length is not None and request.content_length > limit:
+                raise _too_large(limit)
+            data, content_type = _capped(request, limit), "application/octet-stream"
     elif request.can_read_body:
         await read_json(request)  # checked as JSON, within the body limit, before anything is sent
         data, content_type = await request.read(), "application/json"
@@ -50,14 +53,16 @@ async def manage(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _capped(request: web.Request) -> AsyncIterator[bytes]:
-    """The request body as it arrives, refused once it passes the blob limit."""
-    limit = request.app[SETTINGS].ollama_blob_max_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"a blob may be at most {limit} bytes (PROXY_OLLAMA_BLOB_MAX_BYTES)")
+async def _capped(request: web.Request, limit: int) -> AsyncIterator[bytes]:
+    """The request body as it arrives; a body that passes the limit (one sent without a
+    Content-Length) is cut there, so Ollama never receives the whole and refuses it."""
     size = 0
     async for chunk in request.content.iter_chunked(1 << 16):
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"a blob may be at most {limit} bytes (PROXY_OLLAMA_BLOB_MAX_BYTES)")
+            raise _too_large(limit)
         yield chunk
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"a blob may be at most {limit} bytes (PROXY_OLLAMA_BLOB_MAX_BYTES)")
