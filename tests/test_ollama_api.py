@@ -12,6 +12,8 @@ from aiohttp.test_utils import TestClient
 from yarl import URL
 
 from tests.conftest import AUTH, GatewayFactory, RunningUpstream
+from tests.tenant_keys import ADMIN, bearer, write_keys
+from tests.test_observability import scrape, value
 from tests.upstreams.ollama import transcript
 
 
@@ -179,3 +181,27 @@ async def test_embed_refuses_too_many_inputs_before_any_upstream(
     response = await gateway.post("/api/embed", json={"model": "nomic-embed-text", "input": ["a", "b", "c"]})
     assert response.status == 400 and "$.input" in (await response.json())["error"]
     assert ollama.recorder.requests == []
+
+
+async def test_a_passed_through_stream_is_counted_in_metrics_and_the_keys_usage(
+    make_gateway: GatewayFactory, ollama: RunningUpstream, tmp_path: pathlib.Path,
+) -> None:
+    keys = write_keys(tmp_path / "keys.toml", {"alice": {"tokens_per_minute": 100000}})
+    gateway = await make_gateway(headers={}, api_tokens=(), keys_file=str(keys), ollama_base_url=ollama.url)
+    before = await scrape(gateway)
+    response = await gateway.post("/api/chat", headers=bearer("alice"), json={
+        "model": "gemma3:1b", "messages": [{"role": "user", "content": "2+2?"}]})
+    await response.read()
+    after = await scrape(gateway)
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    route = {"route": "/api/chat", "provider": "ollama"}
+    assert moved("gateway_requests_total", **route, method="POST", status="200") == 1
+    assert moved("gateway_time_to_first_token_seconds_count", **route) == 1
+    # Read from Ollama's final line: 128 prompt and 9 completion tokens.
+    assert moved("gateway_tokens_total", provider="ollama", model="gemma3:1b", direction="in") == 128
+    assert moved("gateway_tokens_total", provider="ollama", model="gemma3:1b", direction="out") == 9
+    usage = await (await gateway.get("/api/v1/admin/usage", headers=bearer(ADMIN))).json()
+    assert usage["keys"]["alice"]["total"] == {"in": 128, "out": 9}
