@@ -93,3 +93,14 @@ async def test_a_blob_over_the_limit_is_refused_before_ollama_sees_it(managed: M
     response = await managed.gateway.post("/api/blobs/sha256:ab12", headers=bearer(ADMIN), data=bytes(2048))
     assert response.status == 413 and "PROXY_OLLAMA_BLOB_MAX_BYTES" in (await response.json())["error"]
     assert managed.recorder.requests == []
+
+
+async def test_a_blob_without_a_length_is_cut_off_at_the_limit(managed: Managed) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(8):
+            yield bytes(512)  # 4 KiB in all, sent chunked: no Content-Length to refuse up front
+
+    response = await managed.gateway.post("/api/blobs/sha256:ab12", headers=bearer(ADMIN), data=chunks())
+    assert response.status == 413 and "PROXY_OLLAMA_BLOB_MAX_BYTES" in (await response.json())["error"]
+    received = [seen.json for seen in managed.recorder.requests if seen.path.startswith("/api/blobs/")]
+    assert all(len(body or b"") <= 1024 for body in received)  # Ollama never got the whole
