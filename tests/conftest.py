@@ -1,31 +1,24 @@
-"""Fixtures: the real app over HTTP, in front of upstream test servers over HTTP."""
+"""Fixtures: the real app over HTTP, in front of upstream test servers over HTTP.
+
+What they are built from lives in tests/support/; test modules import from there."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from attrs import define
 from yarl import URL
 
 from proxy.app import create_app
 from proxy.settings.config import Settings
-from tests.redis_server import RedisServer
-from tests.upstreams.ollama import ollama_app
-from tests.upstreams.openai import OpenAIUpstream
-from tests.upstreams.recorder import Recorder
-
-TOKEN = "test-token-0123456789"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@define
-class RunningUpstream:
-    url: URL
-    recorder: Recorder
+from tests.support.app import AUTH, TOKEN, GatewayFactory, RunningUpstream
+from tests.support.ports import refused_url
+from tests.support.redis_server import RedisServer
+from tests.support.upstreams.ollama import ollama_app
+from tests.support.upstreams.openai import OpenAIUpstream
+from tests.support.upstreams.recorder import Recorder
 
 
 @pytest.fixture
@@ -50,13 +43,7 @@ async def openai(aiohttp_server: Callable[..., Awaitable[TestServer]], openai_fa
 @pytest.fixture
 def dead_url() -> URL:
     """A loopback URL where nothing listens: connections are refused at once."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return URL(f"http://127.0.0.1:{port}")
-
-
-GatewayFactory = Callable[..., Awaitable[TestClient]]
+    return refused_url()
 
 
 @pytest.fixture

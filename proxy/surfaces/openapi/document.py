@@ -5,7 +5,7 @@ and describe the answers (response_shapes.py). Served at /api/v1/openapi.json wi
 Types map to JSON Schema by their Python annotations; the constrained types (NewTypes
 with a cattrs hook) map through `_CONSTRAINED`, which states the same limits the hooks
 enforce. Rules that span fields (exactly one of `messages` and `input_data`) are added
-per class. tests/test_openapi.py checks real traffic against the result.
+per class. tests/surfaces/test_openapi.py checks real traffic against the result.
 """
 
 from __future__ import annotations

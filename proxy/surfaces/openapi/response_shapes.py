@@ -1,7 +1,7 @@
 """The shapes of the gateway's answers, as attrs classes, for the OpenAPI description.
 
 Handlers build their JSON directly (it is the hot path); these classes describe it, and
-tests/test_openapi.py checks every real answer against the description generated from
+tests/surfaces/test_openapi.py checks every real answer against the description generated from
 them, with unknown fields refused, so a handler and its description cannot drift apart.
 
 A field without a default is always present; `X | None = None` may be absent or null.

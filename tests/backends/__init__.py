@@ -1,0 +1,1 @@
+"""Backends: what upstream answers mean, and faults injected on the wire."""

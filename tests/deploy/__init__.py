@@ -1,0 +1,1 @@
+"""The deployment files, and nginx in front of the real process."""

@@ -1,0 +1,1 @@
+"""Replicas sharing a real Redis, and a fleet behind a real nginx."""

@@ -1,0 +1,1 @@
+"""Serving: the routing table, fallback under failure, graceful shutdown."""

@@ -1,0 +1,1 @@
+"""Configuration, the command line, and `make run`'s start-up."""

@@ -1,0 +1,1 @@
+"""Client surfaces: the OpenAPI description, the playground (and in a real browser), the probes."""

@@ -1,0 +1,1 @@
+"""The Octomil contract under /api/v1."""

@@ -1,0 +1,1 @@
+"""Keys as tenants, and their limits."""
