@@ -16,7 +16,7 @@ from aiohttp import web
 
 from proxy.edge.request_keys import OUTCOME, REQUEST_ID
 from proxy.errors import GatewayError, ShuttingDown, UpstreamError
-from proxy.llm import NativeItem, NativeLine, NativeRequest, StreamEnd
+from proxy.llm import NativeItem, NativeLine, NativeRequest, StreamEnd, stream_end
 from proxy.serving.service import ServedStream
 from proxy.surfaces.caller import caller_of, service_of
 from proxy.surfaces.ollama.answers import OllamaLines
@@ -55,7 +55,7 @@ async def _relay_items(
     try:
         async for item in served.items:
             await response.write(_line(item, lines))
-            if isinstance(item, StreamEnd) or (isinstance(item, NativeLine) and item.end is not None):
+            if stream_end(item) is not None:
                 return
             outcome.first_token_sent()
     except UpstreamError as exc:  # counted by the serving layer

@@ -172,12 +172,18 @@ def _unable(**asked: object) -> str:
     return f"{', '.join(named)}: served by Ollama backends only, not by an OpenAI-compatible endpoint"
 
 
+def _load_only(prompt: object) -> str:
+    """Without a prompt, Ollama loads the model (or unloads it, with keep_alive 0) and answers
+    with no text: something only an Ollama backend does."""
+    return "" if prompt else "a request without a prompt loads or unloads a model: Ollama backends only"
+
+
 def chat_request(raw: dict[str, Any]) -> NativeRequest:
     body = structure(raw, ChatBody, also=options_problems(raw))
     messages = body.messages or []
     unable = _unable(tools=body.tools, format=body.format, think=body.think,
                      images=[m.images for m in messages if m.images],
-                     tool_calls=[m.tool_calls for m in messages if m.tool_calls])
+                     tool_calls=[m.tool_calls for m in messages if m.tool_calls]) or _load_only(messages)
     chat = ChatRequest(model=body.model, parameters=_parameters(body.options),
                        messages=tuple(Message(role=m.role, content=m.content) for m in messages))
     return _native("/api/chat", raw, body.model, body.stream, chat, unable)
@@ -186,7 +192,7 @@ def chat_request(raw: dict[str, Any]) -> NativeRequest:
 def generate_request(raw: dict[str, Any]) -> NativeRequest:
     body = structure(raw, GenerateBody, also=options_problems(raw))
     unable = _unable(suffix=body.suffix, context=body.context, template=body.template, raw=body.raw,
-                     images=body.images, format=body.format, think=body.think)
+                     images=body.images, format=body.format, think=body.think) or _load_only(body.prompt)
     messages = [Message(role="system", content=body.system)] if body.system else []
     messages.append(Message(role="user", content=body.prompt or ""))
     chat = ChatRequest(model=body.model, messages=tuple(messages), parameters=_parameters(body.options))

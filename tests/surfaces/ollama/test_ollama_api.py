@@ -205,3 +205,13 @@ async def test_a_passed_through_stream_is_counted_in_metrics_and_the_keys_usage(
     assert moved("gateway_tokens_total", provider="ollama", model="gemma3:1b", direction="out") == 9
     usage = await (await gateway.get("/api/v1/admin/usage", headers=bearer(ADMIN))).json()
     assert usage["keys"]["alice"]["total"] == {"in": 128, "out": 9}
+
+
+async def test_a_model_load_without_a_prompt_is_for_ollama_only(
+    make_gateway: GatewayFactory, openai: RunningUpstream,
+) -> None:
+    gateway = await make_gateway(openai_endpoint=openai.url)
+    for path, body in (("/api/generate", {"model": "gpt-test"}), ("/api/chat", {"model": "gpt-test", "messages": []})):
+        response = await gateway.post(path, json={**body, "keep_alive": 0})
+        assert response.status == 400 and "loads or unloads a model" in (await response.json())["error"]
+    assert openai.recorder.requests == []
