@@ -15,7 +15,7 @@ from proxy.edge.auth import BearerAuth
 from proxy.edge.chain import middlewares
 from proxy.edge.context import add_context_headers
 from proxy.edge.cors import enable_cors
-from proxy.edge.error_rendering import ErrorRendering, native_error
+from proxy.edge.error_rendering import ErrorRendering
 from proxy.fleet.link import RedisLink
 from proxy.fleet.shared_breakers import SharedBreakers
 from proxy.serving.drain import Drain
@@ -32,6 +32,7 @@ from proxy.surfaces.octomil.models import models
 from proxy.surfaces.octomil.stream import stream
 from proxy.surfaces.ollama import generation as ollama_generation
 from proxy.surfaces.ollama import listing as ollama_listing
+from proxy.surfaces.ollama.errors import PATHS as OLLAMA_PATHS
 from proxy.surfaces.ollama.errors import ollama_error
 from proxy.surfaces.ollama.management import manage as ollama_manage
 from proxy.surfaces.openai.chat import chat_completions
@@ -154,9 +155,8 @@ def create_app(settings: Settings) -> web.Application:
     admission = Admission(limit=settings.max_in_flight, queue_timeout=settings.queue_timeout)
     app = web.Application(
         # Each surface answers errors in its own shape; paths of no such surface get the contract's.
-        # /api/v1/ is the contract's, the rest of /api/ Ollama's: the first prefix that fits wins.
         middlewares=middlewares(auth, admission, ErrorRendering(shapes=(
-            ("/v1/", openai_error), ("/api/v1/", native_error), ("/api/", ollama_error)))),
+            ("/v1/", openai_error), *((path, ollama_error) for path in OLLAMA_PATHS)))),
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

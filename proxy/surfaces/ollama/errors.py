@@ -1,4 +1,4 @@
-"""Errors in Ollama's own shape for its surface (`/api/...` outside `/api/v1`): `{"error": "..."}`
+"""Errors in Ollama's own shape for its surface (Ollama's paths, `PATHS`): `{"error": "..."}`
 with the status, which is all Ollama sends and all its clients read (the `ollama` package
 raises it as `ResponseError(error, status_code)`). The request id is in X-Request-ID."""
 
@@ -9,6 +9,11 @@ from typing import Any
 import orjson
 
 from proxy.errors import GatewayError
+
+# Ollama's API paths (and what starts with them: /api/embeddings, /api/blobs/{digest}); any
+# other path under /api keeps the contract's error shape.
+PATHS = ("/api/chat", "/api/generate", "/api/embed", "/api/tags", "/api/ps", "/api/show", "/api/version",
+         "/api/pull", "/api/push", "/api/create", "/api/copy", "/api/delete", "/api/blobs/")
 
 
 def ollama_error(error: GatewayError, request_id: str | None = None) -> dict[str, Any]:

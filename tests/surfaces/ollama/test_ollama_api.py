@@ -129,10 +129,11 @@ async def test_errors_on_ollama_paths_have_ollamas_shape_and_api_v1_keeps_its_ow
     assert refused.status == 401 and set(await refused.json()) == {"error"}
     missing = await gateway.post("/api/chat", headers=AUTH, json={"model": "missing-model", "stream": False})
     assert missing.status == 404 and "not found" in (await missing.json())["error"]
-    nowhere = await gateway.get("/api/nowhere", headers=AUTH)
-    assert nowhere.status == 404 and (await nowhere.json()) == {"error": "no such endpoint: /api/nowhere"}
-    contract = await gateway.get("/api/v1/nowhere", headers=AUTH)
-    assert contract.status == 404 and (await contract.json())["code"] == "not_found"
+    wrong_method = await gateway.get("/api/chat", headers=AUTH)
+    assert wrong_method.status == 405 and (await wrong_method.json()) == {"error": "GET is not allowed on /api/chat"}
+    for elsewhere in ("/api/v1/nowhere", "/api/v2/health"):  # not Ollama's: the contract's shape
+        contract = await gateway.get(elsewhere, headers=AUTH)
+        assert contract.status == 404 and (await contract.json())["code"] == "not_found"
 
 
 async def test_root_answers_without_a_token_and_version_is_ollamas(make_gateway: GatewayFactory,
