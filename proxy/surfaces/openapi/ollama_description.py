@@ -78,8 +78,8 @@ def _operation(summary: str, ref: Ref, *, body: type | None = None, answer: str 
     content: Schema = {}
     if answer is not None:
         content["application/json"] = {"schema": _ref(answer)}
-        if ndjson:
-            content["application/x-ndjson"] = {"schema": _ref(answer)}
+        if ndjson:  # each line; a stream cut after its start ends with an error line
+            content["application/x-ndjson"] = {"schema": {"anyOf": [_ref(answer), _ref("OllamaError")]}}
     responses: Schema = {"200": {"description": "OK", **({"content": content} if content else {})},
                          "default": {"description": "An error", "content": {"application/json": {
                              "schema": _ref("OllamaError")}}}}
@@ -98,6 +98,12 @@ def _management(summary: str) -> Schema:
     operation["parameters"] = [{"name": "X-Gateway-Backend", "in": "header", "required": False,
                                 "description": "The Ollama backend to manage (default: the first)",
                                 "schema": {"type": "string"}}]
+    return operation
+
+
+def _root(ref: Ref) -> Schema:
+    operation = _operation("'Ollama is running' (no token), as clients probe", ref, public=True)
+    operation["responses"]["200"]["content"] = {"text/plain": {"schema": {"const": "Ollama is running"}}}
     return operation
 
 
@@ -122,9 +128,7 @@ def ollama_paths(ref: Ref, schemas: dict[str, Schema]) -> dict[str, Schema]:
         "/api/show": {"post": _operation("What is known of one model", ref, body=listing.ShowBody,
                                          answer="OllamaShow")},
         "/api/version": {"get": _operation("The Ollama version", ref, answer="OllamaVersion")},
-        "/": {"get": {**_operation("'Ollama is running' (no token), as clients probe", ref, public=True),
-                      "responses": {"200": {"description": "OK", "content": {
-                          "text/plain": {"schema": {"const": "Ollama is running"}}}}}}},
+        "/": {"get": _root(ref)},
         "/api/pull": {"post": _management("Pull a model")},
         "/api/push": {"post": _management("Push a model")},
         "/api/create": {"post": _management("Create a model")},
