@@ -24,7 +24,7 @@ from attrs import define, frozen
 
 from proxy.backends.base import Backend
 from proxy.backends.breaker import Breaker
-from proxy.errors import AllBackendsFailed, BackendIncapable, ModelNotFound, UpstreamError, UpstreamSaturated
+from proxy.errors import AllBackendsFailed, UpstreamError, UpstreamSaturated
 from proxy.llm import (
     ChatRequest,
     ChatResult,
@@ -38,6 +38,7 @@ from proxy.llm import (
     stream_end,
 )
 from proxy.observability import metrics
+from proxy.serving import native
 from proxy.serving.model_table import Route
 from proxy.settings.config import Settings
 
@@ -268,53 +269,20 @@ class Router:
         """A request in an upstream's own API: passed as it is to a backend that speaks it,
         translated for one that does not, skipped by one that cannot serve it at all."""
 
-        async def call(backend: Backend, model: str | None) -> NativeAnswer | ChatResult | EmbedResult | ModelQuery:
-            native = _renamed(request, model)
-            if backend.speaks(native.api):
-                return await backend.forward(native)
-            translated = _translated(native, backend)
-            if isinstance(translated, EmbedRequest):
-                return await backend.embed(translated)
-            if isinstance(translated, ModelQuery):
-                return await _listed(backend, translated)
-            return await backend.chat(translated)
-
-        attempt, result = await self._first_that_serves(call, route)
+        attempt, result = await self._first_that_serves(
+            lambda backend, model: native.serve(backend, _renamed(request, model)), route)
         return attempt.member.backend, result
 
     async def open_native_stream(self, request: NativeRequest, route: Route | None = None) -> OpenStream[NativeItem]:
         """As `open_stream`, for a stream in an upstream's own API: its own lines from a
         backend that speaks it, normalized tokens from one that does not."""
 
-        async def call(backend: Backend, model: str | None) -> tuple[NativeItem, AsyncGenerator[NativeItem, None]]:
-            native = _renamed(request, model)
-            if backend.speaks(native.api):
-                return await backend.open_forward(native)
-            translated = _translated(native, backend)
-            if not isinstance(translated, ChatRequest):
-                raise BackendIncapable("an embedding is not a stream", backend=backend.name)
-            return await backend.open_stream(translated)
-
-        attempt, (first, rest) = await self._first_that_serves(call, route, hold=True)
+        attempt, (first, rest) = await self._first_that_serves(
+            lambda backend, model: native.open_stream(backend, _renamed(request, model)), route, hold=True)
         return OpenStream(attempt=attempt, first=first, rest=rest)
 
 
 R = TypeVar("R", ChatRequest, EmbedRequest, NativeRequest)
-
-
-async def _listed(backend: Backend, query: ModelQuery) -> ModelQuery:
-    """The query, when `backend` lists its model; ModelNotFound when it does not."""
-    if query.model not in await backend.models():
-        raise ModelNotFound(f"model {query.model!r} is not listed", backend=backend.name)
-    return query
-
-
-def _translated(request: NativeRequest, backend: Backend) -> ChatRequest | EmbedRequest | ModelQuery:
-    """The normalized request for a backend that does not speak the request's API, under
-    the model name this backend knows; BackendIncapable when it cannot be said there."""
-    if request.untranslatable:
-        raise BackendIncapable(request.untranslatable, backend=backend.name)
-    return attrs.evolve(request.translated, model=request.model)
 
 
 def _renamed(request: R, model: str | None) -> R:
