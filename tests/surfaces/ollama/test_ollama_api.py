@@ -216,3 +216,17 @@ async def test_a_model_load_without_a_prompt_is_for_ollama_only(
         response = await gateway.post(path, json={**body, "keep_alive": 0})
         assert response.status == 400 and "loads or unloads a model" in (await response.json())["error"]
     assert openai.recorder.requests == []
+
+
+async def test_a_key_over_its_limit_gets_a_429_in_ollamas_shape(
+    make_gateway: GatewayFactory, ollama: RunningUpstream, tmp_path: pathlib.Path,
+) -> None:
+    keys = write_keys(tmp_path / "keys.toml", {"alice": {"requests_per_minute": 1}})
+    gateway = await make_gateway(headers=bearer("alice"), api_tokens=(), keys_file=str(keys),
+                                 ollama_base_url=ollama.url)
+    body = {"model": "gemma3:1b", "prompt": "hi", "stream": False}
+    assert (await gateway.post("/api/generate", json=body)).status == 200
+    refused = await gateway.post("/api/generate", json=body)
+    assert refused.status == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert "requests_per_minute" in (await refused.json())["error"]
+    assert len(ollama.recorder.bodies("/api/generate")) == 1

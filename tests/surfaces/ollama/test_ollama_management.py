@@ -104,3 +104,20 @@ async def test_a_blob_without_a_length_is_cut_off_at_the_limit(managed: Managed)
     assert response.status == 413 and "PROXY_OLLAMA_BLOB_MAX_BYTES" in (await response.json())["error"]
     received = [seen.json for seen in managed.recorder.requests if seen.path.startswith("/api/blobs/")]
     assert all(len(body or b"") <= 1024 for body in received)  # Ollama never got the whole
+
+
+async def test_a_header_names_the_ollama_server_to_manage(
+    aiohttp_server: Callable[..., Awaitable[TestServer]], make_gateway: GatewayFactory, tmp_path: pathlib.Path,
+) -> None:
+    first, second = Recorder(), Recorder()
+    servers = [await aiohttp_server(ollama_app(recorder)) for recorder in (first, second)]
+    keys = write_keys(tmp_path / "keys.toml", {})
+    gateway = await make_gateway(headers=bearer(ADMIN), api_tokens=(), keys_file=str(keys),
+                                 ollama_base_url=tuple(server.make_url("") for server in servers))
+    body = {"model": "llama3.2", "stream": False}
+    assert (await gateway.post("/api/pull", json=body)).status == 200
+    named = await gateway.post("/api/pull", json=body, headers={"X-Gateway-Backend": "ollama-2"})
+    assert named.status == 200 and await named.json() == {"status": "success"}
+    assert (first.paths(), second.paths()) == (["/api/pull"], ["/api/pull"])
+    unknown = await gateway.post("/api/pull", json=body, headers={"X-Gateway-Backend": "ollama-9"})
+    assert unknown.status == 404 and await unknown.json() == {"error": "no ollama backend named 'ollama-9'"}
