@@ -16,6 +16,7 @@ from proxy.edge.chain import middlewares
 from proxy.edge.context import add_context_headers
 from proxy.edge.cors import enable_cors
 from proxy.edge.error_rendering import ErrorRendering
+from proxy.edge.request_guard import RequestGuard
 from proxy.fleet.link import RedisLink
 from proxy.fleet.shared_breakers import SharedBreakers
 from proxy.serving.drain import Drain
@@ -45,6 +46,10 @@ from proxy.surfaces.operations.probes import livez, readyz
 from proxy.surfaces.playground.page import add_playground
 from proxy.tenants.keyring import KeyRing
 from proxy.tenants.limiter import Limiter
+
+# Above the 60 s for which nginx (deploy/nginx.conf) keeps idle connections to the gateway,
+# so that nginx is always the one to close them (no request sent on a closing connection).
+IDLE_CLIENT_KEEPALIVE = 75.0
 
 
 async def backends_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -153,11 +158,17 @@ def create_app(settings: Settings) -> web.Application:
     if not settings.auth_disabled:
         auth = BearerAuth(keys, open_preflights=bool(settings.cors_origins))
     admission = Admission(limit=settings.max_in_flight, queue_timeout=settings.queue_timeout)
+    guard = RequestGuard.configured(host=settings.host, auth_disabled=settings.auth_disabled,
+                                    cors_origins=settings.cors_origins, allowed_hosts=settings.allowed_hosts)
     app = web.Application(
         # Each surface answers errors in its own shape; paths of no such surface get the contract's.
         middlewares=middlewares(auth, admission, ErrorRendering(shapes=(
-            ("/v1/", openai_error), *((path, ollama_error) for path in OLLAMA_PATHS)))),
+            ("/v1/", openai_error), *((path, ollama_error) for path in OLLAMA_PATHS))), guard),
         client_max_size=settings.max_body_bytes,
+        # Request bodies are never inflated (a compressed one is refused: edge/request_guard.py).
+        # An idle client connection is closed after IDLE_CLIENT_KEEPALIVE seconds, not
+        # aiohttp's hour: each one holds a descriptor (docs/security.md, sizing).
+        handler_args={"auto_decompress": False, "keepalive_timeout": IDLE_CLIENT_KEEPALIVE},
     )
     app[SETTINGS] = settings
     app[ADMISSION] = admission

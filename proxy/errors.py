@@ -50,6 +50,12 @@ class MethodNotAllowed(GatewayError):
     status, code = 405, "method_not_allowed"
 
 
+class BodyTimeout(GatewayError):
+    """The request body did not arrive within PROXY_BODY_TIMEOUT."""
+
+    status, code = 408, "body_timeout"
+
+
 class PayloadTooLarge(GatewayError):
     status, code = 413, "payload_too_large"
 

@@ -156,8 +156,18 @@ def error_json(body: bytes) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def plain_text(body: bytes) -> str:
-    return body.decode("utf-8", "replace").strip()[:500]
+# The longest upstream error message passed on to a client.
+MAX_RELAYED_MESSAGE = 300
+
+
+def relayed_message(message: str, status: int) -> str:
+    """The part of an upstream's error a client may see: the message from the error's known
+    field, bounded and on one line. Anything else an error body holds stays in the server
+    log (bounded_reads.log_error_body): it may be an HTML page, a stack trace, or a secret."""
+    text = " ".join(message.split())
+    if not text:
+        return f"HTTP {status}"
+    return text if len(text) <= MAX_RELAYED_MESSAGE else text[:MAX_RELAYED_MESSAGE] + "..."
 
 
 @define

@@ -8,6 +8,7 @@ a 200 status. It does not know the gateway's parameter names: `max_tokens` is
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,8 +17,8 @@ from typing import Any, ClassVar
 import orjson
 from attrs import define
 
-from proxy.backends.base import Fields, HttpBackend, classify_common, error_json, plain_text
-from proxy.backends.wire import ndjson_lines, ndjson_objects
+from proxy.backends.base import Fields, HttpBackend, classify_common, error_json, relayed_message
+from proxy.backends.wire import StreamSilent, ndjson_lines, ndjson_objects
 from proxy.errors import (
     BadUpstreamResponse,
     ContextTooLarge,
@@ -53,7 +54,8 @@ _OPTION_NAMES = {
 
 def classify_error(status: int, body: bytes, backend: str) -> UpstreamError:
     error = error_json(body).get("error")
-    message = error if isinstance(error, str) else plain_text(body) or f"HTTP {status}"
+    # Only Ollama's `error` field is passed on; any other body stays in the server log.
+    message = relayed_message(error if isinstance(error, str) else "", status)
     # Only Ollama's own JSON answer means a missing model; a bare "404 page not found"
     # means the URL is wrong (e.g. OLLAMA_BASE_URL ending in /api).
     if status == 404 and isinstance(error, str) and "model" in error:
@@ -122,7 +124,7 @@ class OllamaBackend(HttpBackend):
         message = fields.object(raw, "the message")
         error = message.get("error")
         if error is not None:
-            text = fields.text(error, "error")
+            text = relayed_message(fields.text(error, "error"), 200)
             raise UpstreamUnavailable(text if verbatim else f"error from the model: {text}", backend=self.name)
         return message
 
@@ -146,7 +148,7 @@ class OllamaBackend(HttpBackend):
         fields = self.fields
         body = _native_body(request)
         async with self._upstream.request("POST", request.path, json=body, streaming=True, cold=cold) as response:
-            async for line in ndjson_lines(response.content):
+            async for line in ndjson_lines(response.content, self._upstream.read_budget(cold=cold)):
                 message = self._checked(orjson.loads(line), verbatim=True)
                 if message.get("done") is True:
                     end = StreamEnd(usage=_usage(message, fields),
@@ -171,8 +173,17 @@ class OllamaBackend(HttpBackend):
                           chunks=self._chunks(response.content))
 
     async def _chunks(self, content: Any) -> AsyncIterator[bytes]:
+        """Each chunk as it arrives; a silence longer than the idle budget ends the relay."""
+        idle = self._upstream.read_budget()
         with self._upstream.translate_errors():
-            async for chunk in content.iter_any():
+            while True:
+                try:
+                    async with asyncio.timeout(idle):
+                        chunk = await content.readany()
+                except TimeoutError:
+                    raise StreamSilent(idle) from None
+                if not chunk:
+                    return
                 yield chunk
 
     async def chat(self, request: ChatRequest) -> ChatResult:
@@ -188,7 +199,7 @@ class OllamaBackend(HttpBackend):
         fields = self.fields
         body = self._chat_body(request, stream=True)
         async with self._upstream.request("POST", "/api/chat", json=body, streaming=True, cold=cold) as response:
-            async for raw in ndjson_objects(response.content):
+            async for raw in ndjson_objects(response.content, self._upstream.read_budget(cold=cold)):
                 message = self._checked(raw)
                 token = fields.text(fields.object(message.get("message"), "message").get("content"), "content")
                 if token:

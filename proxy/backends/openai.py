@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import orjson
 from attrs import define
 
-from proxy.backends.base import Fields, HttpBackend, classify_common, error_json, plain_text
+from proxy.backends.base import Fields, HttpBackend, classify_common, error_json, relayed_message
 from proxy.backends.wire import sse_events
 from proxy.errors import (
     BadUpstreamResponse,
@@ -37,14 +37,16 @@ def _error_fields(data: dict[str, Any]) -> tuple[str, str]:
     """(message, code-or-type) of an OpenAI error object; tolerant of other shapes."""
     error = data.get("error", data)
     if isinstance(error, dict):
-        return str(error.get("message") or ""), str(error.get("code") or error.get("type") or "")
+        message, code = error.get("message"), error.get("code") or error.get("type")
+        return (message if isinstance(message, str) else "", code if isinstance(code, str) else "")
     return (error, "") if isinstance(error, str) else ("", "")
 
 
 def classify_error(status: int, body: bytes, backend: str) -> UpstreamError:
     data = error_json(body)
-    message, code = _error_fields(data) if data else (plain_text(body), "")
-    message = message or f"HTTP {status}"
+    # Only the error object's `message` is passed on; any other body stays in the server log.
+    message, code = _error_fields(data) if data else ("", "")
+    message = relayed_message(message, status)
     if status == 404:
         if code == "model_not_found" or "model" in message.lower():
             return ModelNotFound(message, backend=backend)
@@ -88,7 +90,7 @@ class OpenAIBackend(HttpBackend):
         data = self.fields.object(raw, "the answer")
         if data.get("error") is not None:
             message, _ = _error_fields(data)
-            raise UpstreamUnavailable(f"error from the model: {message}", backend=self.name)
+            raise UpstreamUnavailable(f"error from the model: {relayed_message(message, 200)}", backend=self.name)
         return data
 
     async def chat(self, request: ChatRequest) -> ChatResult:
@@ -113,14 +115,15 @@ class OpenAIBackend(HttpBackend):
         body = self._chat_body(request, stream=True)
         opened = self._upstream.request("POST", "/chat/completions", json=body, streaming=True, cold=cold)
         async with opened as response:
-            async for event, data in sse_events(response.content):
+            async for event, data in sse_events(response.content, self._upstream.read_budget(cold=cold)):
                 if data == _DONE:
                     yield StreamEnd(usage=usage, finish_reason=finish_reason)
                     return
                 chunk = self._checked(orjson.loads(data))
                 if event == b"error":
                     message, _ = _error_fields(chunk)
-                    raise UpstreamUnavailable(f"error from the model: {message}", backend=self.name)
+                    raise UpstreamUnavailable(f"error from the model: {relayed_message(message, 200)}",
+                                              backend=self.name)
                 usage = _usage(chunk, fields) or usage
                 for item in fields.items(chunk.get("choices"), "choices"):
                     choice = fields.object(item, "a choice")

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from attrs import define, frozen
+from attrs import define, field, frozen
 from yarl import URL
 
 from proxy.backends import ollama, openai
@@ -32,9 +32,15 @@ def backend_names(settings: Settings) -> list[str]:
     return [*_names("ollama", len(settings.ollama_base_url)), *_names("openai", len(settings.openai_endpoint))]
 
 
+# Seconds probe results are shared: health asked a thousand times a second still probes
+# each upstream about once a second (each probe is a fresh connection).
+PROBE_TTL = 1.0
+
+
 @frozen
 class BackendRegistry:
     tiers: Sequence[Sequence[Backend]]
+    _probed: ProbeCache = field(factory=lambda: ProbeCache())
 
     @property
     def backends(self) -> list[Backend]:
@@ -64,10 +70,16 @@ class BackendRegistry:
         return cls(tiers=tuple(tier for tier in (ollama_tier, openai_tier) if tier))
 
     async def probe_all(self) -> list[tuple[Backend, Probe]]:
-        """Every backend probed at once; each probe is bounded by its own timeout."""
-        backends = self.backends
-        probes = await asyncio.gather(*(backend.ping() for backend in backends))
-        return list(zip(backends, probes, strict=True))
+        """Every backend probed at once, each bounded by its own timeout; the results of
+        the last PROBE_TTL seconds when there are some (callers at the same time share one
+        round of probes)."""
+        cache = self._probed
+        async with cache.lock:
+            if cache.results is None or time.monotonic() - cache.at >= PROBE_TTL:
+                backends = self.backends
+                probes = await asyncio.gather(*(backend.ping() for backend in backends))
+                cache.results, cache.at = list(zip(backends, probes, strict=True)), time.monotonic()
+            return cache.results
 
     async def list_models(self) -> dict[str, list[str] | str]:
         """What each backend reports having right now: model names, or the error."""
@@ -84,6 +96,13 @@ class BackendRegistry:
 
     async def aclose(self) -> None:
         await asyncio.gather(*(backend.aclose() for backend in self.backends))
+
+
+@define
+class ProbeCache:
+    lock: asyncio.Lock = field(factory=asyncio.Lock)
+    results: list[tuple[Backend, Probe]] | None = None
+    at: float = 0.0
 
 
 @define

@@ -22,14 +22,12 @@ from aiohttp.http_exceptions import HttpProcessingError
 from attrs import define, field
 from yarl import URL
 
+from proxy.backends.bounded_reads import MAX_ANSWER_BODY, MAX_ERROR_BODY, ends_when_cut, log_error_body, read_capped
+from proxy.backends.wire import StreamSilent
 from proxy.errors import BadUpstreamResponse, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from proxy.llm import Probe
 from proxy.settings.config import Timeouts
 
-# Error bodies are read for their message only; a huge one is not worth holding.
-MAX_ERROR_BODY = 64 * 1024
-# A whole single-shot answer (embeddings of many long texts are the largest).
-MAX_ANSWER_BODY = 64 * 1024 * 1024
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
 ErrorClassifier = Callable[[int, bytes, str], UpstreamError]
@@ -117,7 +115,9 @@ class Upstream:
 
     @property
     def display_url(self) -> str:
-        return str(self.base_url)
+        """Scheme, host, port and path only: a query string or fragment may hold a credential
+        (`?key=...`), and health answers and errors show this URL."""
+        return str(self.base_url.with_query(None).with_fragment(None))
 
     def url(self, path: str) -> URL:
         # Joined once per path, not per request.
@@ -137,9 +137,20 @@ class Upstream:
             response = await self._send(method, self.url(path), json, streaming, cold)
             async with response:
                 if response.status >= 300:
+                    # A 3xx too: redirects are never followed (they would re-send the prompt
+                    # to wherever the upstream points).
                     body = await read_capped(response, MAX_ERROR_BODY, self.name, truncate=True)
+                    log_error_body(self.name, response.status, body)
                     raise self.classify(response.status, body, self.name)
-                yield response
+                if not streaming:
+                    yield response
+                    return
+                with ends_when_cut(response):
+                    yield response
+
+    def read_budget(self, *, cold: bool = False) -> float:
+        """The longest wait for the next bytes of a stream (wire.py keeps this timer itself)."""
+        return max(self._timeouts.idle, self._timeouts.cold_start) if cold else self._timeouts.idle
 
     @asynccontextmanager
     async def exchange(
@@ -152,6 +163,7 @@ class Upstream:
         with self.translate_errors():
             async with self._session.request(
                 method, self.url(path), data=data, headers=headers, timeout=self._stream_timeout,
+                allow_redirects=False,  # as every upstream call: never re-sent where a redirect points
             ) as response:
                 yield response
 
@@ -191,7 +203,8 @@ class Upstream:
         headers = _JSON_HEADERS if body is not None else None
         _REUSED.set(False)
         try:
-            return await self._session.request(method, url, data=body, headers=headers, timeout=limits)
+            return await self._session.request(
+                method, url, data=body, headers=headers, timeout=limits, allow_redirects=False)
         except aiohttp.ClientConnectorError:
             raise
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
@@ -201,7 +214,8 @@ class Upstream:
             # is reused, before any answer: the classic keep-alive race. Sent once more,
             # on a connection of its own. (A fresh connection that drops is not retried:
             # the upstream may have started on the request.)
-            return await self._fresh_session.request(method, url, data=body, headers=headers, timeout=limits)
+            return await self._fresh_session.request(
+                method, url, data=body, headers=headers, timeout=limits, allow_redirects=False)
 
     async def probe(self, path: str) -> Probe:
         """GET `path` on a connection of its own; healthy when it answers 2xx in time."""
@@ -209,7 +223,8 @@ class Upstream:
         try:
             with self.translate_errors():
                 try:
-                    async with self._fresh_session.get(self.url(path), timeout=self._probe_timeout) as response:
+                    async with self._fresh_session.get(
+                            self.url(path), timeout=self._probe_timeout, allow_redirects=False) as response:
                         body = await read_capped(response, MAX_ERROR_BODY, self.name, truncate=True)
                 except TimeoutError as exc:
                     raise UpstreamTimeout(
@@ -248,8 +263,15 @@ class ErrorTranslation:
         if exc is None or isinstance(exc, UpstreamError) or not isinstance(exc, Exception):
             return  # success, already translated, or cancellation: passes through unchanged
         translated = self.translate(exc)
-        if translated is not None:
+        if translated is None:
+            return
+        try:
             raise translated from exc
+        finally:
+            # The raised error's traceback holds this frame, and this frame held the error:
+            # a reference cycle, which the tuned collector (see __main__) may not visit for
+            # a long time, keeping alive all that `exc`'s traceback holds (a body being read).
+            del translated, exc
 
     def translate(self, exc: Exception) -> UpstreamError | None:
         """The UpstreamError for `exc`; None for an error that is not the upstream's (a bug)."""
@@ -258,6 +280,8 @@ class ErrorTranslation:
             return UpstreamTimeout(f"no connection within {t.connect:g} s", backend=name)
         if isinstance(exc, aiohttp.SocketTimeoutError):
             return UpstreamTimeout(f"upstream silent for {t.idle:g} s", backend=name)
+        if isinstance(exc, StreamSilent):
+            return UpstreamTimeout(f"upstream silent for {exc.seconds:g} s", backend=name)
         if isinstance(exc, TimeoutError):  # the whole-call cap
             return UpstreamTimeout(f"no complete answer within {t.total:g} s", backend=name)
         if isinstance(exc, aiohttp.ClientConnectorError):
@@ -271,26 +295,6 @@ class ErrorTranslation:
         if isinstance(exc, ValueError | HttpProcessingError):  # bad JSON, a line over MAX_LINE, a huge event
             return BadUpstreamResponse(f"unreadable response: {exc}", backend=name)
         return None
-
-
-async def read_capped(response: aiohttp.ClientResponse, limit: int, backend: str, *, truncate: bool = False) -> bytes:
-    """The whole body, read to its end (not just the first chunk), up to `limit` bytes.
-
-    Past the limit: the first `limit` bytes with `truncate`, else a BadUpstreamResponse.
-    """
-    length = response.content_length
-    if length is not None and length <= limit:
-        return await response.read()  # the common case: the size is known and fine
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_any():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            if truncate:
-                break
-            raise BadUpstreamResponse(f"answer larger than {limit} bytes", backend=backend)
-    return b"".join(chunks)[:limit]
 
 
 def _ms_since(started: float) -> float:

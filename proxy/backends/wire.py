@@ -1,13 +1,17 @@
 """Incremental readers for the two chunked formats upstreams stream in.
 
 Both read line by line from aiohttp's StreamReader, so each message is handed on as
-soon as its last byte arrives; nothing waits for the whole answer. A line longer than
+soon as its last byte arrives; nothing waits for the whole answer. Each wait for a line
+is bounded by the stream's idle budget here, on the gateway's own timer: aiohttp's
+socket timer does not fire in every case (after a broken chunked framing it waits for
+bytes that never come). A line longer than
 MAX_LINE raises aiohttp's LineTooLong, which backends report as a bad upstream: an
 upstream that never sends a newline cannot make the gateway buffer without end.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,26 +22,41 @@ from aiohttp import StreamReader
 MAX_LINE = 1 << 20
 
 
-async def _lines(content: StreamReader) -> AsyncIterator[bytes]:
-    while line := await content.readline(max_line_length=MAX_LINE):
+class StreamSilent(TimeoutError):
+    """No complete line within the stream's idle budget."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no line within {seconds:g} s")
+        self.seconds = seconds
+
+
+async def _lines(content: StreamReader, idle: float) -> AsyncIterator[bytes]:
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                line = await content.readline(max_line_length=MAX_LINE)
+        except TimeoutError:
+            raise StreamSilent(idle) from None
+        if not line:
+            return
         yield line
 
 
-async def ndjson_lines(content: StreamReader) -> AsyncIterator[bytes]:
+async def ndjson_lines(content: StreamReader, idle: float) -> AsyncIterator[bytes]:
     """Ollama's NDJSON as raw lines, each ending with a newline; blank lines are skipped."""
-    async for line in _lines(content):
+    async for line in _lines(content, idle):
         if line.strip():
             yield line if line.endswith(b"\n") else line + b"\n"
 
 
-async def ndjson_objects(content: StreamReader) -> AsyncIterator[Any]:
+async def ndjson_objects(content: StreamReader, idle: float) -> AsyncIterator[Any]:
     """Ollama's NDJSON: one JSON value per line; blank lines are skipped."""
-    async for line in _lines(content):
+    async for line in _lines(content, idle):
         if line.strip():
             yield orjson.loads(line)
 
 
-async def sse_events(content: StreamReader) -> AsyncIterator[tuple[bytes, bytes]]:
+async def sse_events(content: StreamReader, idle: float) -> AsyncIterator[tuple[bytes, bytes]]:
     """(event name, data) of each Server-Sent Event; the name is b"" when none was given.
 
     Multi-line data is joined with newlines; comments and id/retry fields are skipped. An
@@ -48,7 +67,7 @@ async def sse_events(content: StreamReader) -> AsyncIterator[tuple[bytes, bytes]
     data: list[bytes] = []
     size = 0
     event = b""
-    async for raw in _lines(content):
+    async for raw in _lines(content, idle):
         line = raw.rstrip(b"\r\n")
         if not line:
             if data:

@@ -4,6 +4,12 @@ Beyond `limit`, a request waits at most `queue_timeout` for a slot, then gets 50
 `overloaded` with `Retry-After`. The number waiting is bounded too (by `limit`), so memory
 stays bounded however many clients connect. A stream holds its slot until it ends.
 Health checks are not admitted through here: they must answer under load.
+
+A key's own concurrency limit bites first, before the request may wait for or take a
+global slot: without this, a key limited to one concurrent request could hold every slot
+with requests whose bodies arrive at a trickle (the limiter sees a request only once its
+body is read). Counted here per process, this never refuses what the key's limit allows;
+the limiter (proxy/limits/) still enforces the limit across a fleet.
 """
 
 from __future__ import annotations
@@ -13,8 +19,10 @@ import asyncio
 from aiohttp import web
 from attrs import define, field
 
-from proxy.edge.request_keys import Handler
-from proxy.errors import Overloaded
+from proxy.edge.request_keys import Handler, tenant_of
+from proxy.errors import Overloaded, RateLimited
+from proxy.observability.limit_metrics import RATE_LIMITED
+from proxy.tenants.keyring import Tenant
 
 
 @define
@@ -23,6 +31,8 @@ class Admission:
     queue_timeout: float
     _slots: asyncio.Semaphore = field(init=False)
     _waiting: int = 0
+    # Requests admitted or waiting, by key, for keys with a concurrency limit.
+    _by_key: dict[str, int] = field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.limit)
@@ -48,12 +58,36 @@ class Admission:
         finally:
             self._waiting -= 1
 
+    def _enter_key(self, tenant: Tenant) -> bool:
+        """Count the request against its key's concurrency; False when the key has no limit."""
+        cap = tenant.limits.concurrent_requests
+        if cap is None:
+            return False
+        held = self._by_key.get(tenant.name, 0)
+        if held >= cap:
+            RATE_LIMITED.labels(key=tenant.name, limit="concurrent_requests").inc()
+            raise RateLimited(f"key {tenant.name!r} is at its concurrent_requests limit ({cap}); retry in 1 s",
+                              limit="concurrent_requests", limit_value=cap, retry_after=1)
+        self._by_key[tenant.name] = held + 1
+        return True
+
+    def _leave_key(self, tenant: Tenant) -> None:
+        held = self._by_key.pop(tenant.name) - 1
+        if held:
+            self._by_key[tenant.name] = held
+
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method != "POST":
             return await handler(request)
-        await self._acquire()
+        tenant = tenant_of(request)
+        counted = self._enter_key(tenant)
         try:
-            return await handler(request)
+            await self._acquire()
+            try:
+                return await handler(request)
+            finally:
+                self._slots.release()
         finally:
-            self._slots.release()
+            if counted:
+                self._leave_key(tenant)

@@ -2,8 +2,9 @@
 
 The context is set first so that every error, including a 401, carries a request id; the
 metrics see every request with its context and every error as rendered; errors wrap auth
-so a refused token is rendered like any other error; admission comes last, so only
-authenticated requests take a place in flight.
+so a refused token is rendered like any other error; the request guard refuses what must
+be refused before auth (request_guard.py); admission comes last, so only authenticated
+requests take a place in flight.
 """
 
 from __future__ import annotations
@@ -15,10 +16,15 @@ from proxy.edge.auth import BearerAuth
 from proxy.edge.context import request_context
 from proxy.edge.error_rendering import ErrorRendering
 from proxy.edge.observe import observe
+from proxy.edge.request_guard import RequestGuard
 
 
-def middlewares(auth: BearerAuth | None, admission: Admission, errors: ErrorRendering) -> list[Middleware]:
+def middlewares(
+    auth: BearerAuth | None, admission: Admission, errors: ErrorRendering, guard: RequestGuard | None = None,
+) -> list[Middleware]:
     chain: list[Middleware] = [request_context, observe, errors.middleware]
+    if guard is not None:
+        chain.append(guard.middleware)
     if auth is not None:
         chain.append(auth.middleware)
     chain.append(admission.middleware)

@@ -7,7 +7,7 @@ import time
 
 from aiohttp import web
 
-from proxy.edge.request_keys import OUTCOME, STARTED, Handler
+from proxy.edge.request_keys import OUTCOME, STARTED, Handler, tenant_of
 from proxy.observability.metrics import record_request
 
 # A client that hung up before its answer was complete (nginx's convention).
@@ -39,5 +39,5 @@ def _record(request: web.Request, status: int) -> None:
         route_template(request), request.method, status, outcome.provider,
         duration=time.perf_counter() - started,
         first_token_after=None if outcome.first_token_at is None else outcome.first_token_at - started,
-        model=outcome.model, tokens=outcome.tokens,
+        model=outcome.model, tokens=outcome.tokens, key=tenant_of(request).name,
     )

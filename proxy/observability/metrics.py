@@ -74,9 +74,10 @@ def _child(metric: Counter | Histogram, *labels: str) -> Any:
 
 def record_request(
     route: str, method: str, status: int, provider: str | None, *, duration: float,
-    first_token_after: float | None, model: str | None, tokens: dict[str, list[int]],
+    first_token_after: float | None, model: str | None, tokens: dict[str, list[int]], key: str = "",
 ) -> None:
-    """One request that has ended (counted by the edge's `observe` middleware)."""
+    """One request that has ended (counted by the edge's `observe` middleware); `key`: the
+    caller's key name, whose share of the model-label budget a new model takes."""
     provider = provider or "none"
     _child(REQUESTS, route, method, str(status), provider).inc()
     _child(DURATION, route, provider).observe(duration)
@@ -84,7 +85,7 @@ def record_request(
         _child(TIME_TO_FIRST_TOKEN, route, provider).observe(first_token_after)
     if not tokens:
         return
-    label = MODEL_LABELS.label(model, served=True)
+    label = MODEL_LABELS.label(model, served=True, key=key)
     for served_by, (tokens_in, tokens_out) in tokens.items():
         if tokens_in:
             _child(TOKENS, served_by, label, "in").inc(tokens_in)

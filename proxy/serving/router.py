@@ -114,6 +114,8 @@ class OpenStream(Generic[Items]):
             await items.aclose()
             await self.rest.aclose()
             self.attempt.finish(error)
+            # The error's traceback holds this frame: without this, a reference cycle.
+            error = None
 
     async def items(self) -> AsyncGenerator[Items, None]:
         """Every item, the first included; closing this closes the upstream stream."""
@@ -133,6 +135,7 @@ class OpenStream(Generic[Items]):
             raise
         finally:
             self.attempt.finish(error)
+            error = None  # the error's traceback holds this frame: without this, a reference cycle
 
 
 def _load(member: Member) -> int:
@@ -234,7 +237,12 @@ class Router:
                     attempt.finish(None)
                 return attempt, result
             if not all(isinstance(f, UpstreamSaturated) for f in failures) or not await self._slot_within(deadline):
-                raise AllBackendsFailed(failures)
+                try:
+                    raise AllBackendsFailed(failures)
+                finally:
+                    # Each failure's traceback holds this frame, which holds the list: a
+                    # reference cycle that would keep every failure's frames alive.
+                    failures.clear()
 
     async def _slot_within(self, deadline: float) -> bool:
         """Whether some backend frees a slot before `deadline`."""

@@ -48,6 +48,9 @@ from proxy.tenants.estimate import TokenEstimate, chat_estimate, embed_estimate
 from proxy.tenants.keyring import Tenant
 from proxy.tenants.limiter import Limiter, Reservation
 
+# What a call of no model reserves against the key's tokens per minute: nothing.
+NO_TOKENS = TokenEstimate(prompt=0, completion=0)
+
 
 @frozen
 class Caller:
@@ -85,6 +88,13 @@ class Service:
     limiter: Limiter
     router: Router
     drain: Drain
+
+    @asynccontextmanager
+    async def counted(self, caller: Caller) -> AsyncIterator[None]:
+        """A call of no model (health): counted against the caller's requests per minute and
+        concurrency, with no tokens."""
+        async with self.limiter.reserve(caller.tenant, "", NO_TOKENS):
+            yield
 
     async def chat(self, caller: Caller, chat: ChatRequest) -> tuple[Backend, ChatResult]:
         """One answer; `chat.model` is the public name the key's limits and usage use."""

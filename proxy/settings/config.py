@@ -155,6 +155,11 @@ class Settings:
     max_body_bytes: int = 1 << 20
     # A model file uploaded through POST /api/blobs/{digest}, streamed to Ollama as it comes.
     ollama_blob_max_bytes: int = 256 << 30
+    # Seconds a request body may take to arrive (408 after).
+    body_timeout: float = 15.0
+    # Host names, beyond localhost and the loopback addresses, that requests to a gateway on
+    # loopback with auth off may name (DNS rebinding: see proxy/request_guard.py).
+    allowed_hosts: tuple[str, ...] = ()
     max_messages: int = 1000
     batch_max_inputs: int = 1000
     batch_max_concurrency: int = 16
@@ -219,6 +224,7 @@ class Settings:
         redis_failure = env.str("PROXY_REDIS_FAILURE", defaults.redis_failure).strip().lower()
         redis_prefix = env.str("PROXY_REDIS_PREFIX", defaults.redis_prefix).strip()
         raw_cors_origins: list[str] = env.list("PROXY_CORS_ORIGINS", [])
+        raw_allowed_hosts: list[str] = env.list("PROXY_ALLOWED_HOSTS", [])
         cors_max_age = env.int("PROXY_CORS_MAX_AGE", defaults.cors_max_age)
         playground = env.bool("PROXY_PLAYGROUND", defaults.playground)
         numbers: dict[str, Any] = {
@@ -259,6 +265,7 @@ class Settings:
             auth_disabled=auth_disabled,
             cors_origins=cors_origins,
             cors_max_age=cors_max_age,
+            allowed_hosts=tuple(h.strip().lower() for h in raw_allowed_hosts if h.strip()),
             playground=playground,
             **numbers,
         )
@@ -282,6 +289,7 @@ _NUMBERS = (
     ("breaker_failures", "PROXY_BREAKER_FAILURES", "int"),
     ("breaker_cooldown", "PROXY_BREAKER_COOLDOWN", "float"),
     ("shutdown_grace", "PROXY_SHUTDOWN_GRACE", "float"),
+    ("body_timeout", "PROXY_BODY_TIMEOUT", "float"),
     ("max_body_bytes", "PROXY_MAX_BODY_BYTES", "int"),
     ("ollama_blob_max_bytes", "PROXY_OLLAMA_BLOB_MAX_BYTES", "int"),
     ("max_messages", "PROXY_MAX_MESSAGES", "int"),

@@ -90,6 +90,11 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable('PROXY_OLLAMA_BLOB_MAX_BYTES', '274877906944',
              'largest model file an admin may upload through POST /api/blobs/{digest} (256 GiB); '
              'streamed to Ollama, never held in memory'),
+    Variable('PROXY_BODY_TIMEOUT', '15',
+             'seconds a request body may take to arrive, once its headers have; 408 after'),
+    Variable('PROXY_ALLOWED_HOSTS', '(none)',
+             'comma-separated host names requests may name in Host, beyond localhost and loopback addresses, '
+             'when auth is off on a loopback address (DNS rebinding); see docs/security.md'),
     Variable('PROXY_MAX_MESSAGES', '1000',
              'messages per prompt'),
     Variable('PROXY_BATCH_MAX_INPUTS', '1000',

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, TypeVar
 
 import orjson
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from proxy.errors import InvalidInput, UnsupportedMediaType
+from proxy.app_keys import SETTINGS
+from proxy.errors import BodyTimeout, InvalidInput, UnsupportedMediaType
 from proxy.surfaces.request_bodies import structure
 
 T = TypeVar("T")
@@ -21,9 +23,15 @@ async def read_json(request: web.Request) -> Any:
         content_type = request.content_type
         if content_type != "application/json" and not content_type.endswith("+json"):
             raise UnsupportedMediaType(f"expected Content-Type: application/json, got {content_type}")
+    within = request.app[SETTINGS].body_timeout
     try:
-        raw = await request.read()  # over client_max_size: aiohttp raises 413, rendered by the middleware
-    except (web.RequestPayloadError, HttpProcessingError) as exc:  # e.g. a body that is not the gzip it claims
+        # Bounded: a body sent at a trickle would hold its admission slot and its key's
+        # concurrency for as long as the client likes.
+        async with asyncio.timeout(within):
+            raw = await request.read()  # over client_max_size: aiohttp raises 413, rendered by the middleware
+    except TimeoutError:
+        raise BodyTimeout(f"the request body did not arrive within {within:g} s (PROXY_BODY_TIMEOUT)") from None
+    except (web.RequestPayloadError, HttpProcessingError) as exc:  # e.g. a body cut short
         raise InvalidInput(f"the request body could not be read: {' '.join(str(exc).split())}") from None
     if not raw.strip():
         raise InvalidInput("the request body is empty; expected a JSON object")

@@ -40,6 +40,9 @@ MAX_MODEL_ID = 256
 MAX_TOKEN_COUNT = 2**31 - 1
 SEED_RANGE = (-(2**63), 2**63 - 1)
 MAX_STOP_SEQUENCES = 4  # OpenAI's limit, so a fallback never refuses what Ollama took
+# Characters per stop sequence: far above any real one; an upstream checks every sequence
+# against the output at each token, so a huge one costs it on every token.
+MAX_STOP_LENGTH = 256
 
 
 @frozen
@@ -177,6 +180,8 @@ def _stop(v: object, _: object) -> tuple[str, ...]:
     stops = _string_list(v, "stop sequences")
     if len(stops) > MAX_STOP_SEQUENCES or not all(stops):
         raise FieldError(f"expected at most {MAX_STOP_SEQUENCES} non-empty stop sequences")
+    if any(len(stop) > MAX_STOP_LENGTH for stop in stops):
+        raise FieldError(f"expected stop sequences of at most {MAX_STOP_LENGTH} characters each")
     return stops
 
 

@@ -102,7 +102,10 @@ async def relay_events(
     # The code only: an upstream's message may quote the prompt or the output.
     log.warning("stream cut after its start request_id=%s backend=%s code=%s", request[REQUEST_ID], backend,
                 failure.code)
-    await _send_all(send, events.failed(failure))
+    try:
+        await _send_all(send, events.failed(failure))
+    finally:
+        del failure  # its traceback holds this frame: without this, a reference cycle
 
 
 async def _send_all(send: Send, events: list[str]) -> None:

@@ -91,6 +91,12 @@ class Tenant:
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models
 
+    @property
+    def operator(self) -> bool:
+        """Sees operational details (health's URLs, errors, states): an admin key, or the
+        plain PROXY_API_TOKENS, which whoever runs the gateway sets in its environment."""
+        return self.admin or self.name == DEFAULT_TENANT
+
 
 UNLIMITED_DEFAULT = Tenant(name=DEFAULT_TENANT)
 ANONYMOUS = Tenant(name=ANONYMOUS_TENANT)

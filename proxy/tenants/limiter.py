@@ -158,7 +158,7 @@ class Limiter:
 
     async def admit(self, reservation: Reservation) -> None:
         tenant = reservation.tenant
-        if not tenant.may_use(reservation.model):
+        if reservation.model and not tenant.may_use(reservation.model):  # "": a call of no model (health)
             raise Forbidden(f"key {tenant.name!r} may not use model {reservation.model!r}")
         limits = tenant.limits
         if limits.unlimited:
@@ -217,8 +217,9 @@ class Limiter:
     def settle(self, reservation: Reservation, error: BaseException | None) -> asyncio.Task[None] | None:
         """Charge the real usage and free the slot; returns the Redis settlement, if any."""
         tokens_in, tokens_out = reservation.used(error)
-        model = MODEL_LABELS.label(reservation.model, served=reservation.served)
-        self.usage.add(reservation.tenant.name, model, tokens_in, tokens_out)
+        if reservation.model:  # a call of no model (health) uses no tokens
+            model = MODEL_LABELS.label(reservation.model, served=reservation.served, key=reservation.tenant.name)
+            self.usage.add(reservation.tenant.name, model, tokens_in, tokens_out)
         if not reservation.limited:
             return None
         name, rid, actual = reservation.tenant.name, reservation.rid, tokens_in + tokens_out

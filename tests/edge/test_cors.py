@@ -233,15 +233,21 @@ async def test_overload_exposes_retry_after(
     assert second.headers["Retry-After"] == "1"
 
 
-async def test_another_origin_gets_no_cors_headers_so_its_browser_hides_the_answer(
+async def test_another_origin_is_refused_before_anything_runs_and_gets_no_cors_headers(
     make_gateway: GatewayFactory, ollama: RunningUpstream,
 ) -> None:
     gateway = await make_gateway(headers={**AUTH, "Origin": OTHER}, ollama_base_url=ollama.url,
                                  cors_origins=(WEB_APP,))
     response = await gateway.post(INFERENCE, json=GOOD)
-    assert response.status == 200  # a server cannot stop a request; the browser stops the page reading it
+    # A browser would hide the answer from the page, but the request would still run:
+    # refused instead, so a page elsewhere cannot spend the key's quota by a simple POST.
+    assert response.status == 403
+    body = await response.json()
+    assert body["code"] == "forbidden"
+    assert OTHER in body["message"] and "PROXY_CORS_ORIGINS" in body["message"]
     assert_no_cors(response)
     assert "Origin" in response.headers["Vary"]
+    assert ollama.recorder.requests == []
 
 
 async def test_paths_outside_the_api_get_no_cors(make_gateway: GatewayFactory, ollama: RunningUpstream) -> None:

@@ -154,3 +154,12 @@ def test_model_labels_are_bounded_and_the_rest_count_as_other() -> None:
     assert [labels.label(name, served=True) for name in ("a", "b", "c")] == ["a", "b", "other"]
     assert labels.label("a", served=False) == "a"  # once served, a known name stays itself
     assert labels.label(None, served=True) == "none"
+
+
+def test_one_key_cannot_take_every_model_label() -> None:
+    labels = ModelLabels(limit=8, per_key=3)
+    greedy = [labels.label(f"invented-{i}", served=True, key="greedy") for i in range(10)]
+    assert greedy == ["invented-0", "invented-1", "invented-2"] + ["other"] * 7
+    # Another tenant's new models still become labels, and known names are everyone's.
+    assert labels.label("phi-4-mini", served=True, key="team") == "phi-4-mini"
+    assert labels.label("invented-1", served=True, key="team") == "invented-1"

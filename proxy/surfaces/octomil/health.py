@@ -4,6 +4,13 @@ Every backend is probed at once, each bounded by PROXY_HEALTH_TIMEOUT, and repor
 what the router knows of it: its breaker state (closed, open, half_open), consecutive
 failures and requests in flight. The answer is 200 when at least one backend answers its
 probe, 503 when none does or while the gateway is shutting down. URLs carry no credentials.
+
+Probe results are shared for PROBE_TTL (registry.py): however often health is asked, each
+upstream is probed about once a second. A call counts against the caller's key like any
+request (its requests per minute and concurrency, no tokens). The details (URLs, errors,
+latencies, breaker states, requests in flight, Redis) are for operators: admin keys, the
+plain PROXY_API_TOKENS (which the operator sets in the environment) and any caller with
+auth off. Other keys see the status and each backend's name, provider and health.
 """
 
 from __future__ import annotations
@@ -14,38 +21,38 @@ from aiohttp import web
 
 from proxy.app_keys import ADMISSION, DRAIN, LIMITER, REGISTRY, ROUTER, SETTINGS
 from proxy.edge.request_keys import elapsed_ms
+from proxy.surfaces.caller import caller_of, service_of
 from proxy.surfaces.json_io import json_response
 
 
 async def health(request: web.Request) -> web.Response:
-    probes = {backend.name: probe for backend, probe in await request.app[REGISTRY].probe_all()}
+    caller = caller_of(request)
+    async with service_of(request).counted(caller):
+        probes = {backend.name: probe for backend, probe in await request.app[REGISTRY].probe_all()}
+    operator = caller.tenant.operator or request.app[SETTINGS].auth_disabled
     backends = []
     for member in request.app[ROUTER].members:
         probe = probes[member.backend.name]
-        backends.append({
-            "name": member.backend.name,
-            "provider": member.backend.provider,
-            "url": member.backend.display_url,
-            "healthy": probe.healthy,
-            "latency_ms": probe.latency_ms,
-            "error": probe.error,
-            "state": member.breaker.state,
-            "consecutive_failures": member.breaker.consecutive_failures,
-            "in_flight": member.in_flight,
-        })
+        backend: dict[str, Any] = {
+            "name": member.backend.name, "provider": member.backend.provider, "healthy": probe.healthy}
+        if operator:
+            backend.update({
+                "url": member.backend.display_url,
+                "latency_ms": probe.latency_ms,
+                "error": probe.error,
+                "state": member.breaker.state,
+                "consecutive_failures": member.breaker.consecutive_failures,
+                "in_flight": member.in_flight,
+            })
+        backends.append(backend)
     draining = request.app[DRAIN].draining
     serving = any(probe.healthy for probe in probes.values()) and not draining
-    status = "draining" if draining else "ok" if serving else "unavailable"
-    return json_response(
-        {
-            "status": status,
-            "backends": backends,
-            "in_flight": request.app[ADMISSION].in_flight,
-            **fleet_health(request),
-            "latency_ms": elapsed_ms(request),
-        },
-        status=200 if serving else 503,
-    )
+    answer: dict[str, Any] = {"status": "draining" if draining else "ok" if serving else "unavailable",
+                              "backends": backends}
+    if operator:
+        answer.update({"in_flight": request.app[ADMISSION].in_flight, **fleet_health(request)})
+    answer["latency_ms"] = elapsed_ms(request)
+    return json_response(answer, status=200 if serving else 503)
 
 
 def fleet_health(request: web.Request) -> dict[str, Any]:

@@ -157,7 +157,7 @@ def openapi_document(settings: Settings) -> Schema:
             answer=res.BatchAnswer)},
         "/api/v1/embeddings": {"post": _operation(
             "Text embeddings", c, body=req.EmbeddingsBody, answer=res.EmbeddingsAnswer)},
-        "/api/v1/health": {"get": _operation("Backend health", c, answer=res.HealthAnswer)},
+        "/api/v1/health": {"get": _operation("Backend health (details for operator keys)", c, answer=res.HealthAnswer)},
         "/api/v1/inference/health": {"get": _operation("Backend health (same answer)", c, answer=res.HealthAnswer)},
         "/api/v1/models": {"get": _operation("Public models and their backends", c, answer=res.ModelsAnswer)},
         "/api/v1/admin/usage": {"get": _operation(

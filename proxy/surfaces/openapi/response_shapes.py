@@ -142,15 +142,18 @@ class EmbeddingsAnswer:
 
 @frozen
 class BackendHealth:
+    """Every field for operators (admin keys, the plain PROXY_API_TOKENS, any caller with
+    auth off); other keys get name, provider and healthy only."""
+
     name: str
     provider: str
-    url: str
     healthy: bool
-    latency_ms: float
-    error: str | None
-    state: Literal["closed", "open", "half_open"]
-    consecutive_failures: int
-    in_flight: int
+    url: str | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+    state: Literal["closed", "open", "half_open"] | None = None
+    consecutive_failures: int | None = None
+    in_flight: int | None = None
 
 
 @frozen
@@ -169,11 +172,12 @@ class RedisHealth:
 class HealthAnswer:
     status: Literal["ok", "unavailable", "draining"]
     backends: list[BackendHealth]
-    in_flight: int
+    latency_ms: float
+    # Operators only, like the backends' details:
+    in_flight: int | None = None
     # Where per-key limits are decided now: this process, Redis, or (Redis down) each
     # replica's share or refusal.
-    limits: Literal["local", "shared", "local_share", "refusing"]
-    latency_ms: float
+    limits: Literal["local", "shared", "local_share", "refusing"] | None = None
     redis: RedisHealth | None = None
 
 

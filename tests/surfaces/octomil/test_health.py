@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import pathlib
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
-from tests.support.app import GatewayFactory, RunningUpstream
+from tests.support.app import AUTH, GatewayFactory, RunningUpstream
+from tests.support.tenant_keys import ADMIN, bearer, write_keys
 from tests.support.upstreams.openai import OpenAIUpstream
 
 PATHS = ["/api/v1/health", "/api/v1/inference/health"]
@@ -161,3 +164,62 @@ async def test_health_refuses_a_wrong_bearer_token(make_gateway: GatewayFactory,
     response = await gateway.get("/api/v1/health")
     assert response.status == 401
     assert ollama.recorder.requests == []
+
+
+# --- who sees what, how often upstreams are probed, and the caller's limits -----------------------
+
+
+@pytest.fixture
+def keys_file(tmp_path: pathlib.Path) -> pathlib.Path:
+    return write_keys(tmp_path / "keys.toml", {"app": {"requests_per_minute": 3}})
+
+
+async def test_only_operators_see_backend_details(
+    make_gateway: GatewayFactory, ollama: RunningUpstream, keys_file: pathlib.Path,
+) -> None:
+    gateway = await make_gateway(ollama_base_url=ollama.url, keys_file=str(keys_file))
+    app = await (await gateway.get("/api/v1/health", headers=bearer("app"))).json()
+    assert app["status"] == "ok"
+    assert app["backends"] == [{"name": "ollama", "provider": "ollama", "healthy": True}]
+    assert "in_flight" not in app and "limits" not in app
+    for operator in (bearer(ADMIN), AUTH):  # an admin key, and a plain PROXY_API_TOKENS token
+        body = await (await gateway.get("/api/v1/health", headers=operator)).json()
+        [backend] = body["backends"]
+        assert set(backend) >= BACKEND_FIELDS | {"state", "consecutive_failures", "in_flight"}
+        assert backend["url"] == str(ollama.url)
+        assert body["in_flight"] == 0 and body["limits"] == "local"
+
+
+async def test_health_counts_against_the_callers_key(
+    make_gateway: GatewayFactory, ollama: RunningUpstream, keys_file: pathlib.Path,
+) -> None:
+    gateway = await make_gateway(ollama_base_url=ollama.url, keys_file=str(keys_file))
+    statuses = [(await gateway.get("/api/v1/health", headers=bearer("app"))).status for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    refused = await gateway.get("/api/v1/health", headers=bearer("app"))
+    body = await refused.json()
+    assert body["code"] == "rate_limited" and body["limit"] == "requests_per_minute"
+    assert "Retry-After" in refused.headers
+    assert (await gateway.get("/api/v1/health")).status == 200  # other keys are not affected
+
+
+async def test_many_health_calls_share_one_round_of_probes(
+    make_gateway: GatewayFactory, ollama: RunningUpstream, openai: RunningUpstream,
+) -> None:
+    gateway = await make_gateway(ollama_base_url=ollama.url, openai_endpoint=openai.url)
+    responses = await asyncio.gather(*(gateway.get("/api/v1/health") for _ in range(50)))
+    assert {response.status for response in responses} == {200}
+    # Probe results are shared for about a second: 50 calls at once probe each upstream once.
+    assert ollama.recorder.paths().count("/api/version") == 1
+    assert openai.recorder.paths().count("/v1/models") == 1
+
+
+async def test_a_credential_in_the_query_string_is_never_shown(
+    make_gateway: GatewayFactory, openai: RunningUpstream,
+) -> None:
+    gateway = await make_gateway(openai_endpoint=openai.url.with_query(key="sk-in-the-query"))
+    response = await gateway.get("/api/v1/health")
+    raw = await response.text()
+    assert "sk-in-the-query" not in raw
+    [backend] = (await response.json())["backends"]
+    assert backend["url"] == str(openai.url)

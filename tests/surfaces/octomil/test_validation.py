@@ -176,6 +176,7 @@ BAD_PARAMETERS = [
     pytest.param({"stop": 5}, "$.parameters.stop", "string", id="stop-number"),
     pytest.param({"stop": ["a", 5]}, "$.parameters.stop", "string", id="stop-list-with-number"),
     pytest.param({"stop": ["a", "b", "c", "d", "e"]}, "$.parameters.stop", "at most 4", id="stop-five-sequences"),
+    pytest.param({"stop": ["a", "x" * 257]}, "$.parameters.stop", "at most 256 characters", id="stop-too-long"),
     pytest.param({"seed": "7"}, "$.parameters.seed", "expected an integer", id="seed-string"),
 ]
 
