@@ -4,8 +4,9 @@
 
 Ollama: POST /api/chat (NDJSON stream or one object), POST /api/embed, GET /api/version.
 OpenAI: POST /v1/chat/completions (SSE chunks ending in [DONE], usage when asked),
-POST /v1/embeddings, GET /v1/models. Every answer is encoded once at start-up, so the
-emulator spends its time on HTTP, not on building JSON. Per request, the JSON body may
+POST /v1/embeddings, GET /v1/models. OTLP: POST /v1/traces (spans accepted, not kept).
+Every answer is encoded once at start-up, so the emulator spends its time on HTTP, not
+on building JSON. Per request, the JSON body may
 override `tokens` ("max_tokens" / "options.num_predict"); the rest is fixed per process:
 `latency` seconds before any answer, `token_delay` seconds between streamed tokens, and
 `fail_rate` of requests answered 503.
@@ -66,7 +67,14 @@ class Emulator:
         app.router.add_post("/v1/chat/completions", self.openai_chat)
         app.router.add_post("/v1/embeddings", self.openai_embed)
         app.router.add_get("/v1/models", self.openai_models)
+        # Stands in for an OTLP/HTTP collector too: takes the spans, answers an empty
+        # ExportTraceServiceResponse (zero bytes of protobuf).
+        app.router.add_post("/v1/traces", self.otlp_traces)
         return app
+
+    async def otlp_traces(self, request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=b"", content_type="application/x-protobuf")
 
     def _count(self, body: dict) -> int:
         wanted = body.get("max_tokens") or (body.get("options") or {}).get("num_predict")

@@ -17,8 +17,10 @@ import math
 import os
 import pathlib
 import platform
+import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -99,6 +101,51 @@ def cpu_per_request(seconds: int) -> None:
         row(f"cpu per request, log {level}", "gateway CPU µs per request", f"{per_request_us:.0f}",
             f"at {load.rps:,.0f} requests/s, 32 connections")
         results[f"cpu per request {level}"] = per_request_us
+
+
+ROUTES_WITH_CACHE = """
+[models.bench]
+kinds = ["chat", "embeddings"]
+cache = "private"
+backends = [{ backend = "ollama", model = "bench" }]
+"""
+
+
+def feature_costs(seconds: int, rounds: int) -> None:
+    """The gateway's CPU per single-shot request with tracing and the answer cache off and on
+    (access log off). Rounds alternate the variants, and the median of each is shown, so a
+    colleague's load on the shared machine does not land on one variant only."""
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as routes:
+        routes.write(ROUTES_WITH_CACHE)
+    variants: dict[str, tuple[dict[str, str], dict[str, str]]] = {
+        "both off": ({}, {}),
+        "tracing on (every request sampled)": ({"OTEL_EXPORTER_OTLP_ENDPOINT": "{upstream}"}, {}),
+        "tracing on, 1 in 20 sampled": ({"OTEL_EXPORTER_OTLP_ENDPOINT": "{upstream}",
+                                         "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                                         "OTEL_TRACES_SAMPLER_ARG": "0.05"}, {}),
+        "cache on, request not cacheable": ({"PROXY_ROUTES_FILE": routes.name}, {}),
+        "cache on, every request a hit": ({"PROXY_ROUTES_FILE": routes.name}, {"X-Gateway-Cache": "use"}),
+    }
+    measured: dict[str, list[float]] = {name: [] for name in variants}
+    with emulator() as upstream:
+        for _ in range(rounds):
+            for name, (env, headers) in variants.items():
+                env = {k: v.format(upstream=upstream) for k, v in env.items()}
+                with gateway(upstream, "ollama", **env) as (url, process):
+                    wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=8, seconds=2,
+                        headers={**AUTH, **headers}, core=LOAD_CORE)
+                    before = _cpu_seconds(process.pid)
+                    load = wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=32, seconds=seconds,
+                               headers={**AUTH, **headers}, core=LOAD_CORE)
+                    used = _cpu_seconds(process.pid) - before
+                measured[name].append(used / (load.rps * seconds) * 1e6)
+    os.unlink(routes.name)
+    baseline = statistics.median(measured["both off"])
+    for name, values in measured.items():
+        median = statistics.median(values)
+        row(f"cpu per request, {name}", "gateway CPU µs per request", f"{median:.0f}",
+            f"{median / baseline - 1:+.1%} vs both off; rounds {', '.join(f'{v:.0f}' for v in values)}")
+        results[f"cpu per request, {name}"] = values
 
 
 def frontier(seconds: int, rates: list[int]) -> None:
@@ -255,11 +302,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs, 1,000 streams, 60 s soak")
     parser.add_argument("--soak", type=int, default=None, help="soak seconds (default 600, quick 60)")
     parser.add_argument("--json", default=None, help="write raw results here")
+    parser.add_argument("--only", action="append", default=None, metavar="SCENARIO",
+                        help="run this scenario only (repeatable), e.g. --only 'features cpu'")
     args = parser.parse_args()
     seconds = 3 if args.quick else 10
     scenarios: list[tuple[str, Callable[[], None]]] = [
         ("single shot", lambda: single_shot(seconds)),
         ("cpu per request", lambda: cpu_per_request(seconds)),
+        ("features cpu", lambda: feature_costs(seconds, 2 if args.quick else 3)),
         ("frontier", lambda: frontier(seconds, [250, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000, 5500])),
         ("streaming", lambda: streaming(20 if args.quick else 100)),
         ("many streams", lambda: many_streams(1000 if args.quick else 10_000)),
@@ -269,6 +319,8 @@ def main() -> None:
     ]
     print(f"machine: {machine()}\npinning: gateway on core {GATEWAY_CORE}, emulator and load on core {LOAD_CORE}\n")
     for name, scenario in scenarios:
+        if args.only and name not in args.only:
+            continue
         print(f"[{name}]", flush=True)
         scenario()
     print("\n| scenario | metric | gateway | baseline / target |\n|---|---|---|---|")

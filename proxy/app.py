@@ -8,8 +8,21 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from proxy.app_keys import ADMISSION, CATALOG, DRAIN, KEYS, LIMITER, REGISTRY, ROUTER, ROUTES, SERVICE, SETTINGS
+from proxy.app_keys import (
+    ADMISSION,
+    ANSWERS,
+    CATALOG,
+    DRAIN,
+    KEYS,
+    LIMITER,
+    REGISTRY,
+    ROUTER,
+    ROUTES,
+    SERVICE,
+    SETTINGS,
+)
 from proxy.backends.registry import BackendRegistry, ModelCatalog, backend_names
+from proxy.cache.answers import AnswerCache
 from proxy.edge.admission import Admission
 from proxy.edge.auth import BearerAuth
 from proxy.edge.chain import middlewares
@@ -17,6 +30,7 @@ from proxy.edge.context import add_context_headers
 from proxy.edge.cors import enable_cors
 from proxy.edge.error_rendering import ErrorRendering
 from proxy.edge.request_guard import RequestGuard
+from proxy.edge.tracing import Tracing
 from proxy.fleet.link import RedisLink
 from proxy.fleet.shared_breakers import SharedBreakers
 from proxy.serving.drain import Drain
@@ -97,6 +111,8 @@ async def fleet_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     link = RedisLink.from_settings(settings) if settings.redis_url else None
     limiter = app[LIMITER] = Limiter.from_settings(settings, link)
+    # The answer cache: in Redis with the fleet (shared by every replica), else in memory.
+    app[ANSWERS] = AnswerCache.from_settings(settings, link)
     tasks = []
     if link is not None:
         await link.beat()
@@ -115,7 +131,8 @@ async def fleet_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def service_ctx(app: web.Application) -> AsyncIterator[None]:
     """The serving layer every handler calls, over what the contexts before it built."""
-    app[SERVICE] = Service(model_table=app[ROUTES], limiter=app[LIMITER], router=app[ROUTER], drain=app[DRAIN])
+    app[SERVICE] = Service(model_table=app[ROUTES], limiter=app[LIMITER], router=app[ROUTER], drain=app[DRAIN],
+                           answers=app[ANSWERS])
     yield
 
 
@@ -160,16 +177,21 @@ def create_app(settings: Settings) -> web.Application:
     admission = Admission(limit=settings.max_in_flight, queue_timeout=settings.queue_timeout)
     guard = RequestGuard.configured(host=settings.host, auth_disabled=settings.auth_disabled,
                                     cors_origins=settings.cors_origins, allowed_hosts=settings.allowed_hosts)
+    # OpenTelemetry traces only when configured: otherwise no middleware and no SDK at all.
+    tracing = Tracing.from_config(settings.tracing) if settings.tracing else None
     app = web.Application(
         # Each surface answers errors in its own shape; paths of no such surface get the contract's.
         middlewares=middlewares(auth, admission, ErrorRendering(shapes=(
-            ("/v1/", openai_error), *((path, ollama_error) for path in OLLAMA_PATHS))), guard),
+            ("/v1/", openai_error), *((path, ollama_error) for path in OLLAMA_PATHS))), guard,
+            trace=tracing.middleware if tracing else None),
         client_max_size=settings.max_body_bytes,
         # Request bodies are never inflated (a compressed one is refused: edge/request_guard.py).
         # An idle client connection is closed after IDLE_CLIENT_KEEPALIVE seconds, not
         # aiohttp's hour: each one holds a descriptor (docs/security.md, sizing).
         handler_args={"auto_decompress": False, "keepalive_timeout": IDLE_CLIENT_KEEPALIVE},
     )
+    if tracing is not None:
+        app.on_cleanup.append(lambda _app: asyncio.to_thread(tracing.shutdown))
     app[SETTINGS] = settings
     app[ADMISSION] = admission
     app[DRAIN] = Drain(grace=settings.shutdown_grace)

@@ -4,6 +4,7 @@
 from aiohttp import web
 
 from proxy.backends.registry import BackendRegistry, ModelCatalog
+from proxy.cache.answers import AnswerCache
 from proxy.edge.admission import Admission
 from proxy.serving.drain import Drain
 from proxy.serving.model_table import Routes
@@ -23,3 +24,4 @@ CATALOG = web.AppKey("CATALOG", ModelCatalog)
 KEYS = web.AppKey("KEYS", KeyRing)
 LIMITER = web.AppKey("LIMITER", Limiter)
 SERVICE = web.AppKey("SERVICE", Service)
+ANSWERS = web.AppKey("ANSWERS", AnswerCache)

@@ -75,6 +75,8 @@ class StreamEnd:
 
     usage: Usage | None = None
     finish_reason: str | None = None
+    # Replayed from the answer cache, not produced now (proxy/cache/serving.py).
+    cached: bool = False
 
 
 # A stream yields tokens (str) as they come, then exactly one StreamEnd; anything

@@ -11,7 +11,7 @@ import asyncio
 import base64
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -23,6 +23,7 @@ from attrs import define, field
 from yarl import URL
 
 from proxy.backends.bounded_reads import MAX_ANSWER_BODY, MAX_ERROR_BODY, ends_when_cut, log_error_body, read_capped
+from proxy.backends.outbound import OUTBOUND
 from proxy.backends.wire import StreamSilent
 from proxy.errors import BadUpstreamResponse, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from proxy.llm import Probe
@@ -200,7 +201,10 @@ class Upstream:
     async def _send_once(
         self, method: str, url: URL, body: bytes | None, limits: aiohttp.ClientTimeout,
     ) -> aiohttp.ClientResponse:
-        headers = _JSON_HEADERS if body is not None else None
+        headers: Mapping[str, str] | None = _JSON_HEADERS if body is not None else None
+        outbound = OUTBOUND.get()  # the request's id and trace context, when inside a request
+        if outbound is not None:
+            headers = {**headers, **outbound} if headers else outbound
         _REUSED.set(False)
         try:
             return await self._session.request(

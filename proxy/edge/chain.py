@@ -21,8 +21,11 @@ from proxy.edge.request_guard import RequestGuard
 
 def middlewares(
     auth: BearerAuth | None, admission: Admission, errors: ErrorRendering, guard: RequestGuard | None = None,
+    trace: Middleware | None = None,
 ) -> list[Middleware]:
-    chain: list[Middleware] = [request_context, observe, errors.middleware]
+    """`trace` (the request's span, edge/tracing.py) is there only while tracing is on; it
+    sits beside the metrics, seeing every request with its id and every error as rendered."""
+    chain: list[Middleware] = [request_context, *([trace] if trace else []), observe, errors.middleware]
     if guard is not None:
         chain.append(guard.middleware)
     if auth is not None:

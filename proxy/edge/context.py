@@ -45,3 +45,6 @@ async def add_context_headers(request: web.Request, response: web.StreamResponse
     if STARTED in request:
         response.headers["Server-Timing"] = f"total;dur={elapsed_ms(request)}"
         response.headers["X-Request-ID"] = request[REQUEST_ID]
+        cache = request[OUTCOME].cache
+        if cache is not None:  # the answer cache applied: say whether this answer came from it
+            response.headers["X-Gateway-Cache"] = cache

@@ -7,6 +7,7 @@ Read from the TOML file named by PROXY_ROUTES_FILE:
     [models."phi-4-mini"]
     kinds = ["chat"]                   # "chat", "embeddings" or both
     max_tokens = { default = 256, max = 1024 }
+    cache = "private"                  # or "shared", "off": the answer cache (docs/cache.md)
     backends = [
       { backend = "ollama", model = "phi4-mini" },
       { backend = "openai", model = "gpt-4o-mini" },
@@ -64,6 +65,9 @@ class Route:
     backends: tuple[Target, ...]
     kinds: tuple[Kind, ...] = ("chat",)
     max_tokens: TokenLimits = TokenLimits()
+    # The answer cache (docs/cache.md): "private" (each key its own entries), "shared"
+    # (one set for every key), "off" (even for keys that turn it on); unset: the key decides.
+    cache: Literal["private", "shared", "off"] | None = None
 
     def parameters(self, asked: Parameters) -> Parameters:
         """The client's parameters with this model's default and ceiling for max_tokens."""

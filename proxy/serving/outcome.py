@@ -21,6 +21,8 @@ class Outcome:
     first_token_at: float | None = None
     # provider -> [prompt tokens, completion tokens]: a batch can be served by several.
     tokens: dict[str, list[int]] = field(factory=dict)
+    # "hit" or "miss" when the answer cache applied to the request (serving/answer_cache.py).
+    cache: str | None = None
 
     def served(self, provider: str, usage: Usage | None = None) -> None:
         if self.provider is None:

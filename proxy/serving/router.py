@@ -39,8 +39,10 @@ from proxy.llm import (
 )
 from proxy.observability import metrics
 from proxy.serving import native
+from proxy.serving.attempt_spans import Asked, end_span
 from proxy.serving.model_table import Route
 from proxy.settings.config import Settings
+from proxy.tracing.spans import AttemptSpan
 
 T = TypeVar("T")
 Items = TypeVar("Items", StreamItem, NativeItem)
@@ -63,18 +65,23 @@ class Attempt:
     """One request on one member: counted in flight until finished, then fed to the breaker."""
 
     member: Member
+    # Its CLIENT span while tracing is on.
+    span: AttemptSpan | None = None
     _finished: bool = False
 
     @classmethod
-    def start(cls, member: Member) -> Attempt:
+    def start(cls, member: Member, span: AttemptSpan | None = None) -> Attempt:
         member.in_flight += 1
         member.breaker.attempt_started()
-        return cls(member)
+        return cls(member, span)
 
-    def finish(self, error: BaseException | None) -> None:
+    def finish(self, error: BaseException | None, answer: object = None) -> None:
+        """Done: `error` None for an answer (`answer`: a result or a stream's end, for the span)."""
         if self._finished:
             return
         self._finished = True
+        if self.span is not None:
+            end_span(self.span, error, answer)
         self.member.in_flight -= 1
         self.member.slot_freed.set()
         breaker = self.member.breaker
@@ -124,8 +131,9 @@ class OpenStream(Generic[Items]):
             async with aclosing(self.rest):
                 item = self.first
                 while True:
-                    if stream_end(item) is not None:
-                        self.attempt.finish(None)
+                    end = stream_end(item)
+                    if end is not None:
+                        self.attempt.finish(None, end)
                     yield item
                     item = await anext(self.rest)
         except StopAsyncIteration:
@@ -204,7 +212,8 @@ class Router:
         return ready + resting
 
     async def _first_that_serves(
-        self, call: Callable[[Backend, str | None], Awaitable[T]], route: Route | None, *, hold: bool = False,
+        self, call: Callable[[Backend, str | None], Awaitable[T]], route: Route | None, asked: Asked, *,
+        hold: bool = False,
     ) -> tuple[Attempt, T]:
         """The first candidate's answer; with `hold`, its attempt stays open for the caller.
 
@@ -220,7 +229,7 @@ class Router:
                     failures.append(UpstreamSaturated(
                         f"{member.max_in_flight} requests already in flight", backend=member.backend.name))
                     continue
-                attempt = Attempt.start(member)
+                attempt = Attempt.start(member, asked.span(member.backend, model))
                 try:
                     result = await call(member.backend, model)
                 except UpstreamError as exc:
@@ -234,7 +243,9 @@ class Router:
                     attempt.finish(exc)
                     raise
                 if not hold:
-                    attempt.finish(None)
+                    attempt.finish(None, result)
+                elif attempt.span is not None:
+                    attempt.span.first_token()
                 return attempt, result
             if not all(isinstance(f, UpstreamSaturated) for f in failures) or not await self._slot_within(deadline):
                 try:
@@ -256,19 +267,22 @@ class Router:
 
     async def serve_chat(self, request: ChatRequest, route: Route | None = None) -> tuple[Backend, ChatResult]:
         attempt, result = await self._first_that_serves(
-            lambda backend, model: backend.chat(_renamed(request, model)), route)
+            lambda backend, model: backend.chat(_renamed(request, model)), route,
+            Asked("chat", request.model, request.messages))
         return attempt.member.backend, result
 
     async def serve_embed(self, request: EmbedRequest, route: Route | None = None) -> tuple[Backend, EmbedResult]:
         attempt, result = await self._first_that_serves(
-            lambda backend, model: backend.embed(_renamed(request, model)), route)
+            lambda backend, model: backend.embed(_renamed(request, model)), route,
+            Asked("embeddings", request.model, request.inputs))
         return attempt.member.backend, result
 
     async def open_stream(self, request: ChatRequest, route: Route | None = None) -> OpenStream[StreamItem]:
         """The first backend whose stream yields a token in time (each backend keeps its own
         first-token timer); the others never show."""
         attempt, (first, rest) = await self._first_that_serves(
-            lambda backend, model: backend.open_stream(_renamed(request, model)), route, hold=True)
+            lambda backend, model: backend.open_stream(_renamed(request, model)), route,
+            Asked("chat", request.model, request.messages), hold=True)
         return OpenStream(attempt=attempt, first=first, rest=rest)
 
     async def serve_native(
@@ -278,7 +292,7 @@ class Router:
         translated for one that does not, skipped by one that cannot serve it at all."""
 
         attempt, result = await self._first_that_serves(
-            lambda backend, model: native.serve(backend, _renamed(request, model)), route)
+            lambda backend, model: native.serve(backend, _renamed(request, model)), route, _asked(request))
         return attempt.member.backend, result
 
     async def open_native_stream(self, request: NativeRequest, route: Route | None = None) -> OpenStream[NativeItem]:
@@ -286,11 +300,22 @@ class Router:
         backend that speaks it, normalized tokens from one that does not."""
 
         attempt, (first, rest) = await self._first_that_serves(
-            lambda backend, model: native.open_stream(backend, _renamed(request, model)), route, hold=True)
+            lambda backend, model: native.open_stream(backend, _renamed(request, model)), route, _asked(request),
+            hold=True)
         return OpenStream(attempt=attempt, first=first, rest=rest)
 
 
 R = TypeVar("R", ChatRequest, EmbedRequest, NativeRequest)
+
+
+def _asked(request: NativeRequest) -> Asked:
+    """What a native request asks, as its attempts' spans name it."""
+    translated = request.translated
+    if isinstance(translated, EmbedRequest):
+        return Asked("embeddings", request.model, translated.inputs)
+    if isinstance(translated, ChatRequest):
+        return Asked("chat", request.model, translated.messages)
+    return Asked("show", request.model, ())
 
 
 def _renamed(request: R, model: str | None) -> R:

@@ -4,8 +4,13 @@ A surface handler reads and checks its body, builds a `ChatRequest` or `EmbedReq
 and calls the `Service`; it never looks up routes, reserves limits, picks backends or
 records outcomes itself. The service does, in this order:
 
-    model table (route, max_tokens) -> limiter reservation -> router (first backend that
-    serves) -> reservation settled with the real usage -> outcome recorded
+    model table (route, max_tokens) -> answer cache (a hit ends here) -> limiter
+    reservation -> router (first backend that serves) -> reservation settled with the real
+    usage -> outcome recorded -> answer remembered
+
+Every upstream request it causes carries the caller's X-Request-ID and trace context
+(backends/outbound.py). A cache hit (serving/answer_cache.py) is reserved as a request
+that spends no tokens.
 
 Streams are also registered with the shutdown drain from before their first token, and
 their reservation is settled however they end (a normal end, a cut, a client leaving).
@@ -15,16 +20,18 @@ The service knows nothing of HTTP: who asks comes in as a `Caller`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from typing import Any, Generic, TypeVar
 
-import attrs
 from attrs import frozen
 
 from proxy.backends.base import Backend
-from proxy.errors import BadUpstreamResponse, RouteNotFound, ShuttingDown, UpstreamError
+from proxy.backends.outbound import forward
+from proxy.cache import policy
+from proxy.cache.answers import AnswerCache
+from proxy.cache.entries import CachedChat, CachedEmbeddings, CachedStream
+from proxy.errors import BadUpstreamResponse, ShuttingDown, UpstreamError
 from proxy.llm import (
     ChatRequest,
     ChatResult,
@@ -40,10 +47,12 @@ from proxy.llm import (
     stream_end,
 )
 from proxy.observability import metrics
+from proxy.serving import native_serving
+from proxy.serving.answer_cache import HIT_ESTIMATE, HIT_PROVIDER, NO_USAGE, for_chat, for_embeddings, recording, replay
 from proxy.serving.drain import Drain
-from proxy.serving.model_table import Route, Routes
+from proxy.serving.model_table import Routes
 from proxy.serving.outcome import Outcome
-from proxy.serving.router import OpenStream, Router
+from proxy.serving.router import Router
 from proxy.tenants.estimate import TokenEstimate, chat_estimate, embed_estimate
 from proxy.tenants.keyring import Tenant
 from proxy.tenants.limiter import Limiter, Reservation
@@ -54,11 +63,21 @@ NO_TOKENS = TokenEstimate(prompt=0, completion=0)
 
 @frozen
 class Caller:
-    """Who a request is served for, and where what it came to is written down."""
+    """Who a request is served for, what it asks of the serving layer beyond the request
+    itself, and where what it came to is written down."""
 
     tenant: Tenant
     request_id: str
     outcome: Outcome
+    # The client's X-Gateway-Cache: "use" or "skip" the answer cache, or "auto".
+    cache_wish: policy.Asked = "auto"
+    # The client's W3C trace context, passed on to the upstreams.
+    traceparent: str | None = None
+    tracestate: str | None = None
+
+    def forward(self) -> None:
+        """Every upstream request made for this caller carries its id and trace context."""
+        forward(self.request_id, self.traceparent, self.tracestate)
 
 
 Items = TypeVar("Items", StreamItem, NativeItem)
@@ -69,13 +88,10 @@ class ServedStream(Generic[Items]):
     """A stream that has its first token: `items` are its tokens and then one `StreamEnd`
     (for a native stream: its upstream's lines, the last carrying the end)."""
 
-    backend: Backend
+    provider: str
+    backend_name: str  # "cache" for an answer replayed from the answer cache
     items: AsyncGenerator[Items, None]
     cutoff: asyncio.Timeout
-
-    @property
-    def provider(self) -> str:
-        return self.backend.provider
 
     def cut_by_shutdown(self) -> bool:
         """Whether a TimeoutError in this stream came from the shutdown drain's cutoff."""
@@ -88,6 +104,7 @@ class Service:
     limiter: Limiter
     router: Router
     drain: Drain
+    answers: AnswerCache
 
     @asynccontextmanager
     async def counted(self, caller: Caller) -> AsyncIterator[None]:
@@ -96,140 +113,118 @@ class Service:
         async with self.limiter.reserve(caller.tenant, "", NO_TOKENS):
             yield
 
-    async def chat(self, caller: Caller, chat: ChatRequest) -> tuple[Backend, ChatResult]:
-        """One answer; `chat.model` is the public name the key's limits and usage use."""
+    async def chat(self, caller: Caller, chat: ChatRequest) -> tuple[str, ChatResult]:
+        """(provider, answer); `chat.model` is the public name the key's limits and usage use."""
         caller.outcome.model = chat.model
         chat, route = self.model_table.table.resolve(chat)
+        caller.forward()
+        lookup = for_chat(self.answers, caller.tenant, caller.cache_wish, caller.outcome, chat, route, stream=False)
+        if lookup is not None and (hit := await lookup.find(CachedChat.from_bytes)) is not None:
+            await self._count_hit(caller, chat.model)
+            return hit.provider, hit.result
         async with self.limiter.reserve(caller.tenant, chat.model, chat_estimate(chat)) as reservation:
             backend, result = await self.router.serve_chat(chat, route)
             reservation.record(result.usage, output=result.output)
         caller.outcome.served(backend.provider, result.usage)
-        return backend, result
+        if lookup is not None:
+            await lookup.remember(CachedChat(backend.provider, result))
+        return backend.provider, result
 
-    async def embed(self, caller: Caller, embed: EmbedRequest) -> tuple[Backend, EmbedResult]:
+    async def embed(self, caller: Caller, embed: EmbedRequest) -> tuple[str, EmbedResult]:
+        """(provider, vectors)."""
         caller.outcome.model = embed.model
         route = self.model_table.table.route(embed.model, "embeddings")
+        caller.forward()
+        lookup = for_embeddings(self.answers, caller.tenant, caller.cache_wish, caller.outcome, embed, route)
+        if lookup is not None and (hit := await lookup.find(CachedEmbeddings.from_bytes)) is not None:
+            await self._count_hit(caller, embed.model)
+            return hit.provider, hit.result
         async with self.limiter.reserve(caller.tenant, embed.model, embed_estimate(embed)) as reservation:
             backend, result = await self.router.serve_embed(embed, route)
             usage = Usage(prompt_tokens=result.prompt_tokens, completion_tokens=0)
             reservation.record(usage)
         caller.outcome.served(backend.provider, usage)
-        return backend, result
+        if lookup is not None:
+            await lookup.remember(CachedEmbeddings(backend.provider, result))
+        return backend.provider, result
 
-    def stream(self, caller: Caller, chat: ChatRequest) -> AbstractStream[StreamItem]:
-        """A stream once some backend produced its first token; the upstream is closed, the
-        reservation settled and the drain told when the block ends, however it ends.
+    async def _count_hit(self, caller: Caller, model: str) -> None:
+        """A cache hit against the key's limits: one request (refused like any other when
+        over its limit), no tokens."""
+        async with self.limiter.reserve(caller.tenant, model, HIT_ESTIMATE) as reservation:
+            reservation.record(NO_USAGE)
+        caller.outcome.served(HIT_PROVIDER)
+
+    @asynccontextmanager
+    async def stream(self, caller: Caller, chat: ChatRequest) -> AsyncIterator[ServedStream[StreamItem]]:
+        """A stream once some backend produced its first token (or the answer cache has it);
+        the upstream is closed, the reservation settled and the drain told when the block
+        ends, however it ends.
 
         Raises ShuttingDown when the drain cuts the stream before its first token; a
         TimeoutError inside the block is the drain's cut when `cut_by_shutdown()` says so.
         """
         caller.outcome.model = chat.model
         chat, route = self.model_table.table.resolve(chat)
-        return self._streaming(caller, chat.model, chat_estimate(chat), lambda: self.router.open_stream(chat, route))
-
-    async def native(
-        self, caller: Caller, request: NativeRequest,
-    ) -> tuple[Backend, NativeAnswer | ChatResult | EmbedResult | ModelQuery]:
-        """A request in an upstream's own API (see NativeRequest), served like `chat`: passed
-        as it is to a backend that speaks it, translated for the others."""
-        caller.outcome.model = request.public_model
-        request, route, estimate = self._resolve_native(request)
-        async with self.limiter.reserve(caller.tenant, request.public_model, estimate) as reservation:
-            backend, result = await self.router.serve_native(request, route)
-            usage = _usage_of(result)
-            reservation.record(usage, output=result.output if isinstance(result, ChatResult) else "")
-        caller.outcome.served(backend.provider, usage)
-        return backend, result
-
-    def native_stream(self, caller: Caller, request: NativeRequest) -> AbstractStream[NativeItem]:
-        """As `stream`, for a stream in an upstream's own API: its items are the upstream's
-        lines from a backend that speaks it, normalized tokens from one that does not."""
-        caller.outcome.model = request.public_model
-        request, route, estimate = self._resolve_native(request)
-        return self._streaming(caller, request.public_model, estimate,
-                               lambda: self.router.open_native_stream(request, route))
-
-    async def native_reads(self, api: str, path: str) -> list[tuple[Backend, Any]]:
-        """GET `path` of every backend that speaks `api` (Ollama's /api/tags, /api/ps,
-        /api/version): each one's JSON, or its UpstreamError; no model, so no reservation."""
-        backends = [member.backend for member in self.router.members if member.backend.speaks(api)]
-
-        async def read(backend: Backend) -> Any:
-            try:
-                return await backend.native_get(path)
-            except UpstreamError as exc:
-                return exc
-
-        return list(zip(backends, await asyncio.gather(*(read(b) for b in backends)), strict=True))
-
-    def native_backend(self, api: str, name: str | None) -> Backend:
-        """The backend that speaks `api` named `name`, or the first one (model management)."""
-        for member in self.router.members:
-            if member.backend.speaks(api) and name in (None, member.backend.name):
-                return member.backend
-        raise RouteNotFound(f"no {api} backend named {name!r}" if name else f"no {api} backend is configured")
-
-    @asynccontextmanager
-    async def manage(
-        self, caller: Caller, api: str, backend: str | None, method: str, path: str,
-        data: bytes | AsyncIterator[bytes] | None, content_type: str | None,
-    ) -> AsyncIterator[Relayed]:
-        """Model management, relayed as it is to one backend that speaks `api` (by name, or
-        the first); the caller is trusted to be an admin: the surface checks."""
-        target = self.native_backend(api, backend)
-        caller.outcome.served(target.provider)
-        async with target.relay(method, path, data, content_type) as relayed:
-            yield relayed
-
-    def _resolve_native(self, request: NativeRequest) -> tuple[NativeRequest, Route | None, TokenEstimate]:
-        """The request as its route wants it (max_tokens default and ceiling), the route and
-        what the limiter reserves for it."""
-        table = self.model_table.table
-        translated = request.translated
-        if isinstance(translated, EmbedRequest):
-            return request, table.route(request.public_model, "embeddings"), embed_estimate(translated)
-        if isinstance(translated, ModelQuery):  # counted as a request, no tokens
-            return request, table.route(request.public_model, None), TokenEstimate(prompt=0)
-        chat, route = table.resolve(translated)
-        return attrs.evolve(request, translated=chat), route, chat_estimate(chat)
-
-    @asynccontextmanager
-    async def _streaming(
-        self, caller: Caller, model: str, estimate: TokenEstimate,
-        open_stream: Callable[[], Awaitable[OpenStream[Items]]],
-    ) -> AsyncIterator[ServedStream[Items]]:
+        caller.forward()
+        lookup = for_chat(self.answers, caller.tenant, caller.cache_wish, caller.outcome, chat, route, stream=True)
+        hit = None if lookup is None else await lookup.find(CachedStream.from_bytes)
         opened = False
         try:
             async with (
                 self.drain.stream() as cutoff,
                 # Checked before any upstream is asked; settled with the real usage however the
-                # stream ends (a cut, a client leaving).
-                self.limiter.reserve(caller.tenant, model, estimate) as reservation,
+                # stream ends (a cut, a client leaving). A hit spends no tokens.
+                self.limiter.reserve(
+                    caller.tenant, chat.model, HIT_ESTIMATE if hit else chat_estimate(chat)) as reservation,
             ):
-                first = await open_stream()
+                if hit is not None:
+                    reservation.record(NO_USAGE)
+                    caller.outcome.served(HIT_PROVIDER)
+                    async with aclosing(replay(hit)) as replayed:
+                        opened = True
+                        yield ServedStream(hit.provider, HIT_PROVIDER, replayed, cutoff)
+                    return
+                first = await self.router.open_stream(chat, route)
                 provider = first.backend.provider
                 caller.outcome.served(provider)
-                async with first.closing() as items, aclosing(
-                        _settled(items, reservation, caller.outcome, first.backend)) as settled:
-                    opened = True
-                    yield ServedStream(backend=first.backend, items=settled, cutoff=cutoff)
+                async with first.closing() as items:
+                    recorded = items if lookup is None else recording(items, lookup, provider)
+                    async with aclosing(recorded), aclosing(
+                            _settled(recorded, reservation, caller.outcome, first.backend)) as settled:
+                        opened = True
+                        yield ServedStream(provider, first.backend.name, settled, cutoff)
         except TimeoutError:
             if opened or not cutoff.expired():
                 raise
             raise ShuttingDown("the gateway is shutting down") from None
 
 
-AbstractStream = contextlib.AbstractAsyncContextManager[ServedStream[Items]]
+    # --- an upstream's own API (the Ollama surface): serving/native_serving.py ---------------
 
+    async def native(
+        self, caller: Caller, request: NativeRequest,
+    ) -> tuple[str, NativeAnswer | ChatResult | EmbedResult | ModelQuery]:
+        """(provider, answer) of a request in an upstream's own API: passed as it is to a
+        backend that speaks it, translated for the others (no answer cache)."""
+        return await native_serving.serve(self, caller, request)
 
-def _usage_of(result: NativeAnswer | ChatResult | EmbedResult | ModelQuery) -> Usage | None:
-    if isinstance(result, EmbedResult):
-        return Usage(prompt_tokens=result.prompt_tokens, completion_tokens=0)
-    return None if isinstance(result, ModelQuery) else result.usage
+    def native_stream(self, caller: Caller, request: NativeRequest) -> AbstractAsyncContextManager[
+            ServedStream[NativeItem]]:
+        return native_serving.stream(self, caller, request)
+
+    async def native_reads(self, api: str, path: str) -> list[tuple[Backend, Any]]:
+        return await native_serving.reads(self, api, path)
+
+    def manage(
+        self, caller: Caller, api: str, backend: str | None, method: str, path: str,
+        data: bytes | AsyncIterator[bytes] | None, content_type: str | None,
+    ) -> AbstractAsyncContextManager[Relayed]:
+        return native_serving.manage(self, caller, api, backend, method, path, data, content_type)
 
 
 async def _settled(
-    items: AsyncGenerator[Items, None], reservation: Reservation, outcome: Outcome, backend: Backend,
+    items: AsyncIterator[Items], reservation: Reservation, outcome: Outcome, backend: Backend,
 ) -> AsyncGenerator[Items, None]:
     """The items, recording each into the reservation and the final usage into the outcome."""
     try:

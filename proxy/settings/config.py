@@ -15,6 +15,8 @@ from attrs import frozen
 from environs import Env, EnvError
 from yarl import URL
 
+from proxy.settings.tracing import TracingConfig, tracing_config
+
 _DISABLED_WORDS = frozenset({"", "off", "none", "disabled"})
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _REDIS_FAILURE_POLICIES = ("open", "closed")
@@ -191,6 +193,11 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     cors_max_age: int = 600
     playground: bool = False
+    # OpenTelemetry traces (proxy/tracing/): None is off, the default.
+    tracing: TracingConfig | None = None
+    # The answer cache (proxy/cache/), used by the routes and keys that turn it on.
+    cache_max_bytes: int = 64 << 20
+    cache_ttl: float = 3600.0
 
     @property
     def timeouts(self) -> Timeouts:
@@ -227,6 +234,7 @@ class Settings:
         raw_allowed_hosts: list[str] = env.list("PROXY_ALLOWED_HOSTS", [])
         cors_max_age = env.int("PROXY_CORS_MAX_AGE", defaults.cors_max_age)
         playground = env.bool("PROXY_PLAYGROUND", defaults.playground)
+        otel = {name: text for name in _OTEL_VARIABLES if (text := env.str(name, ""))}
         numbers: dict[str, Any] = {
             field: getattr(env, kind)(variable, getattr(defaults, field)) for field, variable, kind in _NUMBERS
         }
@@ -243,6 +251,7 @@ class Settings:
         problems += _number_problems(numbers)
         cors_origins = _cors_origins(raw_cors_origins, problems)
         problems += _cors_problems(cors_origins, cors_max_age, auth_disabled)
+        tracing = tracing_config(otel, problems)
         if log_level not in _LOG_LEVELS:
             problems.append(f"PROXY_LOG_LEVEL={log_level} is not one of {', '.join(_LOG_LEVELS)}")
         if log_format not in _LOG_FORMATS:
@@ -267,6 +276,7 @@ class Settings:
             cors_max_age=cors_max_age,
             allowed_hosts=tuple(h.strip().lower() for h in raw_allowed_hosts if h.strip()),
             playground=playground,
+            tracing=tracing,
             **numbers,
         )
 
@@ -303,6 +313,25 @@ _NUMBERS = (
     ("reserved_completion_tokens", "PROXY_RESERVED_COMPLETION_TOKENS", "int"),
     ("redis_timeout", "PROXY_REDIS_TIMEOUT", "float"),
     ("redis_lease", "PROXY_REDIS_LEASE", "float"),
+    ("cache_max_bytes", "PROXY_CACHE_MAX_BYTES", "int"),
+    ("cache_ttl", "PROXY_CACHE_TTL", "float"),
+)
+
+# The OpenTelemetry SDK's standard variables this gateway honours (settings/tracing.py).
+_OTEL_VARIABLES = (
+    "OTEL_SDK_DISABLED",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
 )
 
 

@@ -64,7 +64,7 @@ async def relay(
             events = dialect(served.provider)
             await response.prepare(request)
             async with response:
-                await relay_events(request, response.send, served.items, events, served.backend.name)
+                await relay_events(request, response.send, served.items, events, served.backend_name)
     except TimeoutError:
         if served is None or not served.cut_by_shutdown():
             # aiohttp-sse's send timeout: the client stopped reading.

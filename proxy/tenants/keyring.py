@@ -10,6 +10,7 @@ never the secret itself:
     concurrent_requests = 4
     models = ["phi-4-mini"]           # absent: every model
     admin = false                     # true: may read GET /api/v1/admin/usage
+    cache = false                     # true: the answer cache for this key (docs/cache.md)
 
 Secrets are made by `python -m proxy keys add` (proxy/commands/keys.py): 32 random bytes. A
 fast hash is right for them, unlike for passwords: a slow KDF makes guessing low-entropy
@@ -47,7 +48,7 @@ DEFAULT_TENANT = "default"  # the plain PROXY_API_TOKENS
 ANONYMOUS_TENANT = "anonymous"  # every caller when auth is disabled
 _RESERVED = frozenset({DEFAULT_TENANT, ANONYMOUS_TENANT})
 LIMIT_FIELDS = ("requests_per_minute", "tokens_per_minute", "concurrent_requests")
-_FIELDS = frozenset({"hash", *LIMIT_FIELDS, "models", "admin"})
+_FIELDS = frozenset({"hash", *LIMIT_FIELDS, "models", "admin", "cache"})
 
 
 class KeysError(Exception):
@@ -87,6 +88,7 @@ class Tenant:
     limits: Limits = Limits()
     models: frozenset[str] | None = None  # None: every model
     admin: bool = False
+    cache: bool = False  # the answer cache for every model (unless a route turns it off)
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models
@@ -161,9 +163,12 @@ def _tenant(name: str, entry: Any) -> tuple[Tenant | None, list[tuple[str, str]]
     admin = entry.get("admin", False)
     if not isinstance(admin, bool):
         problems.append(("admin", "expected true or false"))
+    cache = entry.get("cache", False)
+    if not isinstance(cache, bool):
+        problems.append(("cache", "expected true or false"))
     if problems:
         return None, problems, key
-    tenant = Tenant(name=name, limits=Limits(**limits), admin=admin,
+    tenant = Tenant(name=name, limits=Limits(**limits), admin=admin, cache=cache,
                     models=None if models is None else frozenset(models))
     return tenant, [], key
 

@@ -32,7 +32,7 @@ def test_the_help_the_readme_and_the_configuration_name_the_same_variables() -> 
     documented = {variable.name for variable in ENVIRONMENT}
     readme = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", (ROOT / "README.md").read_text(), re.MULTILINE))
     source = (ROOT / "proxy" / "settings" / "config.py").read_text()
-    read = set(re.findall(r'"((?:PROXY|OLLAMA|OPENAI|LLM)_[A-Z0-9_]+)"', source))
+    read = set(re.findall(r'"((?:PROXY|OLLAMA|OPENAI|LLM|OTEL)_[A-Z0-9_]+)"', source))
     assert documented == readme
     assert read <= documented, f"read but not documented: {read - documented}"
     assert documented - read == set(), f"documented but never read: {documented - read}"

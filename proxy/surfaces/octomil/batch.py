@@ -48,7 +48,7 @@ class BatchRun:
             prompt = structure_prompt(raw, PromptBody, max_messages=self.settings.max_messages, path=path)
             # Each item is one upstream call: it counts against the key's limits on its own.
             chat = chat_request(self.model_id, prompt, defaults=self.defaults)
-            backend, result = await self.service.chat(self.caller, chat)
+            provider, result = await self.service.chat(self.caller, chat)
         except GatewayError as exc:
             return {"index": index, "status": exc.status, "error": exc.to_json()}
         except Exception:
@@ -56,7 +56,7 @@ class BatchRun:
             failure = GatewayError("internal error; the request id is in the server log")
             return {"index": index, "status": failure.status, "error": failure.to_json()}
         latency = round((time.perf_counter() - started) * 1000, 3)
-        return {"index": index, "status": 200, **answer_json(self.model_id, backend.provider, result, latency)}
+        return {"index": index, "status": 200, **answer_json(self.model_id, provider, result, latency)}
 
     async def all(self, inputs: list[Any], concurrency: int) -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = [{} for _ in inputs]

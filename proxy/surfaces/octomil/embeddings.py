@@ -16,7 +16,7 @@ async def embeddings(request: web.Request) -> web.Response:
     body = structure(raw, EmbeddingsBody)
     single = isinstance(raw["input"], str)
     embed = embed_request(body, max_inputs=request.app[SETTINGS].embed_max_inputs, single=single)
-    backend, result = await service_of(request).embed(caller_of(request), embed)
+    provider, result = await service_of(request).embed(caller_of(request), embed)
     return json_response({
         "object": "list",
         "data": [
@@ -25,7 +25,7 @@ async def embeddings(request: web.Request) -> web.Response:
         "embeddings": result.vectors,
         "model": body.model_id,
         "model_id": body.model_id,
-        "provider": backend.provider,
+        "provider": provider,
         # The Node and browser SDKs read usage unconditionally: it is always present.
         "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
         "latency_ms": elapsed_ms(request),

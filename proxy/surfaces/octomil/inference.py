@@ -31,5 +31,5 @@ def answer_json(model_id: str, provider: str, result: ChatResult, latency_ms: fl
 async def inference(request: web.Request) -> web.Response:
     raw = await read_json(request)
     body = structure_prompt(raw, InferenceBody, max_messages=request.app[SETTINGS].max_messages)
-    backend, result = await service_of(request).chat(caller_of(request), chat_request(body.model_id, body))
-    return json_response(answer_json(body.model_id, backend.provider, result, elapsed_ms(request)))
+    provider, result = await service_of(request).chat(caller_of(request), chat_request(body.model_id, body))
+    return json_response(answer_json(body.model_id, provider, result, elapsed_ms(request)))

@@ -51,6 +51,8 @@ class ContractEvents:
             final["usage"] = end.usage.to_json()
         if end.finish_reason is not None:
             final["finish_reason"] = end.finish_reason
+        if end.cached:
+            final["cached"] = True  # replayed from the answer cache (docs/cache.md)
         return [orjson.dumps(final).decode()]
 
     def failed(self, error: GatewayError) -> list[str]:

@@ -58,19 +58,19 @@ async def _generation(request: web.Request, native: NativeRequest, endpoint: End
     lines = OllamaLines(endpoint=endpoint, model=native.public_model, started=request[STARTED])
     if native.stream:
         return await relay_ndjson(request, native, lines)
-    backend, result = await service_of(request).native(caller_of(request), native)
+    provider, result = await service_of(request).native(caller_of(request), native)
     if isinstance(result, NativeAnswer):
         response = _as_sent(result)
     elif isinstance(result, ChatResult):
         response = json_response(lines.whole(result))
     else:  # the router serves a generation with a generation
         raise TypeError(f"an embedding answered {native.path}")
-    response.headers[PROVIDER_HEADER] = backend.provider
+    response.headers[PROVIDER_HEADER] = provider
     return response
 
 
 async def _embedding(request: web.Request, native: NativeRequest) -> web.Response:
-    backend, result = await service_of(request).native(caller_of(request), native)
+    provider, result = await service_of(request).native(caller_of(request), native)
     if isinstance(result, NativeAnswer):
         response = _as_sent(result)
     elif isinstance(result, EmbedResult):
@@ -80,7 +80,7 @@ async def _embedding(request: web.Request, native: NativeRequest) -> web.Respons
         response = json_response(answer)
     else:
         raise TypeError(f"a chat answered {native.path}")
-    response.headers[PROVIDER_HEADER] = backend.provider
+    response.headers[PROVIDER_HEADER] = provider
     return response
 
 

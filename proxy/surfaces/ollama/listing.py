@@ -92,13 +92,13 @@ async def show(request: web.Request) -> web.Response:
         raise invalid(["required field missing @ $.model"])
     native = NativeRequest(api="ollama", path="/api/show", body={**raw, "model": model}, model=model,
                            public_model=model, stream=False, translated=ModelQuery(model))
-    backend, result = await service_of(request).native(caller_of(request), native)
+    provider, result = await service_of(request).native(caller_of(request), native)
     if isinstance(result, NativeAnswer):
         response = web.Response(body=result.body, content_type="application/json", charset="utf-8")
     else:
         response = json_response({"modelfile": "", "parameters": "", "template": "", "details": _NO_DETAILS,
                                   "model_info": {}, "capabilities": ["completion"], "modified_at": created_at()})
-    response.headers[PROVIDER_HEADER] = backend.provider
+    response.headers[PROVIDER_HEADER] = provider
     return response
 
 

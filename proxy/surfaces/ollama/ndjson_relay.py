@@ -67,7 +67,7 @@ async def _relay_items(
         failure = GatewayError("internal error while streaming; the request id is in the server log")
     # The code only: an upstream's message may quote the prompt or the output.
     log.warning("stream cut after its start request_id=%s backend=%s code=%s", request[REQUEST_ID],
-                served.backend.name, failure.code)
+                served.backend_name, failure.code)
     await response.write(error_line(failure))
 
 

@@ -39,7 +39,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return await relay(request, chat, lambda _provider: ChunkEvents(
             completion_id=completion_id, created=created, model=body.model, include_usage=include_usage))
-    backend, result = await service_of(request).chat(caller_of(request), chat)
+    provider, result = await service_of(request).chat(caller_of(request), chat)
     answer: dict[str, Any] = {
         "id": completion_id,
         "object": "chat.completion",
@@ -56,7 +56,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if result.usage is not None:
         answer["usage"] = result.usage.to_json()
     response = json_response(answer)
-    response.headers["X-Gateway-Provider"] = backend.provider
+    response.headers["X-Gateway-Provider"] = provider
     return response
 
 
@@ -94,7 +94,10 @@ class ChunkEvents:
         return orjson.dumps(self._chunk({"content": text})).decode()
 
     def finished(self, end: StreamEnd) -> list[str]:
-        events = [orjson.dumps(self._chunk({}, _finish_reason(end.finish_reason))).decode()]
+        last = self._chunk({}, _finish_reason(end.finish_reason))
+        if end.cached:
+            last["cached"] = True  # replayed from the answer cache (docs/cache.md)
+        events = [orjson.dumps(last).decode()]
         if self.include_usage:
             usage_chunk = {**self._chunk({}), "choices": [], "usage": end.usage.to_json() if end.usage else None}
             events.append(orjson.dumps(usage_chunk).decode())

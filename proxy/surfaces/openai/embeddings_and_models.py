@@ -27,7 +27,7 @@ async def embeddings_v1(request: web.Request) -> web.Response:
     body = structure(raw, EmbeddingsV1Body)
     embed = openai_embed_request(
         body, max_inputs=request.app[SETTINGS].embed_max_inputs, single=isinstance(raw["input"], str))
-    backend, result = await service_of(request).embed(caller_of(request), embed)
+    provider, result = await service_of(request).embed(caller_of(request), embed)
     as_base64 = body.encoding_format == "base64"
     response = json_response({
         "object": "list",
@@ -38,7 +38,7 @@ async def embeddings_v1(request: web.Request) -> web.Response:
         "model": body.model,
         "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
     })
-    response.headers["X-Gateway-Provider"] = backend.provider
+    response.headers["X-Gateway-Provider"] = provider
     return response
 
 

@@ -1,0 +1,1 @@
+"""OpenTelemetry traces: off unless an OTLP endpoint is configured (docs/tracing.md)."""

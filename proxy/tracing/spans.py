@@ -1,0 +1,144 @@
+"""Spans: one SERVER span per request, one CLIENT span per upstream attempt.
+
+Named and attributed by the OpenTelemetry GenAI semantic conventions: an attempt is
+`{gen_ai.operation.name} {gen_ai.request.model}` with `gen_ai.provider.name`,
+`gen_ai.request.model` (the name the backend knows), `gen_ai.response.model`,
+`gen_ai.usage.input_tokens` / `output_tokens` and `gen_ai.response.finish_reasons`; one
+that failed carries `error.type` (the gateway's error code, e.g. `upstream_unavailable`)
+and an ERROR status, and the next attempt follows it. The request's span (`POST
+/v1/chat/completions`) adds the caller's key name (`gateway.key.name`), the public model
+(`gateway.model`, also its `gen_ai.request.model`), the totals, and the time to first
+token as an event (`gen_ai.first_token`).
+
+No prompt or answer text is recorded unless OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT
+is true (the conventions' opt-in): then `gen_ai.input.messages` and, for single-shot
+answers, `gen_ai.output.messages`. Error messages are left out too, since an upstream's
+message can quote the prompt: the code says what went wrong.
+
+Nothing here runs while tracing is off: the middleware is not installed, and `current()`
+is None for the router, which then creates nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from attrs import define, field
+
+from proxy.backends.outbound import OUTBOUND
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.trace import Span, Tracer
+
+    from proxy.llm import Message, Usage
+
+_CURRENT: ContextVar[RequestSpan | None] = ContextVar("request_span", default=None)
+
+
+def current() -> RequestSpan | None:
+    """The span of the request being served in this task, None while tracing is off."""
+    return _CURRENT.get()
+
+
+@define
+class RequestSpan:
+    span: Span
+    context: Context
+    tracer: Tracer
+    capture_content: bool
+    request_id: str
+    tracestate: str | None = None
+    finish_reasons: list[str] = field(factory=list)
+    response_model: str | None = None
+    operation: str | None = None
+
+    def enter(self) -> None:
+        _CURRENT.set(self)
+
+    def attempt(self, operation: str, provider: str, backend: str, model: str, server: Any) -> AttemptSpan:
+        """A CLIENT span for one upstream attempt; the upstream gets it as its parent."""
+        from opentelemetry import trace
+
+        self.operation = self.operation or operation
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": operation,
+            "gen_ai.provider.name": provider,
+            "gen_ai.request.model": model,
+            "gateway.backend": backend,
+        }
+        if server is not None and server.host:
+            attributes["server.address"] = server.host
+            attributes["server.port"] = server.port
+        span = self.tracer.start_span(f"{operation} {model}", context=self.context,
+                                      kind=trace.SpanKind.CLIENT, attributes=attributes)
+        parent = trace.format_trace_id(span.get_span_context().trace_id)
+        child = trace.format_span_id(span.get_span_context().span_id)
+        flags = f"{int(span.get_span_context().trace_flags):02x}"
+        outbound = {"X-Request-ID": self.request_id, "traceparent": f"00-{parent}-{child}-{flags}"}
+        if self.tracestate:
+            outbound["tracestate"] = self.tracestate
+        OUTBOUND.set(outbound)
+        return AttemptSpan(span=span, owner=self, model=model)
+
+
+@define
+class AttemptSpan:
+    span: Span
+    owner: RequestSpan
+    model: str
+
+    def first_token(self) -> None:
+        self.span.add_event("gen_ai.first_token")
+
+    def prompt(self, messages: tuple[Message, ...] | tuple[str, ...]) -> None:
+        if self.owner.capture_content:
+            self.span.set_attribute("gen_ai.input.messages", _messages_json(messages))
+
+    def succeeded(self, usage: Usage | None, finish_reason: str | None = None, output: str | None = None) -> None:
+        if finish_reason:
+            self.owner.finish_reasons.append(finish_reason)
+        self.owner.response_model = self.model
+        if not self.span.is_recording():
+            self.span.end()
+            return
+        attributes: dict[str, Any] = {"gen_ai.response.model": self.model}
+        if usage is not None:
+            attributes["gen_ai.usage.input_tokens"] = usage.prompt_tokens
+            attributes["gen_ai.usage.output_tokens"] = usage.completion_tokens
+        if finish_reason:
+            attributes["gen_ai.response.finish_reasons"] = (finish_reason,)
+        if output is not None and self.owner.capture_content:
+            attributes["gen_ai.output.messages"] = orjson.dumps(
+                [{"role": "assistant", "parts": [{"type": "text", "content": output}]}]).decode()
+        self.span.set_attributes(attributes)
+        self.span.end()
+
+    def failed(self, code: str) -> None:
+        from opentelemetry.trace import Status, StatusCode
+
+        self.span.set_attribute("error.type", code)
+        self.span.set_status(Status(StatusCode.ERROR, code))
+        self.span.end()
+
+
+def _messages_json(messages: tuple[Message, ...] | tuple[str, ...]) -> str:
+    return orjson.dumps([
+        {"role": "user", "parts": [{"type": "text", "content": m}]} if isinstance(m, str)
+        else {"role": m.role, "parts": [{"type": "text", "content": m.content}]}
+        for m in messages
+    ]).decode()
+
+
+def first_token_event(span: Span, started_ns: int, started: float, first_token_at: float) -> None:
+    """The time to first token as an event at the moment it left, with its seconds."""
+    seconds = first_token_at - started
+    span.add_event("gen_ai.first_token", {"gen_ai.server.time_to_first_token": round(seconds, 6)},
+                   timestamp=started_ns + int(seconds * 1e9))
+
+
+def now_ns() -> int:
+    return time.time_ns()
