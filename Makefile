@@ -1,5 +1,6 @@
 # The interface: `make run` starts the gateway with a local model as its fallback,
-# `make test` runs every test, `make lint` checks types and style.
+# `make test` runs every test, `make lint` checks types and style, `make docs` regenerates the
+# documentation pages made from the code (docs/configuration.md, docs/errors.md).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,7 +9,7 @@ PY := $(VENV)/bin/python
 SDK_VENV ?= .venv-sdk
 OCTOMIL_VERSION ?= 4.17.42
 
-.PHONY: install run test lint bench bench-quick bench-tools clean
+.PHONY: install run test lint docs bench bench-quick bench-profile bench-tools clean
 
 install: $(VENV)/.installed
 
@@ -42,6 +43,15 @@ bench: install bench-tools
 
 bench-quick: install bench-tools
 	$(PY) -m bench.run --quick --json bench-results.json
+
+docs: install
+	$(PY) -m proxy.commands.docs
+
+# Where a single shot's CPU goes, gateway beside the floor: CPU per request, py-spy
+# shares by stage, and Python calls per request (docs/PERFORMANCE.md, Method).
+bench-profile: install bench-tools
+	$(PY) -m bench.profile --py-spy 8
+	$(PY) -m bench.calls
 
 lint: install
 	$(VENV)/bin/ruff check proxy tests bench

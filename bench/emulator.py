@@ -2,7 +2,7 @@
 
     python -m bench.emulator --port 9100 [--tokens 32] [--token-delay 0] [--latency 0] [--fail-rate 0]
 
-Ollama: POST /api/chat (NDJSON stream or one object), POST /api/embed, GET /api/version.
+Ollama: POST /api/chat (NDJSON stream or one object), POST /api/embed, GET /api/version, GET /api/ps.
 OpenAI: POST /v1/chat/completions (SSE chunks ending in [DONE], usage when asked),
 POST /v1/embeddings, GET /v1/models. OTLP: POST /v1/traces (spans accepted, not kept).
 Every answer is encoded once at start-up, so the emulator spends its time on HTTP, not
@@ -64,6 +64,7 @@ class Emulator:
         app.router.add_post("/api/chat", self.ollama_chat)
         app.router.add_post("/api/embed", self.ollama_embed)
         app.router.add_get("/api/version", self.ollama_version)
+        app.router.add_get("/api/ps", self.ollama_ps)
         app.router.add_post("/v1/chat/completions", self.openai_chat)
         app.router.add_post("/v1/embeddings", self.openai_embed)
         app.router.add_get("/v1/models", self.openai_models)
@@ -162,6 +163,11 @@ class Emulator:
 
     async def ollama_version(self, request: web.Request) -> web.Response:
         return web.Response(body=OLLAMA_VERSION, content_type="application/json")
+
+    async def ollama_ps(self, request: web.Request) -> web.Response:
+        """Every model is loaded: no request waits for a cold start."""
+        return web.Response(body=b'{"models":[{"name":"bench:latest","model":"bench:latest"}]}',
+                            content_type="application/json")
 
     async def openai_models(self, request: web.Request) -> web.Response:
         return web.Response(body=b'{"object":"list","data":[{"id":"bench","object":"model"}]}',

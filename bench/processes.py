@@ -84,7 +84,8 @@ def emulator(*, tokens: int = 32, token_delay: float = 0.0, latency: float = 0.0
 
 
 @contextlib.contextmanager
-def gateway(upstream: str, kind: str = "ollama", **settings: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def gateway(upstream: str, kind: str = "ollama", core: str = GATEWAY_CORE, **settings: str,
+            ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     env = {
         "PROXY_PORT": str(port), "PROXY_API_TOKENS": TOKEN, "PROXY_LOG_LEVEL": "WARNING",
@@ -92,8 +93,31 @@ def gateway(upstream: str, kind: str = "ollama", **settings: str) -> Iterator[tu
         "OPENAI_API_ENDPOINT": f"{upstream}/v1" if kind == "openai" else "",
         **settings,
     }
-    with pinned([sys.executable, "-m", "proxy"], GATEWAY_CORE, env=env, port=port) as process:
+    with pinned([sys.executable, "-m", "proxy"], core, env=env, port=port) as process:
         yield f"http://127.0.0.1:{port}", process
+
+
+@contextlib.contextmanager
+def floor(upstream: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """bench/floor.py, the least aiohttp pass-through, on the gateway's core."""
+    port = free_port()
+    args = [sys.executable, "-m", "bench.floor", "--port", str(port), "--upstream", upstream, "--token", TOKEN]
+    with pinned(args, GATEWAY_CORE, port=port) as process:
+        yield f"http://127.0.0.1:{port}", process
+
+
+def children(pid: int) -> list[int]:
+    """The direct child processes of `pid` (a supervisor's workers)."""
+    found: list[int] = []
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid: int) -> int:
@@ -130,10 +154,12 @@ def wrk(url: str, body: str, *, connections: int, seconds: int, headers: dict[st
         command = ["taskset", "-c", core, *command]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     os.unlink(script.name)
+    if "Latency Distribution" not in out:
+        raise RuntimeError(f"wrk measured nothing:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     # The distribution lines only ("     99%    1.07ms"), not a "71.99%" in the thread stats.
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)$", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)\s*$", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)\s*$", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
     errors_match = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = int(errors_match.group(1)) if errors_match else 0

@@ -1,4 +1,6 @@
-"""`make bench`: every scenario of docs/PERFORMANCE.md, each beside its direct-to-upstream baseline.
+"""`make bench`: every scenario of docs/PERFORMANCE.md, each beside its direct-to-upstream baseline
+and, for single shots and streams, beside the floor (bench/floor.py: the least an aiohttp
+pass-through can do on the same stack) measured in the same run.
 
     python -m bench.run [--quick] [--soak SECONDS] [--json results.json]
 
@@ -32,13 +34,18 @@ from bench.processes import (
     GATEWAY_CORE,
     LOAD_CORE,
     TOKEN,
+    LoadResult,
+    children,
+    cpu_seconds,
     emulator,
+    floor,
     gateway,
     hey,
     raise_fd_limit,
     rss_kib,
     wrk,
 )
+from proxy.tenants.keyring import stored_hash
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 GATEWAY_BODY = '{"model_id":"bench","input_data":"hi","parameters":{"max_tokens":8}}'
@@ -49,58 +56,96 @@ DIRECT = {
                                        '"stream":false,"max_tokens":8}'),
 }
 
-Row = tuple[str, str, str, str]  # scenario, metric, gateway, direct / target
+Row = tuple[str, str, str, str, str]  # scenario, metric, gateway, floor, direct / target
 rows: list[Row] = []
 results: dict[str, Any] = {}
 
 
-def row(scenario: str, metric: str, gateway_value: str, baseline: str) -> None:
-    rows.append((scenario, metric, gateway_value, baseline))
-    print(f"  {scenario:<24} {metric:<34} {gateway_value:>14}   {baseline}", flush=True)
+def row(scenario: str, metric: str, gateway_value: str, baseline: str, floor_value: str = "") -> None:
+    rows.append((scenario, metric, gateway_value, floor_value, baseline))
+    print(f"  {scenario:<28} {metric:<34} {gateway_value:>14} {floor_value:>14}   {baseline}", flush=True)
+
+
+def shares(gateway_value: float, floor_value: float, direct_value: float) -> str:
+    return f"{gateway_value / direct_value:.0%} of direct, {gateway_value / floor_value:.0%} of floor"
+
+
+def keys_file(directory: pathlib.Path) -> str:
+    """A keys file with the bench's token as a key with per-key limits far above the load
+    (so they are checked and counted on every request, never reached)."""
+    path = directory / "keys.toml"
+    path.write_text(f'[keys."bench"]\nhash = "{stored_hash(TOKEN)}"\nrequests_per_minute = 100000000\n'
+                    "tokens_per_minute = 10000000000\nconcurrent_requests = 100000\n")
+    return str(path)
+
+
+def _inference_load(url: str, seconds: int) -> dict[int, LoadResult]:
+    wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=8, seconds=2, headers=AUTH, core=LOAD_CORE)  # warm-up
+    return {c: wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=c, seconds=seconds, headers=AUTH,
+                   core=LOAD_CORE) for c in (1, 64)}
 
 
 def single_shot(seconds: int) -> None:
-    for kind, (path, body) in DIRECT.items():
-        with emulator() as upstream:
-            direct = {c: wrk(upstream + path, body, connections=c, seconds=seconds, headers={}, core=GATEWAY_CORE)
-                      for c in (1, 64)}
-            with gateway(upstream, kind) as (url, _):
-                wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=8, seconds=2, headers=AUTH,
-                    core=LOAD_CORE)  # warm-up
-                via = {c: wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=c, seconds=seconds,
-                              headers=AUTH, core=LOAD_CORE) for c in (1, 64)}
-        for c in (1, 64):
-            d, g = direct[c], via[c]
-            name = f"single shot {kind} c={c}"
-            row(name, "requests/s", f"{g.rps:,.0f}", f"direct {d.rps:,.0f} ({g.rps / d.rps:.0%})")
-            row(name, "added latency p50 / p99 (ms)", f"{g.p50_ms - d.p50_ms:.3f} / {g.p99_ms - d.p99_ms:.3f}",
-                f"direct {d.p50_ms:.3f} / {d.p99_ms:.3f}")
-            if g.errors or d.errors:
-                row(name, "errors", str(g.errors), f"direct {d.errors}")
-            results[name] = {"gateway": repr(g), "direct": repr(d)}
+    """Direct, the floor and the gateway against one emulator, one after the other. The
+    floor speaks the contract to Ollama only: beside the OpenAI-wire gateway it is the
+    same floor, measured again in that run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        variants = {"": {}, " + keys file, limits": {"PROXY_KEYS_FILE": keys_file(pathlib.Path(tmp)),
+                                                     "PROXY_API_TOKENS": ""},
+                    " + access log": {"PROXY_LOG_LEVEL": "INFO"}}
+        for kind, (path, body) in DIRECT.items():
+            with emulator() as upstream:
+                direct = {c: wrk(upstream + path, body, connections=c, seconds=seconds, headers={},
+                                 core=GATEWAY_CORE) for c in (1, 64)}
+                with floor(upstream) as (url, _):
+                    least = _inference_load(url, seconds)
+                for variant, settings in variants.items():
+                    if variant and kind != "ollama":
+                        continue
+                    with gateway(upstream, kind, **settings) as (url, _):
+                        via = _inference_load(url, seconds)
+                    _single_shot_rows(f"single shot {kind}{variant}", direct, least, via)
 
 
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc."""
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _single_shot_rows(scenario: str, direct: dict[int, LoadResult], least: dict[int, LoadResult],
+                      via: dict[int, LoadResult]) -> None:
+    for c in (1, 64):
+        d, f, g = direct[c], least[c], via[c]
+        name = f"{scenario} c={c}"
+        row(name, "requests/s", f"{g.rps:,.0f}", f"direct {d.rps:,.0f} ({shares(g.rps, f.rps, d.rps)})",
+            f"{f.rps:,.0f}")
+        row(name, "added latency p50 / p99 (ms)", f"{g.p50_ms - d.p50_ms:.3f} / {g.p99_ms - d.p99_ms:.3f}",
+            f"direct {d.p50_ms:.3f} / {d.p99_ms:.3f}", f"{f.p50_ms - d.p50_ms:.3f} / {f.p99_ms - d.p99_ms:.3f}")
+        if g.errors or d.errors or f.errors:
+            row(name, "errors", str(g.errors), f"direct {d.errors}", str(f.errors))
+        results[name] = {"gateway": repr(g), "floor": repr(f), "direct": repr(d)}
+
+
+def _cpu_per_request(url: str, pid: int, seconds: int) -> tuple[float, float]:
+    wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=8, seconds=2, headers=AUTH, core=LOAD_CORE)
+    before = cpu_seconds(pid)
+    load = wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=32, seconds=seconds, headers=AUTH,
+               core=LOAD_CORE)
+    return (cpu_seconds(pid) - before) / (load.rps * seconds) * 1e6, load.rps
 
 
 def cpu_per_request(seconds: int) -> None:
-    """The gateway's own CPU time per single-shot request, without and with the JSON access
-    log (PROXY_LOG_LEVEL=INFO, the default). Steadier than requests/s on a shared machine,
-    since time the hypervisor takes away is not counted."""
-    for level in ("WARNING", "INFO"):
-        with emulator() as upstream, gateway(upstream, "ollama", PROXY_LOG_LEVEL=level) as (url, process):
-            wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=8, seconds=2, headers=AUTH, core=LOAD_CORE)
-            before = _cpu_seconds(process.pid)
-            load = wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=32, seconds=seconds, headers=AUTH,
-                       core=LOAD_CORE)
-            used = _cpu_seconds(process.pid) - before
-        per_request_us = used / (load.rps * seconds) * 1e6
-        row(f"cpu per request, log {level}", "gateway CPU µs per request", f"{per_request_us:.0f}",
-            f"at {load.rps:,.0f} requests/s, 32 connections")
-        results[f"cpu per request {level}"] = per_request_us
+    """The server's own CPU time per single-shot request: the floor, and the gateway without
+    and with a keys file (per-key limits in memory) and the JSON access log
+    (PROXY_LOG_LEVEL=INFO, the default). Steadier than requests/s on a shared machine,
+    since time the hypervisor or a neighbour takes away is not counted."""
+    with tempfile.TemporaryDirectory() as tmp, emulator() as upstream:
+        with floor(upstream) as (url, process):
+            least, _ = _cpu_per_request(url, process.pid, seconds)
+        variants = {"access log off": {}, "access log on": {"PROXY_LOG_LEVEL": "INFO"},
+                    "keys file, limits": {"PROXY_KEYS_FILE": keys_file(pathlib.Path(tmp)), "PROXY_API_TOKENS": ""}}
+        for variant, settings in variants.items():
+            with gateway(upstream, "ollama", **settings) as (url, process):
+                per_request_us, rps = _cpu_per_request(url, process.pid, seconds)
+            row(f"cpu per request, {variant}", "CPU µs per request", f"{per_request_us:.0f}",
+                f"gateway/floor {per_request_us / least:.2f}, at {rps:,.0f} requests/s, 32 connections",
+                f"{least:.0f}")
+            results[f"cpu per request {variant}"] = {"gateway_us": per_request_us, "floor_us": least}
 
 
 ROUTES_WITH_CACHE = """
@@ -134,10 +179,10 @@ def feature_costs(seconds: int, rounds: int) -> None:
                 with gateway(upstream, "ollama", **env) as (url, process):
                     wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=8, seconds=2,
                         headers={**AUTH, **headers}, core=LOAD_CORE)
-                    before = _cpu_seconds(process.pid)
+                    before = cpu_seconds(process.pid)
                     load = wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=32, seconds=seconds,
                                headers={**AUTH, **headers}, core=LOAD_CORE)
-                    used = _cpu_seconds(process.pid) - before
+                    used = cpu_seconds(process.pid) - before
                 measured[name].append(used / (load.rps * seconds) * 1e6)
     os.unlink(routes.name)
     baseline = statistics.median(measured["both off"])
@@ -172,30 +217,42 @@ def frontier(seconds: int, rates: list[int]) -> None:
     results["frontier"] = added
 
 
+def _streams(upstream: str, tokens: int, runs: int) -> dict[str, list[clients.StreamTiming]]:
+    """The same stream timed direct, through the floor and through the gateway."""
+    timed = {"direct": asyncio.run(clients.stream_timings(clients.direct_stream_request(upstream, tokens), runs))}
+    for name, server in (("floor", floor), ("gateway", gateway)):
+        with server(upstream) as (url, _):
+            timed[name] = asyncio.run(clients.stream_timings(clients.gateway_stream_request(url, tokens), runs))
+    return timed
+
+
 def streaming(runs: int) -> None:
     with emulator(token_delay=0.01) as upstream:
-        direct = asyncio.run(clients.stream_timings(clients.direct_stream_request(upstream, 20), runs))
-        with gateway(upstream) as (url, _):
-            via = asyncio.run(clients.stream_timings(clients.gateway_stream_request(url, 20), runs))
-    ttft_d, ttft_g = [t.ttft_ms for t in direct], [t.ttft_ms for t in via]
-    gaps_d, gaps_g = [g for t in direct for g in t.gaps_ms], [g for t in via for g in t.gaps_ms]
+        timed = _streams(upstream, 20, runs)
+    ttft = {name: [t.ttft_ms for t in timings] for name, timings in timed.items()}
+    gaps = {name: [g for t in timings for g in t.gaps_ms] for name, timings in timed.items()}
     p = clients.percentile
-    row("stream 20 tok, 10 ms apart", "added TTFT p50 / p99 (ms)",
-        f"{p(ttft_g, 50) - p(ttft_d, 50):.3f} / {p(ttft_g, 99) - p(ttft_d, 99):.3f}",
-        f"direct {p(ttft_d, 50):.3f} / {p(ttft_d, 99):.3f}")
-    row("stream 20 tok, 10 ms apart", "added gap p50 / p99 (ms)",
-        f"{p(gaps_g, 50) - p(gaps_d, 50):.3f} / {p(gaps_g, 99) - p(gaps_d, 99):.3f}",
-        f"direct {p(gaps_d, 50):.3f} / {p(gaps_d, 99):.3f}")
+
+    def added(values: dict[str, list[float]], server: str) -> str:
+        return " / ".join(f"{p(values[server], q) - p(values['direct'], q):.3f}" for q in (50, 99))
+
+    row("stream 20 tok, 10 ms apart", "added TTFT p50 / p99 (ms)", added(ttft, "gateway"),
+        f"direct {p(ttft['direct'], 50):.3f} / {p(ttft['direct'], 99):.3f}", added(ttft, "floor"))
+    row("stream 20 tok, 10 ms apart", "added gap p50 / p99 (ms)", added(gaps, "gateway"),
+        f"direct {p(gaps['direct'], 50):.3f} / {p(gaps['direct'], 99):.3f}", added(gaps, "floor"))
+    results["stream 20 tok"] = {name: {"ttft_p50": p(ttft[name], 50), "ttft_p99": p(ttft[name], 99),
+                                       "gap_p50": p(gaps[name], 50), "gap_p99": p(gaps[name], 99)}
+                                for name in ttft}
 
     with emulator(tokens=1000) as upstream:
-        direct = asyncio.run(clients.stream_timings(clients.direct_stream_request(upstream, 1000), 5))
-        with gateway(upstream) as (url, _):
-            via = asyncio.run(clients.stream_timings(clients.gateway_stream_request(url, 1000), 5))
-    rate_d = clients.median([t.tokens / t.total_s for t in direct])
-    rate_g = clients.median([t.tokens / t.total_s for t in via])
-    assert all(t.tokens == 1000 for t in via), "tokens lost in the relay"
-    row("stream 1,000 tok, no delay", "tokens/s relayed (median of 5)", f"{rate_g:,.0f}", f"direct {rate_d:,.0f}")
-    results["streaming"] = {"tokens_per_s": rate_g, "direct_tokens_per_s": rate_d}
+        timed = _streams(upstream, 1000, 5)
+    rate = {name: clients.median([t.tokens / t.total_s for t in timings]) for name, timings in timed.items()}
+    assert all(t.tokens == 1000 for t in timed["gateway"]), "tokens lost in the relay"
+    row("stream 1,000 tok, no delay", "tokens/s relayed (median of 5)", f"{rate['gateway']:,.0f}",
+        f"direct {rate['direct']:,.0f} ({shares(rate['gateway'], rate['floor'], rate['direct'])})",
+        f"{rate['floor']:,.0f}")
+    results["streaming"] = {"tokens_per_s": rate["gateway"], "floor_tokens_per_s": rate["floor"],
+                            "direct_tokens_per_s": rate["direct"]}
 
 
 def many_streams(count: int) -> None:
@@ -280,14 +337,27 @@ def soak(seconds: int) -> None:
 
 
 def workers(seconds: int) -> None:
+    """PROXY_WORKERS=1 against 2. One worker has core 0 to itself; two workers may use both
+    cores, so the second shares core 1 with the emulator and wrk: on two cores this shows
+    the per-request cost of a worker in multiprocess mode and how evenly SO_REUSEPORT
+    spreads 64 connections, not how throughput grows with cores (docs/PERFORMANCE.md)."""
+    all_cores = ",".join(map(str, range(CORES)))
     with emulator() as upstream:
         for count in (1, 2):
-            with gateway(upstream, PROXY_WORKERS=str(count)) as (url, _):
-                time.sleep(1)
+            with gateway(upstream, core=GATEWAY_CORE if count == 1 else all_cores,
+                         PROXY_WORKERS=str(count)) as (url, process):
+                wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=8, seconds=2, headers=AUTH, core=LOAD_CORE)
+                pids = children(process.pid) if count > 1 else [process.pid]
+                before = {pid: cpu_seconds(pid) for pid in pids}
                 result = wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=64, seconds=seconds,
-                             headers=AUTH, core=",".join(map(str, range(CORES))))
+                             headers=AUTH, core=LOAD_CORE)
+                used = {pid: cpu_seconds(pid) - before[pid] for pid in pids}
+            total = sum(used.values())
+            spread = " / ".join(f"{u / total:.0%}" for u in sorted(used.values(), reverse=True))
             row("workers (SO_REUSEPORT)", f"{count} worker(s), c=64, requests/s", f"{result.rps:,.0f}",
-                "all processes unpinned, sharing the cores")
+                f"CPU {total / (result.rps * seconds) * 1e6:.0f} µs/request; CPU split between workers {spread}; "
+                f"wrk and emulator on core {LOAD_CORE}")
+            results[f"workers {count}"] = {"rps": result.rps, "cpu_s": used}
 
 
 def machine() -> str:
@@ -302,8 +372,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs, 1,000 streams, 60 s soak")
     parser.add_argument("--soak", type=int, default=None, help="soak seconds (default 600, quick 60)")
     parser.add_argument("--json", default=None, help="write raw results here")
-    parser.add_argument("--only", action="append", default=None, metavar="SCENARIO",
-                        help="run this scenario only (repeatable), e.g. --only 'features cpu'")
+    parser.add_argument("--only", default=None, metavar="NAMES",
+                        help="comma-separated scenarios to run, e.g. 'single shot,streaming' (default: all)")
     args = parser.parse_args()
     seconds = 3 if args.quick else 10
     scenarios: list[tuple[str, Callable[[], None]]] = [
@@ -318,12 +388,13 @@ def main() -> None:
         ("soak", lambda: soak(args.soak or (60 if args.quick else 600))),
     ]
     print(f"machine: {machine()}\npinning: gateway on core {GATEWAY_CORE}, emulator and load on core {LOAD_CORE}\n")
+    wanted = None if args.only is None else {name.strip() for name in args.only.split(",")}
     for name, scenario in scenarios:
-        if args.only and name not in args.only:
+        if wanted is not None and name not in wanted:
             continue
         print(f"[{name}]", flush=True)
         scenario()
-    print("\n| scenario | metric | gateway | baseline / target |\n|---|---|---|---|")
+    print("\n| scenario | metric | gateway | floor | direct / target |\n|---|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(r) + " |")
     if args.json:

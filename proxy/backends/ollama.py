@@ -9,6 +9,7 @@ a 200 status. It does not know the gateway's parameter names: `max_tokens` is
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from typing import Any, ClassVar
 import orjson
 from attrs import define
 
+from proxy.backends.assemble import assemble_lines, now
 from proxy.backends.base import Fields, HttpBackend, classify_common, error_json, relayed_message
 from proxy.backends.wire import StreamSilent, ndjson_lines, ndjson_objects
 from proxy.errors import (
@@ -86,23 +88,36 @@ LOADED_TTL = 5.0
 class OllamaBackend(HttpBackend):
     provider: ClassVar[str] = "ollama"
     health_path: ClassVar[str] = "/api/version"  # cheapest endpoint: no model is touched
+    # What /api/ps listed; None while unknown (not asked yet, or it failed).
     _loaded: frozenset[str] | None = None
-    _loaded_at: float = 0.0
+    _loaded_at: float = -math.inf
+    _refreshing: bool = False
 
     async def must_load(self, model: str) -> bool:
         """True when /api/ps does not list `model`: Ollama will load it before the first
-        token, which takes seconds to minutes. Unknown (an error) counts as warm."""
-        if self._loaded is None or time.monotonic() - self._loaded_at > LOADED_TTL:
+        token, which takes seconds to minutes. Unknown (an error) counts as warm.
+
+        Asked at most once per LOADED_TTL, failures included (every chat asks, and an
+        upstream without /api/ps must not cost a round trip per request); while one
+        request asks, the others use the last answer."""
+        if time.monotonic() - self._loaded_at > LOADED_TTL and not self._refreshing:
+            self._refreshing = True
             try:
-                fields = self.fields
-                answer = fields.object(await self.get_json("/api/ps"), "ps")
-                listed = [fields.object(m, "a model") for m in fields.items(answer.get("models"), "models")]
-                self._loaded = frozenset(
-                    fields.text(m.get(key), key) for m in listed for key in ("name", "model") if m.get(key))
-            except UpstreamError:
-                return False
+                self._loaded = await self._loaded_models()
+            finally:
+                self._refreshing = False
             self._loaded_at = time.monotonic()
-        return model not in self._loaded and f"{model}:latest" not in self._loaded
+        loaded = self._loaded
+        return loaded is not None and model not in loaded and f"{model}:latest" not in loaded
+
+    async def _loaded_models(self) -> frozenset[str] | None:
+        fields = self.fields
+        try:
+            answer = fields.object(await self.get_json("/api/ps"), "ps")
+            listed = [fields.object(m, "a model") for m in fields.items(answer.get("models"), "models")]
+            return frozenset(fields.text(m.get(key), key) for m in listed for key in ("name", "model") if m.get(key))
+        except UpstreamError:
+            return None
 
     def _chat_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {"model": request.model, "messages": self.wire_messages(request.messages),
@@ -120,6 +135,8 @@ class OllamaBackend(HttpBackend):
     def _checked(self, raw: Any, *, verbatim: bool = False) -> dict[str, Any]:
         """The message; an `{"error": ...}` one raises, with Ollama's own words when `verbatim`
         (a pass-through relays them to an Ollama client as Ollama said them)."""
+        if type(raw) is dict and raw.get("error") is None:
+            return raw  # the usual case, without the checks below
         fields = self.fields
         message = fields.object(raw, "the message")
         error = message.get("error")
@@ -186,29 +203,42 @@ class OllamaBackend(HttpBackend):
                     return
                 yield chunk
 
-    async def chat(self, request: ChatRequest) -> ChatResult:
-        answer = self._checked(await self.post_json("/api/chat", self._chat_body(request, stream=False)))
-        fields = self.fields
-        return ChatResult(
-            output=fields.text(fields.object(answer.get("message"), "message").get("content"), "content"),
-            usage=_usage(answer, fields),
-            finish_reason=fields.optional_text(answer.get("done_reason"), "done_reason"),
-        )
+    def _message(self, raw: Any) -> tuple[str, StreamEnd | None]:
+        """One NDJSON message: its token ("" for none) and, for the final one, the end."""
+        fields = self._fields
+        message = self._checked(raw)
+        inner = message.get("message")
+        token = inner.get("content") if type(inner) is dict else None
+        if type(token) is not str:  # the usual shape takes the line above; anything else is checked
+            token = fields.text(fields.object(inner, "message").get("content"), "content")
+        if message.get("done") is not True:
+            return token, None
+        return token, StreamEnd(usage=_usage(message, fields),
+                                finish_reason=fields.optional_text(message.get("done_reason"), "done_reason"))
 
     async def stream(self, request: ChatRequest, *, cold: bool = False) -> AsyncGenerator[StreamItem, None]:
-        fields = self.fields
         body = self._chat_body(request, stream=True)
         async with self._upstream.request("POST", "/api/chat", json=body, streaming=True, cold=cold) as response:
             async for raw in ndjson_objects(response.content, self._upstream.read_budget(cold=cold)):
-                message = self._checked(raw)
-                token = fields.text(fields.object(message.get("message"), "message").get("content"), "content")
+                token, end = self._message(raw)
                 if token:
                     yield token
-                if message.get("done") is True:
-                    yield StreamEnd(usage=_usage(message, fields),
-                                    finish_reason=fields.optional_text(message.get("done_reason"), "done_reason"))
+                if end is not None:
+                    yield end
                     return
         raise BadUpstreamResponse("the stream ended before Ollama's final message", backend=self.name)
+
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        """Read as a stream (see assemble.py), its lines parsed a network chunk at a time."""
+        cold = await self.must_load(request.model)
+        started = now()
+        body = self._chat_body(request, stream=True)
+        async with self._upstream.request("POST", "/api/chat", json=body, streaming=True, cold=cold) as response:
+            return await assemble_lines(response.content, self._line, self._upstream.timeouts, self.name,
+                                        cold=cold, started=started, idle=self._upstream.read_budget(cold=cold))
+
+    def _line(self, line: bytes) -> tuple[str, StreamEnd | None]:
+        return self._message(orjson.loads(line))
 
     async def embed(self, request: EmbedRequest) -> EmbedResult:
         fields = self.fields

@@ -28,7 +28,7 @@ from proxy.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from proxy.llm import ChatRequest, ChatResult, EmbedRequest, EmbedResult, StreamEnd, StreamItem, Usage
+from proxy.llm import ChatRequest, EmbedRequest, EmbedResult, StreamEnd, StreamItem, Usage
 
 _DONE = b"[DONE]"
 
@@ -92,19 +92,6 @@ class OpenAIBackend(HttpBackend):
             message, _ = _error_fields(data)
             raise UpstreamUnavailable(f"error from the model: {relayed_message(message, 200)}", backend=self.name)
         return data
-
-    async def chat(self, request: ChatRequest) -> ChatResult:
-        fields = self.fields
-        answer = self._checked(await self.post_json("/chat/completions", self._chat_body(request, stream=False)))
-        choices = fields.items(answer.get("choices"), "choices")
-        if not choices:
-            raise fields.bad("an answer without choices")
-        choice = fields.object(choices[0], "a choice")
-        return ChatResult(
-            output=fields.text(fields.object(choice.get("message"), "message").get("content"), "content"),
-            usage=_usage(answer, fields),
-            finish_reason=fields.optional_text(choice.get("finish_reason"), "finish_reason"),
-        )
 
     async def stream(
         self, request: ChatRequest, *, cold: bool = False,

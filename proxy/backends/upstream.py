@@ -99,8 +99,10 @@ class Upstream:
             # upstream (uvicorn: 5 s) closes them under us.
             session=session(_ReuseAwareConnector(limit=pool_size, keepalive_timeout=keepalive)),
             fresh_session=session(aiohttp.TCPConnector(limit=pool_size, force_close=True)),
-            # A single-shot call is capped as a whole.
-            call_timeout=aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect),
+            # A call answered in one piece (embeddings, lists) waits for it as silence, and is
+            # capped as a whole. (Single-shot chats are streams, see assemble.py.)
+            call_timeout=aiohttp.ClientTimeout(
+                total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.idle),
             # A stream is never capped as a whole, only its silences: sock_read bounds
             # every wait for bytes, the wait for headers included.
             stream_timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=timeouts.idle),
@@ -119,6 +121,10 @@ class Upstream:
         """Scheme, host, port and path only: a query string or fragment may hold a credential
         (`?key=...`), and health answers and errors show this URL."""
         return str(self.base_url.with_query(None).with_fragment(None))
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return self._timeouts
 
     def url(self, path: str) -> URL:
         # Joined once per path, not per request.
@@ -188,15 +194,18 @@ class Upstream:
         headers_within = max(self._timeouts.headers, self._timeouts.cold_start) if cold else self._timeouts.headers
         # orjson, not aiohttp's json=: several times faster on the hot path.
         body = None if json is None else orjson.dumps(json)
-        if not streaming and self._timeouts.headers >= self._timeouts.total:
-            return await self._send_once(method, url, body, timeout)  # the whole-call cap comes first
         try:
+            if timeout.sock_read is not None and headers_within >= timeout.sock_read:
+                # The read timer already bounds the wait for headers: no second timer.
+                return await self._send_once(method, url, body, timeout)
             async with asyncio.timeout(headers_within):
                 return await self._send_once(method, url, body, timeout)
         except TimeoutError as exc:
-            if isinstance(exc, aiohttp.ServerTimeoutError):
-                raise
-            raise UpstreamTimeout(f"no response headers within {headers_within:g} s", backend=self.name) from exc
+            if isinstance(exc, aiohttp.ConnectionTimeoutError):
+                raise  # translated: the connect timer
+            within = min(headers_within, timeout.sock_read or headers_within)
+            setting = "PROXY_COLD_START_TIMEOUT" if cold else "PROXY_HEADERS_TIMEOUT"
+            raise UpstreamTimeout(f"no response headers within {within:g} s ({setting})", backend=self.name) from exc
 
     async def _send_once(
         self, method: str, url: URL, body: bytes | None, limits: aiohttp.ClientTimeout,
@@ -281,13 +290,14 @@ class ErrorTranslation:
         """The UpstreamError for `exc`; None for an error that is not the upstream's (a bug)."""
         name, t = self.backend, self.timeouts
         if isinstance(exc, aiohttp.ConnectionTimeoutError):
-            return UpstreamTimeout(f"no connection within {t.connect:g} s", backend=name)
+            return UpstreamTimeout(f"no connection within {t.connect:g} s (PROXY_CONNECT_TIMEOUT)", backend=name)
         if isinstance(exc, aiohttp.SocketTimeoutError):
-            return UpstreamTimeout(f"upstream silent for {t.idle:g} s", backend=name)
+            return UpstreamTimeout(f"upstream silent for {t.idle:g} s (PROXY_IDLE_TIMEOUT)", backend=name)
         if isinstance(exc, StreamSilent):
-            return UpstreamTimeout(f"upstream silent for {exc.seconds:g} s", backend=name)
+            return UpstreamTimeout(f"upstream silent for {exc.seconds:g} s (PROXY_IDLE_TIMEOUT)", backend=name)
         if isinstance(exc, TimeoutError):  # the whole-call cap
-            return UpstreamTimeout(f"no complete answer within {t.total:g} s", backend=name)
+            return UpstreamTimeout(f"no complete answer within {t.total:g} s (PROXY_MAX_REQUEST_SECONDS)",
+                                   backend=name)
         if isinstance(exc, aiohttp.ClientConnectorError):
             return UpstreamUnavailable(f"cannot connect: {exc.os_error or exc}", backend=name)
         if isinstance(exc, aiohttp.ClientPayloadError):

@@ -76,8 +76,10 @@ class Admission:
         if held:
             self._by_key[tenant.name] = held
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def admitted(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """The handler's answer, as a step of the edge (chain.py): inference (POST) requests take
+        a place in flight, their key's own first; reads do not, so that health and metrics
+        answer under load."""
         if request.method != "POST":
             return await handler(request)
         tenant = tenant_of(request)

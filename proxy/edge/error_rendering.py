@@ -11,7 +11,7 @@ import orjson
 from aiohttp import web
 from attrs import frozen
 
-from proxy.edge.request_keys import REQUEST_ID, Handler
+from proxy.edge.request_keys import REQUEST_ID
 from proxy.errors import (
     Forbidden,
     GatewayError,
@@ -51,9 +51,6 @@ class ErrorRendering:
                 return shape
         return native_error
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        return await render_errors(request, handler, self)
 
 
 def error_response(error: GatewayError, request: web.Request, shape: ErrorShape = native_error) -> web.Response:
@@ -76,14 +73,14 @@ _HTTP_EXCEPTIONS: dict[int, type[GatewayError]] = {
 }
 
 
-async def render_errors(request: web.Request, handler: Handler, rendering: ErrorRendering) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except GatewayError as exc:
+def rendered(exc: Exception, request: web.Request, rendering: ErrorRendering) -> web.Response:
+    """The JSON answer for an exception a handler (or auth, or admission) raised; an HTTP
+    exception below 400 (a redirect) is raised again, for aiohttp to send."""
+    if isinstance(exc, GatewayError):
         return rendering.response(exc, request)
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         error = _HTTP_EXCEPTIONS.get(exc.status, GatewayError)(_http_exception_message(exc, request))
         if exc.status not in _HTTP_EXCEPTIONS:  # another client error: keep its status
             error.status = exc.status  # type: ignore[misc]
@@ -91,9 +88,9 @@ async def render_errors(request: web.Request, handler: Handler, rendering: Error
         if "Allow" in exc.headers:  # a 405 must say which methods are allowed
             error.headers["Allow"] = exc.headers["Allow"]
         return rendering.response(error, request)
-    except Exception:
-        log.exception("unexpected error request_id=%s path=%s", request.get(REQUEST_ID), request.path)
-        return rendering.response(GatewayError("internal error; the request id is in the server log"), request)
+    # Anything else is a bug: logged with its traceback, answered without it.
+    log.error("unexpected error request_id=%s path=%s", request.get(REQUEST_ID), request.path, exc_info=exc)
+    return rendering.response(GatewayError("internal error; the request id is in the server log"), request)
 
 
 def _http_exception_message(exc: web.HTTPException, request: web.Request) -> str:

@@ -1,5 +1,6 @@
-"""Counts every request in the metrics once it ends; sits just inside the request context,
-so it sees every request with its id and every error as rendered."""
+"""Counts every request in the metrics once it ends: the edge (chain.py) calls `record_outcome`
+just inside the request context, so it sees every request with its id and every error as
+rendered."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 
 from aiohttp import web
 
-from proxy.edge.request_keys import OUTCOME, STARTED, Handler, tenant_of
+from proxy.edge.request_keys import OUTCOME, STARTED, tenant_of
 from proxy.observability.metrics import record_request
 
 # A client that hung up before its answer was complete (nginx's convention).
@@ -19,20 +20,9 @@ def route_template(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-@web.middleware
-async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+def record_outcome(request: web.Request, status: int) -> None:
     """Requests in flight are not counted here but read from admission, which counts them
     anyway (surfaces/operations/metrics.py sets the gauge every second and at each scrape)."""
-    status = CLIENT_CLOSED
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    finally:
-        _record(request, status)
-
-
-def _record(request: web.Request, status: int) -> None:
     outcome = request[OUTCOME]
     started = request[STARTED]
     record_request(

@@ -108,8 +108,10 @@ def _url_tuple(value: URL | str | Sequence[URL | str] | None) -> tuple[URL, ...]
 class Timeouts:
     """Seconds allowed for each silent phase of an upstream call.
 
-    A stream is never capped as a whole: only connect, headers, first token and the gap
-    between two chunks are. A non-streaming call is capped as a whole by `total`.
+    Connect, headers, first token and the gap between two chunks bound silence, for a
+    stream and a single-shot chat alike (a single-shot chat is read from the upstream as a
+    stream and assembled). A stream is never capped as a whole; a single-shot call is,
+    by `total` (PROXY_MAX_REQUEST_SECONDS), far above any of the silences.
     """
 
     connect: float
@@ -143,6 +145,8 @@ class Settings:
     # The first-token budget when Ollama must first load the model (not in /api/ps).
     cold_start_timeout: float = 120.0
     idle_timeout: float | None = None
+    # The whole of one single-shot call to one upstream, however steadily it writes.
+    max_request_seconds: float = 300.0
     health_timeout: float = 2.0
 
     # Load and failure handling.
@@ -207,7 +211,7 @@ class Settings:
             headers=self.headers_timeout or base,
             first_token=self.first_token_timeout or base,
             idle=self.idle_timeout or base,
-            total=base,
+            total=self.max_request_seconds,
             cold_start=max(self.cold_start_timeout, self.first_token_timeout or base),
         )
 
@@ -291,6 +295,7 @@ _NUMBERS = (
     ("first_token_timeout", "PROXY_FIRST_TOKEN_TIMEOUT", "float"),
     ("cold_start_timeout", "PROXY_COLD_START_TIMEOUT", "float"),
     ("idle_timeout", "PROXY_IDLE_TIMEOUT", "float"),
+    ("max_request_seconds", "PROXY_MAX_REQUEST_SECONDS", "float"),
     ("health_timeout", "PROXY_HEALTH_TIMEOUT", "float"),
     ("max_in_flight", "PROXY_MAX_IN_FLIGHT", "int"),
     ("upstream_max_in_flight", "PROXY_UPSTREAM_MAX_IN_FLIGHT", "int"),

@@ -1,7 +1,7 @@
 """Every environment variable the gateway reads, with its default and meaning.
 
-config.py reads them; this table documents them for `python -m proxy --help`, and the
-tests check that it, the README's configuration table and config.py name the same ones.
+config.py reads them; this table documents them for `python -m proxy --help` and is the source
+of docs/configuration.md (`make docs`), and the tests check that it and config.py name the same ones.
 """
 
 from __future__ import annotations
@@ -25,28 +25,31 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable('OPENAI_API_KEY', '(none)',
              'sent as Authorization: Bearer to the OpenAI-compatible endpoints'),
     Variable('LLM_BACKEND_TIMEOUT', '30',
-             'seconds; the cap on a whole single-shot call and the default of every stream timer'),
+             'seconds; the default of every silence timer below (single shot and stream alike)'),
     Variable('PROXY_CONNECT_TIMEOUT', '5',
              'seconds to open a TCP connection to an upstream (at most LLM_BACKEND_TIMEOUT)'),
     Variable('PROXY_HEADERS_TIMEOUT', 'LLM_BACKEND_TIMEOUT',
              "seconds from sending a request to the upstream's response headers"),
     Variable('PROXY_FIRST_TOKEN_TIMEOUT', 'LLM_BACKEND_TIMEOUT',
-             'seconds from sending a stream request to its first token'),
+             'seconds from sending a chat request (single shot or stream) to its first token'),
     Variable('PROXY_IDLE_TIMEOUT', 'LLM_BACKEND_TIMEOUT',
-             'longest silence allowed from an upstream while streaming'),
+             'longest silence allowed from an upstream while it answers (single shot or stream)'),
+    Variable('PROXY_MAX_REQUEST_SECONDS', '300',
+             'seconds; the cap on a whole single-shot call to one upstream, however steadily it writes '
+             '(streams are never capped as a whole)'),
     Variable('PROXY_HOST', '127.0.0.1',
              'address to listen on (loopback unless you choose otherwise)'),
     Variable('PROXY_PORT', '8000',
              'port to listen on'),
     Variable('PROXY_WORKERS', '1',
-             'processes serving the port together (SO_REUSEPORT); see the README, More than one core'),
+             'processes serving the port together (SO_REUSEPORT); see docs/fleets.md'),
     Variable('PROXY_API_TOKENS', '(none)',
              'comma-separated bearer tokens clients may use, each as the unlimited key default; '
              'these or a keys file are required unless auth is off'),
     Variable('PROXY_AUTH_DISABLED', 'false',
              'true runs without authentication (only for a sidecar on a private network)'),
     Variable('PROXY_KEYS_FILE', '(none)',
-             'API keys with their limits (TOML), see the README, Keys, limits and fleets'),
+             'API keys with their limits (TOML), see docs/keys-and-limits.md'),
     Variable('PROXY_KEYS_RELOAD', '2',
              'seconds between checks of the keys file for changes (SIGHUP reloads at once)'),
     Variable('PROXY_RESERVED_COMPLETION_TOKENS', '1024',
@@ -65,7 +68,7 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable('PROXY_COLD_START_TIMEOUT', '120',
              'seconds allowed for headers and first token when Ollama must first load the model'),
     Variable('PROXY_ROUTES_FILE', '(none)',
-             'routing table (TOML), see the README, Model routing'),
+             'routing table (TOML), see docs/routing.md'),
     Variable('PROXY_ROUTES_RELOAD', '2',
              'seconds between checks of the routing file for changes'),
     Variable('PROXY_HEALTH_TIMEOUT', '2',

@@ -19,7 +19,9 @@ T = TypeVar("T")
 async def read_json(request: web.Request) -> Any:
     # A missing Content-Type is taken as JSON (some plain HTTP clients omit it); a
     # different one is refused, since the body was then meant as something else.
-    if hdrs.CONTENT_TYPE in request.headers:
+    given = request.headers.get(hdrs.CONTENT_TYPE)
+    # The usual header is taken as it is; any other is parsed (parameters, case) first.
+    if given is not None and given != "application/json":
         content_type = request.content_type
         if content_type != "application/json" and not content_type.endswith("+json"):
             raise UnsupportedMediaType(f"expected Content-Type: application/json, got {content_type}")

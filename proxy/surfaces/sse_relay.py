@@ -21,7 +21,6 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Protocol
 
 from aiohttp import web
-from aiohttp_sse import EventSourceResponse
 
 from proxy.app_keys import SETTINGS
 from proxy.edge.request_keys import OUTCOME, REQUEST_ID
@@ -29,6 +28,7 @@ from proxy.errors import GatewayError, ShuttingDown, UpstreamError
 from proxy.llm import ChatRequest, StreamEnd, StreamItem
 from proxy.serving.service import ServedStream
 from proxy.surfaces.caller import caller_of, service_of
+from proxy.surfaces.event_stream import EventStream
 
 log = logging.getLogger("proxy")
 
@@ -55,7 +55,7 @@ async def relay(
 ) -> web.StreamResponse:
     """Serve `chat` as a stream; `dialect(provider)` spells its events."""
     # SSE comments (": ping") keep an idle connection alive through proxies.
-    response = EventSourceResponse(
+    response = EventStream(
         sep="\n", ping_interval=request.app[SETTINGS].sse_heartbeat, allow_all_methods=True)
     events = dialect("-")
     served: ServedStream[StreamItem] | None = None
@@ -64,7 +64,7 @@ async def relay(
             events = dialect(served.provider)
             await response.prepare(request)
             async with response:
-                await relay_events(request, response.send, served.items, events, served.backend_name)
+                await relay_events(request, response.send_data, served.items, events, served.backend_name)
     except TimeoutError:
         if served is None or not served.cut_by_shutdown():
             # aiohttp-sse's send timeout: the client stopped reading.
@@ -72,7 +72,8 @@ async def relay(
             return response
         if not response.prepared:
             raise ShuttingDown("the gateway is shutting down") from None
-        await _send_all(response.send, events.failed(ShuttingDown("the gateway is shutting down; the answer was cut")))
+        cut = ShuttingDown("the gateway is shutting down; the answer was cut")
+        await _send_all(response.send_data, events.failed(cut))
     except ConnectionResetError:
         log.info("client went away mid-stream request_id=%s", request[REQUEST_ID])
     return response

@@ -70,13 +70,52 @@ async def test_single_shot_that_hangs_times_out_and_falls_back(
     assert seen.cancelled
 
 
-async def test_single_shot_is_capped_as_a_whole_even_while_bytes_arrive(
-    make_gateway: GatewayFactory, faulty_ollama: RunningUpstream,
+async def test_single_shot_that_keeps_writing_past_the_silence_timers_is_answered_whole(
+    make_gateway: GatewayFactory, faulty: FaultyOllama, faulty_ollama: RunningUpstream,
 ) -> None:
-    gateway = await make_gateway(ollama_base_url=faulty_ollama.url, backend_timeout=0.3)
-    response = await gateway.post(INFER, json=ask("slow-body"))
+    # 30 tokens 0.05 s apart: far longer in all than LLM_BACKEND_TIMEOUT (0.5 s) and every
+    # silence timer, but no gap comes near the 0.3 s idle timer. The whole answer arrives.
+    faulty.trickle_tokens = 30
+    gateway = await make_gateway(ollama_base_url=faulty_ollama.url, **FAST_TIMERS)
+    response = await gateway.post(INFER, json=ask("trickle"))
+    assert response.status == 200
+    body = await response.json()
+    assert body["output"] == "".join(f" t{i}" for i in range(30))
+    assert body["usage"]["completion_tokens"] == 30
+    assert body["finish_reason"] == "stop"
+    [seen] = faulty_ollama.recorder.requests
+    assert seen.json["stream"] is True  # read as a stream, assembled by the gateway
+
+
+async def test_single_shot_is_capped_as_a_whole_even_while_tokens_arrive(
+    make_gateway: GatewayFactory, faulty: FaultyOllama, faulty_ollama: RunningUpstream,
+) -> None:
+    faulty.trickle_tokens = 1000
+    gateway = await make_gateway(ollama_base_url=faulty_ollama.url, max_request_seconds=0.6, **FAST_TIMERS)
+    response = await gateway.post(INFER, json=ask("trickle"))
     assert response.status == 504
-    assert "no complete answer within 0.3 s" in (await response.json())["message"]
+    body = await response.json()
+    assert body["code"] == "request_timeout"
+    assert "no complete answer within 0.6 s (PROXY_MAX_REQUEST_SECONDS)" in body["message"]
+    [seen] = await faulty_ollama.recorder.settled()
+    assert seen.cancelled
+    await assert_nothing_in_flight(gateway)
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ("hang-after-2", "upstream silent for 0.3 s (PROXY_IDLE_TIMEOUT)"),
+    ("think-forever", "no first token within 0.4 s (PROXY_FIRST_TOKEN_TIMEOUT)"),
+    ("hang-headers", "no response headers within 0.2 s (PROXY_HEADERS_TIMEOUT)"),
+])
+async def test_single_shot_times_out_on_silence_naming_the_timer_and_its_setting(
+    make_gateway: GatewayFactory, faulty_ollama: RunningUpstream, model: str, message: str,
+) -> None:
+    gateway = await make_gateway(ollama_base_url=faulty_ollama.url, **FAST_TIMERS)
+    response = await gateway.post(INFER, json=ask(model))
+    assert response.status == 504
+    body = await response.json()
+    assert body["code"] == "request_timeout"
+    assert message in body["message"]
     [seen] = await faulty_ollama.recorder.settled()
     assert seen.cancelled
     await assert_nothing_in_flight(gateway)

@@ -155,6 +155,7 @@ async def test_a_json_request_and_the_gateways_headers_pass_through(
     make_stack: StackFactory, client: aiohttp.ClientSession,
 ) -> None:
     stack = await make_stack()
+    stack.upstream.ungate()
     response = await client.post(f"{stack.nginx.url}{INFER}", json={"model_id": "gated", "input_data": "hi"},
                                  headers={"X-Request-ID": "client-chosen-id-1"})
     assert response.status == 200
@@ -210,6 +211,7 @@ async def test_nginx_keeps_one_connection_to_the_gateway_alive_and_reuses_it(
     make_stack: StackFactory, client: aiohttp.ClientSession,
 ) -> None:
     stack = await make_stack()
+    stack.upstream.ungate()
     seen = []
     for _ in range(3):
         response = await client.post(f"{stack.nginx.url}{INFER}", json={"model_id": "gated", "input_data": "hi"})

@@ -1,8 +1,8 @@
 """deploy/grafana/octomil-gateway.json: an importable dashboard whose every query parses as PromQL
 and asks only for the gateway's documented metrics and labels, each the way its type allows.
 
-The metric names and labels below are the ones documented for GET /metrics (the README's
-Observability section), and a real gateway's /metrics answer is held to them too.
+The metric names and labels below are the ones documented for GET /metrics
+(docs/observability.md), and a real gateway's /metrics answer is held to them too.
 """
 
 from __future__ import annotations

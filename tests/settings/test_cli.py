@@ -28,12 +28,13 @@ def test_help_documents_every_option_and_environment_variable() -> None:
     assert "--allow-degraded" in check_help.stdout and "Exit status" in check_help.stdout
 
 
-def test_the_help_the_readme_and_the_configuration_name_the_same_variables() -> None:
+def test_the_help_the_configuration_page_and_the_configuration_name_the_same_variables() -> None:
     documented = {variable.name for variable in ENVIRONMENT}
-    readme = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", (ROOT / "README.md").read_text(), re.MULTILINE))
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    listed = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", page, re.MULTILINE))
     source = (ROOT / "proxy" / "settings" / "config.py").read_text()
     read = set(re.findall(r'"((?:PROXY|OLLAMA|OPENAI|LLM|OTEL)_[A-Z0-9_]+)"', source))
-    assert documented == readme
+    assert documented == listed
     assert read <= documented, f"read but not documented: {read - documented}"
     assert documented - read == set(), f"documented but never read: {documented - read}"
 

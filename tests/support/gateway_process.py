@@ -135,9 +135,10 @@ def _read(path: os.PathLike[str] | None) -> str:
 
 async def spawn(
     env: dict[str, str], *, port: int | None = None, log_dir: os.PathLike[str] | None = None,
-    stdout_pipe: bool = False,
+    stdout_pipe: bool = False, cwd: os.PathLike[str] | None = None,
 ) -> GatewayProcess:
-    """`python -m proxy` on a free loopback port (or `port`), not yet waited for.
+    """`python -m proxy` on a free loopback port (or `port`), not yet waited for, in the
+    repository (or `cwd`, where relative paths in `env` then resolve).
 
     With `log_dir`, its stdout and stderr are kept there (appended: a restarted replica
     keeps one log); with `stdout_pipe`, stdout can be read as it comes.
@@ -152,7 +153,7 @@ async def spawn(
         stderr = open(stderr_path, "ab")  # noqa: SIM115, ASYNC230 (a local file for the child; closed below)
     try:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "proxy", cwd=ROOT, env=gateway_env(PROXY_PORT=str(port), **env),
+            sys.executable, "-m", "proxy", cwd=cwd or ROOT, env=gateway_env(**{**env, "PROXY_PORT": str(port)}),
             stdout=stdout, stderr=stderr)
     finally:
         for stream in (stdout, stderr):

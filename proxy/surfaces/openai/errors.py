@@ -1,6 +1,6 @@
 """Errors in OpenAI's shape for the `/v1` surface: `{"error": {"message", "type", "param", "code"}}`.
 
-The status and `code` are the gateway's own (README, "Errors"); `type` is OpenAI's
+The status and `code` are the gateway's own (docs/errors.md); `type` is OpenAI's
 category for that status, which the official clients map to their exception classes.
 """
 

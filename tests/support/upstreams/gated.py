@@ -23,10 +23,16 @@ class GatedOpenAI:
     tokens: list[str] = field(factory=lambda: [f" t{i}" for i in range(5)])
     recorder: Recorder = field(factory=Recorder)
     _turns: asyncio.Semaphore = field(factory=lambda: asyncio.Semaphore(0))
+    _gated: bool = True
 
     def next_token(self) -> None:
         """Let the stream send its next token."""
         self._turns.release()
+
+    def ungate(self) -> None:
+        """Send every token at once from now on: for single shots, which the gateway reads
+        from the upstream as a stream."""
+        self._gated = False
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.recorder.middleware()])
@@ -48,7 +54,7 @@ class GatedOpenAI:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         for i, token in enumerate(self.tokens):
-            if i:
+            if i and self._gated:
                 await self._turns.acquire()
             await response.write(_event(_chunk(model, {"content": token})))
         await response.write(_event(_chunk(model, {}, "stop")))

@@ -178,13 +178,13 @@ async def test_batch_parameters_apply_to_every_item_and_item_parameters_override
         {"input_data": "overrides", "parameters": {"max_tokens": 50, "stop": ["END"]}},
     ]
     parameters = {"max_tokens": 5, "temperature": 0.1, "seed": 7}
-    response = await gateway.post(URL_, json={"model_id": "qwen3:32b", "inputs": inputs, "parameters": parameters})
+    response = await gateway.post(URL_, json={"model_id": "length-test", "inputs": inputs, "parameters": parameters})
     assert response.status == 200
     body = await response.json()
     assert body["succeeded"] == 2
-    # The replay answers requests with options from a real qwen3 capture that hit num_predict.
+    # The replay answers a model named length-* with a real streamed capture that hit num_predict.
     assert [r["finish_reason"] for r in body["results"]] == ["length", "length"]
-    options = {r.json["messages"][0]["content"]: r.json["options"] for r in ollama.recorder.requests}
+    options = {sent["messages"][0]["content"]: sent["options"] for sent in ollama.recorder.bodies("/api/chat")}
     assert options == {
         "inherits": {"temperature": 0.1, "num_predict": 5, "seed": 7},
         "overrides": {"temperature": 0.1, "num_predict": 50, "stop": ["END"], "seed": 7},

@@ -24,22 +24,23 @@ async def test_ollama_answers_with_output_usage_and_provider(gateway: TestClient
     sent = ollama.recorder.requests[-1]
     assert sent.path == "/api/chat"
     assert sent.json == {
-        "model": "gemma3:1b", "messages": [{"role": "user", "content": "What is 2+2?"}], "stream": False,
+        "model": "gemma3:1b", "messages": [{"role": "user", "content": "What is 2+2?"}], "stream": True,
     }
 
 
 async def test_parameters_are_mapped_to_ollama_options(gateway: TestClient, ollama: RunningUpstream) -> None:
     parameters = {"temperature": 0.2, "max_tokens": 20, "top_p": 0.9, "top_k": 40, "stop": "\n\n", "seed": 7}
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}]
-    response = await gateway.post(URL_, json={"model_id": "qwen3:32b", "messages": messages, "parameters": parameters})
+    response = await gateway.post(URL_, json={"model_id": "length-test", "messages": messages,
+                                              "parameters": parameters})
     assert response.status == 200
-    # The replay answers requests with options from a real qwen3 capture that hit num_predict.
+    # The replay answers a model named length-* with a real streamed capture that hit num_predict.
     body = await response.json()
     assert body["finish_reason"] == "length"
-    assert ollama.recorder.requests[-1].json == {
-        "model": "qwen3:32b",
+    assert ollama.recorder.bodies("/api/chat")[-1] == {
+        "model": "length-test",
         "messages": messages,
-        "stream": False,
+        "stream": True,
         "options": {"temperature": 0.2, "num_predict": 20, "top_p": 0.9, "top_k": 40, "stop": ["\n\n"], "seed": 7},
     }
 
@@ -52,7 +53,8 @@ async def test_parameters_are_mapped_to_openai_fields(
     response = await gateway.post(URL_, json={"model_id": "gpt-test", "input_data": "hi", "parameters": parameters})
     assert response.status == 200
     assert openai.recorder.requests[-1].json == {
-        "model": "gpt-test", "messages": [{"role": "user", "content": "hi"}], "stream": False,
+        "model": "gpt-test", "messages": [{"role": "user", "content": "hi"}], "stream": True,
+        "stream_options": {"include_usage": True},
         "temperature": 0.2, "max_tokens": 20, "top_p": 0.9, "stop": ["END"], "seed": 7,
     }
 

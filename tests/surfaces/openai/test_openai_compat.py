@@ -32,12 +32,13 @@ async def test_single_shot_through_the_official_client(gateway: TestClient, olla
         assert completion.choices[0].message.content == "2 + 2 = 4\n"
         assert completion.choices[0].finish_reason == "stop"
         assert completion.usage is not None and completion.usage.total_tokens == 137
-        # Recorded from a real Ollama that ran out of tokens while thinking: no content, "length".
+        # Recorded from a real Ollama that hit num_predict (50) mid-sentence: "length".
         limited = await client.chat.completions.create(
-            model="qwen3:32b", messages=[{"role": "user", "content": "What is 2+2?"}], temperature=0.2, max_tokens=20)
-        assert limited.choices[0].message.content == ""
+            model="length-test", messages=[{"role": "user", "content": "Hello, how are you?"}], temperature=0.2,
+            max_tokens=20)
+        assert limited.choices[0].message.content.startswith("Hello there! I’m doing well")  # type: ignore[union-attr]
         assert limited.choices[0].finish_reason == "length"
-        assert limited.usage is not None and (limited.usage.prompt_tokens, limited.usage.completion_tokens) == (22, 20)
+        assert limited.usage is not None and (limited.usage.prompt_tokens, limited.usage.completion_tokens) == (15, 50)
         sent = ollama.recorder.bodies("/api/chat")[-1]
         assert sent["options"]["temperature"] == 0.2 and sent["options"]["num_predict"] == 20
 

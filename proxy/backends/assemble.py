@@ -1,0 +1,131 @@
+"""A single-shot chat answer assembled from the upstream's stream.
+
+An upstream asked for one JSON answer (Ollama's and OpenAI's `"stream": false`) sends
+nothing until the model has finished: a long answer is indistinguishable from a dead
+upstream until then, and could only be bounded by a cap on the whole call. Read as a
+stream, the same answer shows its progress, so a single-shot call is bounded like a
+stream (connect, headers, first token, silence between chunks) and capped as a whole only
+by PROXY_MAX_REQUEST_SECONDS, far above any silence.
+
+Two readers with one set of timers: `assemble` takes any backend's stream of items;
+`assemble_lines` reads a line-per-message body (Ollama's NDJSON) a network chunk at a
+time and parses its lines without a generator step per line, which is what made reading
+an answer as a stream cost more than reading it whole (docs/PERFORMANCE.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, Callable
+
+from aiohttp import StreamReader
+
+from proxy.backends.wire import MAX_LINE, StreamSilent
+from proxy.errors import BadUpstreamResponse, UpstreamTimeout
+from proxy.llm import ChatResult, StreamEnd, StreamItem
+from proxy.settings.config import Timeouts
+
+# One message line -> its token ("" for none) and, on the last line, the end.
+LineParser = Callable[[bytes], tuple[str, StreamEnd | None]]
+
+
+class _Timers:
+    """The first-token deadline, then the whole call's, on one asyncio timer."""
+
+    def __init__(self, timeouts: Timeouts, backend: str, *, cold: bool, started: float) -> None:
+        self.timeouts, self.backend, self.started = timeouts, backend, started
+        self.first_within = timeouts.cold_start if cold else timeouts.first_token
+        self.first_setting = "PROXY_COLD_START_TIMEOUT" if cold else "PROXY_FIRST_TOKEN_TIMEOUT"
+        self.timer = asyncio.timeout_at(started + min(self.first_within, timeouts.total))
+
+    def first_token_arrived(self) -> None:
+        self.timer.reschedule(self.started + self.timeouts.total)
+
+    def expired(self, exc: TimeoutError, *, any_token: bool) -> UpstreamTimeout:
+        total = self.timeouts.total
+        if any_token or total <= self.first_within:
+            return UpstreamTimeout(f"no complete answer within {total:g} s (PROXY_MAX_REQUEST_SECONDS)",
+                                   backend=self.backend)
+        return UpstreamTimeout(f"no first token within {self.first_within:g} s ({self.first_setting})",
+                               backend=self.backend)
+
+
+def now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+async def assemble(
+    items: AsyncGenerator[StreamItem, None], timeouts: Timeouts, backend: str, *, cold: bool,
+) -> ChatResult:
+    """Tokens joined into one answer, within the first-token budget and the whole-call cap.
+    The silences in between are the upstream session's read timer (PROXY_IDLE_TIMEOUT),
+    translated where the stream is read."""
+    timers = _Timers(timeouts, backend, cold=cold, started=now())
+    tokens: list[str] = []
+    try:
+        async with contextlib.aclosing(items), timers.timer:
+            async for item in items:
+                if isinstance(item, StreamEnd):
+                    return ChatResult(output="".join(tokens), usage=item.usage, finish_reason=item.finish_reason)
+                if not tokens:
+                    timers.first_token_arrived()
+                tokens.append(item)
+    except TimeoutError as exc:
+        if not timers.timer.expired():
+            raise  # the session's own timers (connect, silence): translated where the body is read
+        raise timers.expired(exc, any_token=bool(tokens)) from exc
+    raise BadUpstreamResponse("the answer ended without its final message", backend=backend)
+
+
+async def assemble_lines(
+    content: StreamReader, parse: LineParser, timeouts: Timeouts, backend: str, *, cold: bool, started: float,
+    idle: float,
+) -> ChatResult:
+    """The answer from a body of one message per line, read as it arrives. `started`: when
+    the request was sent (the first-token budget counts from there). Each wait for bytes is
+    bounded by `idle` on the gateway's own timer (aiohttp's socket timer does not fire after
+    a broken chunked framing; wire.py). A line longer than MAX_LINE is refused, so an
+    upstream that never ends a line cannot make the gateway buffer without end."""
+    timers = _Timers(timeouts, backend, cold=cold, started=started)
+    tokens: list[str] = []
+    pending = b""
+    try:
+        async with timers.timer:
+            while chunk := await _next_chunk(content, idle):
+                *lines, pending = (pending + chunk).split(b"\n")
+                if len(pending) > MAX_LINE:
+                    raise BadUpstreamResponse(f"a line longer than {MAX_LINE} bytes", backend=backend)
+                had_tokens = bool(tokens)
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    token, end = parse(line)
+                    if token:
+                        tokens.append(token)
+                    if end is not None:
+                        return ChatResult(output="".join(tokens), usage=end.usage, finish_reason=end.finish_reason)
+                if tokens and not had_tokens:
+                    timers.first_token_arrived()
+    except TimeoutError as exc:
+        if not timers.timer.expired():
+            raise  # the session's own timers (connect, silence): translated where the body is read
+        raise timers.expired(exc, any_token=bool(tokens)) from exc
+    if pending.strip() and (end := _take(parse(pending), tokens)) is not None:
+        return ChatResult(output="".join(tokens), usage=end.usage, finish_reason=end.finish_reason)
+    raise BadUpstreamResponse("the answer ended without its final message", backend=backend)
+
+
+async def _next_chunk(content: StreamReader, idle: float) -> bytes:
+    try:
+        async with asyncio.timeout(idle):
+            return await content.readany()
+    except TimeoutError:
+        raise StreamSilent(idle) from None
+
+
+def _take(parsed: tuple[str, StreamEnd | None], tokens: list[str]) -> StreamEnd | None:
+    token, end = parsed
+    if token:
+        tokens.append(token)
+    return end
