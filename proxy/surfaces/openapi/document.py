@@ -23,6 +23,8 @@ from proxy.surfaces.openai import content_parts as parts
 from proxy.surfaces.openai import request_models as oai
 from proxy.surfaces.openai import tools
 from proxy.surfaces.openapi import response_shapes as res
+from proxy.surfaces.openapi.ollama_description import CONSTRAINED as OLLAMA_CONSTRAINED
+from proxy.surfaces.openapi.ollama_description import ollama_paths
 
 Schema = dict[str, Any]
 
@@ -86,6 +88,7 @@ _CONSTRAINED: dict[object, Schema] = {
     req.Penalty: {"type": "number", "minimum": -2, "maximum": 2},
     tools.TopLogprobs: {"type": "integer", "minimum": 0, "maximum": 20},
     tools.LogitBias: {"type": "object", "additionalProperties": {"type": "number", "minimum": -100, "maximum": 100}},
+    **OLLAMA_CONSTRAINED,
 }
 
 # Cross-field rules that live in code (request_bodies.prompt_problems), stated here too.
@@ -218,6 +221,7 @@ def openapi_document(settings: Settings) -> Schema:
         "summary": "This description (no token)", "security": [],
         "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}},
     }}
+    paths.update(ollama_paths(c.ref, c.schemas))
     # The stream's events are described too, though no JSON response carries them.
     paths["/v1/chat/completions"]["post"]["responses"]["200"]["content"]["text/event-stream"] = {
         "schema": c.ref(res.ChatCompletionChunk)}
