@@ -93,13 +93,22 @@ async def test_the_fallback_answers_in_ollamas_shape(make_gateway: GatewayFactor
     assert (sent["max_tokens"], sent["seed"], sent["top_k"]) == (20, 7, 3)
 
 
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("/api/generate", {"prompt": "def f(", "suffix": "x"}, "$.suffix"),
+    ("/api/generate", {"prompt": ""}, "$.prompt"),  # a model load: Ollama's alone
+    ("/api/chat", {"messages": [{"role": "user", "content": "hi"}], "think": True}, "$.think"),
+    ("/api/chat", {"messages": [{"role": "user", "content": "look", "images": ["aGVsbG8="]}]}, "$.messages"),
+])
 async def test_what_the_fallback_cannot_honour_is_not_sent_to_it(
-    make_gateway: GatewayFactory, openai: RunningUpstream,
+    make_gateway: GatewayFactory, openai: RunningUpstream, path: str, body: dict, field: str,
 ) -> None:
     gateway = await make_gateway(openai_endpoint=openai.url)
-    response = await gateway.post("/api/generate", json={"model": "gpt-test", "prompt": "def f(", "suffix": "x"})
+    response = await gateway.post(path, json={"model": "gpt-test", **body})
     assert response.status == 400
-    assert "suffix" in (await response.json())["error"]
+    error = (await response.json())["error"]
+    # A capability refusal, as on /v1: the backend that refused, why, and the field.
+    assert error.startswith("no backend can serve what this request asks for (openai: ")
+    assert error.endswith((f"not by an OpenAI-compatible endpoint @ {field})", f"Ollama backends only @ {field})"))
     assert openai.recorder.requests == []
 
 
