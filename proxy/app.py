@@ -45,6 +45,11 @@ from proxy.surfaces.octomil.health import health
 from proxy.surfaces.octomil.inference import inference
 from proxy.surfaces.octomil.models import models
 from proxy.surfaces.octomil.stream import stream
+from proxy.surfaces.ollama import generation as ollama_generation
+from proxy.surfaces.ollama import listing as ollama_listing
+from proxy.surfaces.ollama.errors import PATHS as OLLAMA_PATHS
+from proxy.surfaces.ollama.errors import ollama_error
+from proxy.surfaces.ollama.management import manage as ollama_manage
 from proxy.surfaces.openai.chat import chat_completions
 from proxy.surfaces.openai.completions import completions
 from proxy.surfaces.openai.embeddings_and_models import embeddings_v1, model_v1, models_v1
@@ -146,6 +151,25 @@ async def drain_streams(app: web.Application) -> None:
     await app[DRAIN].drain()
 
 
+def add_ollama_routes(app: web.Application) -> None:
+    """Ollama's API at its own paths (beside /api/v1, which is the contract's)."""
+    app.router.add_post("/api/chat", ollama_generation.chat)
+    app.router.add_post("/api/generate", ollama_generation.generate)
+    app.router.add_post("/api/embed", ollama_generation.embed)
+    app.router.add_post("/api/embeddings", ollama_generation.embeddings)
+    app.router.add_get("/api/tags", ollama_listing.tags)
+    app.router.add_get("/api/ps", ollama_listing.ps)
+    app.router.add_post("/api/show", ollama_listing.show)
+    app.router.add_get("/api/version", ollama_listing.version)
+    # Unauthenticated, like /livez: clients probe it to see that an Ollama API is there.
+    app.router.add_get("/", ollama_listing.root)
+    for path in ("/api/pull", "/api/push", "/api/create", "/api/copy"):
+        app.router.add_post(path, ollama_manage)
+    app.router.add_delete("/api/delete", ollama_manage)
+    app.router.add_route("HEAD", "/api/blobs/{digest}", ollama_manage)
+    app.router.add_post("/api/blobs/{digest}", ollama_manage)
+
+
 def create_app(settings: Settings) -> web.Application:
     # Read and checked here, so a bad keys file stops start-up (KeysError).
     keys = KeyRing.load(settings.keys_file, settings.api_tokens)
@@ -159,8 +183,9 @@ def create_app(settings: Settings) -> web.Application:
     tracing = Tracing.from_config(settings.tracing) if settings.tracing else None
     app = web.Application(
         # Each surface answers errors in its own shape; paths of no such surface get the contract's.
-        middlewares=middlewares(auth, admission, ErrorRendering(shapes=(("/v1/", openai_error),)), guard,
-                                trace=tracing.middleware if tracing else None),
+        middlewares=middlewares(auth, admission, ErrorRendering(shapes=(
+            ("/v1/", openai_error), *((path, ollama_error) for path in OLLAMA_PATHS))), guard,
+            trace=tracing.middleware if tracing else None),
         client_max_size=settings.max_body_bytes,
         # Request bodies are never inflated (a compressed one is refused: edge/request_guard.py).
         # An idle client connection is closed after IDLE_CLIENT_KEEPALIVE seconds, not
@@ -199,6 +224,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post("/v1/embeddings", embeddings_v1)
     app.router.add_get("/v1/models", models_v1)
     app.router.add_get("/v1/models/{model:.+}", model_v1)
+    add_ollama_routes(app)
     app.router.add_get("/metrics", metrics)
     # Outside /api/v1 and /v1, so bearer auth does not apply: probes carry no token.
     app.router.add_get("/livez", livez)

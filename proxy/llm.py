@@ -6,6 +6,7 @@ them to Ollama's or OpenAI's JSON, handlers map them to the client contract.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 
 import attrs
@@ -257,3 +258,79 @@ class Probe:
     healthy: bool
     latency_ms: float
     error: str | None = None
+
+
+# --- requests in an upstream's own API (the Ollama surface) ---------------------------
+
+
+@frozen
+class ModelQuery:
+    """What a backend knows of one model (Ollama's /api/show): a backend that does not speak
+    the request's API answers it with the model being in its list."""
+
+    model: str
+
+
+@frozen
+class NativeRequest:
+    """A request in an upstream's own API (`api`, e.g. "ollama"), passed as it is to the
+    backends that speak that API and, translated, to the others.
+
+    `body` is the client's JSON, every field kept; `model` is the name to ask the upstream
+    for (the routing table may rename it) and `public_model` the one the client knows.
+    `translated` is the same request in the normalized types (also what the limiter
+    estimates), and `untranslatable` says why the other backends cannot serve it, when
+    they cannot (Ollama's `suffix`, `context`, `raw`...), `untranslatable_at` the field.
+    """
+
+    api: str
+    path: str
+    body: Mapping[str, Any]
+    model: str
+    public_model: str
+    stream: bool
+    translated: ChatRequest | EmbedRequest | ModelQuery
+    untranslatable: str = ""
+    untranslatable_at: str = "$"
+
+    @property
+    def max_tokens(self) -> int | None:
+        translated = self.translated
+        return translated.parameters.max_tokens if isinstance(translated, ChatRequest) else None
+
+
+@frozen
+class NativeAnswer:
+    """A whole answer as the upstream sent it (its model renamed back to the public name)."""
+
+    body: bytes
+    usage: Usage | None = None
+
+
+@frozen
+class NativeLine:
+    """One line of an upstream's own stream, newline included; `end` is set on its final line."""
+
+    data: bytes
+    end: StreamEnd | None = None
+
+
+# What a native stream yields: its upstream's own lines when a backend speaks its API, or
+# the normalized items of one that does not (the surface translates those).
+NativeItem = NativeLine | StreamItem
+
+
+def stream_end(item: NativeItem) -> StreamEnd | None:
+    """The StreamEnd that `item` is or carries: the stream's final item."""
+    if isinstance(item, StreamEnd):
+        return item
+    return item.end if isinstance(item, NativeLine) else None
+
+
+@frozen
+class Relayed:
+    """An upstream's answer to be relayed as it is, body in chunks as they arrive."""
+
+    status: int
+    content_type: str
+    chunks: AsyncIterator[bytes]

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncGenerator
-from typing import Any, ClassVar, Protocol
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import orjson
 from attrs import define, field
@@ -26,9 +27,15 @@ from proxy.llm import (
     EmbedRequest,
     EmbedResult,
     GenerationRequest,
+    NativeAnswer,
+    NativeLine,
+    NativeRequest,
     Probe,
+    Relayed,
     StreamItem,
 )
+
+Item = TypeVar("Item")
 
 
 class Backend(Protocol):
@@ -64,6 +71,24 @@ class Backend(Protocol):
         UpstreamTimeout when the first item is late; the stream is closed then."""
 
     async def embed(self, request: EmbedRequest) -> EmbedResult: ...
+
+    def speaks(self, api: str) -> bool:
+        """Whether requests in `api` ("ollama") pass to this backend as they are."""
+
+    async def forward(self, request: NativeRequest) -> NativeAnswer:
+        """A request in this backend's own API, answered as the upstream sent it."""
+
+    async def open_forward(self, request: NativeRequest) -> tuple[NativeLine, AsyncGenerator[NativeLine, None]]:
+        """A stream in this backend's own API: its first line within the first-token timer
+        (as `open_stream`), and the rest, the final line carrying the usage."""
+
+    async def native_get(self, path: str) -> Any:
+        """GET one of the upstream's own read-only endpoints, as JSON."""
+
+    def relay(
+        self, method: str, path: str, data: bytes | AsyncIterator[bytes] | None, content_type: str | None,
+    ) -> AbstractAsyncContextManager[Relayed]:
+        """The upstream's own answer to a request in its API, status and all, body in chunks."""
 
     async def ping(self) -> Probe: ...
 
@@ -229,18 +254,40 @@ class HttpBackend:
         """Whether the upstream has to load `model` before its first token (a cold start)."""
         return False  # only an upstream that says what it has loaded can tell
 
+    def speaks(self, api: str) -> bool:
+        return False
+
+    async def forward(self, request: NativeRequest) -> NativeAnswer:
+        raise NotImplementedError  # the router asks only a backend that speaks the request's API
+
+    async def open_forward(self, request: NativeRequest) -> tuple[NativeLine, AsyncGenerator[NativeLine, None]]:
+        raise NotImplementedError
+
+    async def native_get(self, path: str) -> Any:
+        raise NotImplementedError
+
+    def relay(
+        self, method: str, path: str, data: bytes | AsyncIterator[bytes] | None, content_type: str | None,
+    ) -> AbstractAsyncContextManager[Relayed]:
+        raise NotImplementedError
+
     async def open_stream(
         self, request: GenerationRequest,
     ) -> tuple[StreamItem, AsyncGenerator[StreamItem, None]]:
+        if isinstance(request, ChatRequest):
+            return await self.first_in_time(request.model, lambda cold: self.stream(request, cold=cold))
+        return await self.first_in_time(request.model, lambda cold: self.stream_completion(request, cold=cold))
+
+    async def first_in_time(
+        self, model: str, open_items: Callable[[bool], AsyncGenerator[Item, None]],
+    ) -> tuple[Item, AsyncGenerator[Item, None]]:
+        """The first item of `open_items(cold)` within the first-token budget, and the rest."""
         # Every upstream timer lives in this layer: connect, headers, idle and total in
         # Upstream, the first-token and cold-start budgets here. A model the upstream must
         # load first gets the cold-start budget: a load is not a dead upstream.
-        cold = await self.must_load(request.model)
+        cold = await self.must_load(model)
         budget = self._upstream.first_token_budget(cold=cold)
-        if isinstance(request, ChatRequest):
-            stream = self.stream(request, cold=cold)
-        else:
-            stream = self.stream_completion(request, cold=cold)
+        stream = open_items(cold)
         try:
             async with asyncio.timeout(budget):
                 return await anext(stream), stream

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
+import orjson
+from aiohttp import StreamReader
 from attrs import define, field
 
 from proxy.backends import ollama_chat
 from proxy.backends.base import Fields, HttpBackend, classify_common, error_json, relayed_message
 from proxy.backends.ollama_capabilities import ModelCapabilities, unsupported_by_ollama
-from proxy.backends.wire import ndjson_objects
+from proxy.backends.wire import chunks, ndjson_lines, ndjson_objects
 from proxy.errors import (
     BadUpstreamResponse,
     CapabilityMissing,
@@ -38,6 +41,10 @@ from proxy.llm import (
     CompletionRequest,
     EmbedRequest,
     EmbedResult,
+    NativeAnswer,
+    NativeLine,
+    NativeRequest,
+    Relayed,
     StreamEnd,
     StreamItem,
     ToolCallDelta,
@@ -147,16 +154,69 @@ class OllamaBackend(HttpBackend):
             body["options"] = options
         return body
 
-    def _checked(self, raw: Any) -> dict[str, Any]:
+    def _checked(self, raw: Any, *, verbatim: bool = False) -> dict[str, Any]:
+        """The message; an `{"error": ...}` one raises, with Ollama's own words when `verbatim`
+        (a pass-through relays them to an Ollama client as Ollama said them)."""
         if type(raw) is dict and raw.get("error") is None:
             return raw  # the usual case, without the checks below
         fields = self.fields
         message = fields.object(raw, "the message")
         error = message.get("error")
         if error is not None:
-            raise UpstreamUnavailable(
-                f"error from the model: {relayed_message(fields.text(error, 'error'), 200)}", backend=self.name)
+            text = relayed_message(fields.text(error, "error"), 200)
+            raise UpstreamUnavailable(text if verbatim else f"error from the model: {text}", backend=self.name)
         return message
+
+    # --- Ollama's own API, passed through -------------------------------------------------
+
+    def speaks(self, api: str) -> bool:
+        return api == "ollama"
+
+    async def forward(self, request: NativeRequest) -> NativeAnswer:
+        async with self._upstream.request("POST", request.path, json=_native_body(request)) as response:
+            raw = await self._upstream.read_body(response)
+            answer = self._checked(orjson.loads(raw), verbatim=True)
+            return NativeAnswer(body=_public(raw, answer, request), usage=_usage(answer, self.fields))
+
+    async def open_forward(self, request: NativeRequest) -> tuple[NativeLine, AsyncGenerator[NativeLine, None]]:
+        return await self.first_in_time(request.model, lambda cold: self.forward_lines(request, cold=cold))
+
+    async def forward_lines(self, request: NativeRequest, *, cold: bool = False) -> AsyncGenerator[NativeLine, None]:
+        """Ollama's lines as they arrive, each read only to see whether it ends the stream
+        (its usage) or is an error (raised, with Ollama's words)."""
+        fields = self.fields
+        body = _native_body(request)
+        async with self._upstream.request("POST", request.path, json=body, streaming=True, cold=cold) as response:
+            async for line in ndjson_lines(response.content, self._upstream.read_budget(cold=cold)):
+                message = self._checked(orjson.loads(line), verbatim=True)
+                if message.get("done") is True:
+                    end = StreamEnd(usage=_usage(message, fields),
+                                    finish_reason=fields.optional_text(message.get("done_reason"), "done_reason"))
+                    yield NativeLine(_public(line, message, request), end=end)
+                    return
+                yield NativeLine(_public(line, message, request))
+        raise BadUpstreamResponse("the stream ended before Ollama's final message", backend=self.name)
+
+    async def native_get(self, path: str) -> Any:
+        """GET one of Ollama's read-only endpoints (/api/tags, /api/ps, /api/version) as JSON."""
+        return self.fields.object(await self.get_json(path), path)
+
+    @asynccontextmanager
+    async def relay(
+        self, method: str, path: str, data: bytes | AsyncIterator[bytes] | None, content_type: str | None,
+    ) -> AsyncIterator[Relayed]:
+        """Model management (pull, push, create, copy, delete, blobs): Ollama's answer with its
+        status, its body in chunks as they arrive (a pull's progress lines one by one)."""
+        async with self._upstream.exchange(method, path, data=data, content_type=content_type) as response:
+            yield Relayed(status=response.status, content_type=response.headers.get("Content-Type", ""),
+                          chunks=self._chunks(response.content))
+
+    async def _chunks(self, content: StreamReader) -> AsyncIterator[bytes]:
+        """Each chunk as it arrives (a silence longer than the idle budget ends the relay),
+        its read errors named as this upstream's."""
+        with self._upstream.translate_errors():
+            async for chunk in chunks(content, self._upstream.read_budget()):
+                yield chunk
 
     async def stream(self, request: ChatRequest, *, cold: bool = False) -> AsyncGenerator[StreamItem, None]:
         fields = self.fields
@@ -202,3 +262,22 @@ class OllamaBackend(HttpBackend):
         fields = self.fields
         listed = fields.items(fields.object(await self.get_json("/api/tags"), "tags").get("models"), "models")
         return [fields.text(fields.object(m, "a model").get("name"), "name") for m in listed]
+
+
+def _native_body(request: NativeRequest) -> dict[str, Any]:
+    """The client's body under the upstream's model name, with the route's max_tokens (its
+    default or ceiling) as `options.num_predict`."""
+    body = dict(request.body)
+    body["model"] = request.model
+    if request.max_tokens is not None:
+        body["options"] = {**(body.get("options") or {}), "num_predict": request.max_tokens}
+    return body
+
+
+def _public(raw: bytes, message: dict[str, Any], request: NativeRequest) -> bytes:
+    """`raw` as sent, unless the routing table renamed the model: then under the public name
+    (re-serialized, the one case where the bytes change)."""
+    if request.model == request.public_model or "model" not in message:
+        return raw
+    message["model"] = request.public_model
+    return orjson.dumps(message) + (b"\n" if raw.endswith(b"\n") else b"")

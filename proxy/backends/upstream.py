@@ -159,9 +159,28 @@ class Upstream:
         """The longest wait for the next bytes of a stream (wire.py keeps this timer itself)."""
         return max(self._timeouts.idle, self._timeouts.cold_start) if cold else self._timeouts.idle
 
+    @asynccontextmanager
+    async def exchange(
+        self, method: str, path: str, *, data: bytes | AsyncIterator[bytes] | None, content_type: str | None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A response whatever its status, for relaying as it is (model management): only
+        the stream timers apply (connect, and the idle timer on every wait for bytes), since
+        a pull may run for an hour and a blob upload may be gigabytes."""
+        headers = {"Content-Type": content_type} if content_type else None
+        with self.translate_errors():
+            async with self._session.request(
+                method, self.url(path), data=data, headers=headers, timeout=self._stream_timeout,
+                allow_redirects=False,  # as every upstream call: never re-sent where a redirect points
+            ) as response:
+                yield response
+
     async def read_json(self, response: aiohttp.ClientResponse) -> Any:
         """The whole answer as JSON, refusing one larger than MAX_ANSWER_BODY."""
-        return orjson.loads(await read_capped(response, MAX_ANSWER_BODY, self.name))
+        return orjson.loads(await self.read_body(response))
+
+    async def read_body(self, response: aiohttp.ClientResponse) -> bytes:
+        """The whole answer, refusing one larger than MAX_ANSWER_BODY."""
+        return await read_capped(response, MAX_ANSWER_BODY, self.name)
 
     async def _send(self, method: str, url: URL, json: Any, streaming: bool, cold: bool) -> aiohttp.ClientResponse:
         """Send, and wait for the response headers within the headers timer.

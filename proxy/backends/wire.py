@@ -42,6 +42,26 @@ async def _lines(content: StreamReader, idle: float) -> AsyncIterator[bytes]:
         yield line
 
 
+async def chunks(content: StreamReader, idle: float) -> AsyncIterator[bytes]:
+    """The body in chunks as they arrive, for a relay that need not see its lines."""
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                chunk = await content.readany()
+        except TimeoutError:
+            raise StreamSilent(idle) from None
+        if not chunk:
+            return
+        yield chunk
+
+
+async def ndjson_lines(content: StreamReader, idle: float) -> AsyncIterator[bytes]:
+    """Ollama's NDJSON as raw lines, each ending with a newline; blank lines are skipped."""
+    async for line in _lines(content, idle):
+        if line.strip():
+            yield line if line.endswith(b"\n") else line + b"\n"
+
+
 async def ndjson_objects(content: StreamReader, idle: float) -> AsyncIterator[Any]:
     """Ollama's NDJSON: one JSON value per line; blank lines are skipped."""
     async for line in _lines(content, idle):

@@ -29,7 +29,8 @@ class BearerAuth:
     """
 
     keys: KeyRing
-    protected_prefixes: tuple[str, ...] = ("/api/v1", "/v1")
+    # /api covers the contract's /api/v1 and Ollama's API (/api/chat, /api/tags, ...).
+    protected_prefixes: tuple[str, ...] = ("/api", "/v1")
     public_paths: frozenset[str] = frozenset({"/api/v1/openapi.json"})
     open_preflights: bool = False
 

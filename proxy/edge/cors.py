@@ -2,7 +2,8 @@
 
 Browser apps call the gateway with `fetch` and an `Authorization` header, so every call is
 cross-origin and preceded by a preflight. `enable_cors` runs after every route is added
-and covers each route under `/api/v1/` and `/v1/` with the methods that route really has:
+and covers each route under `/api/` (the contract's `/api/v1/` and Ollama's API, which
+browser apps call with Ollama's own OLLAMA_ORIGINS) and `/v1/` with the methods that route really has:
 a preflight for any other method is refused (403). It also makes every answer of those
 routes (errors and streams included) carry the CORS headers for an allowed origin, since
 a browser hides from the page any response that lacks them, error bodies too.
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 import aiohttp_cors
 from aiohttp import hdrs, web
 
-CORS_PREFIXES = ("/api/v1/", "/v1/")
+CORS_PREFIXES = ("/api/", "/v1/")
 # Beyond the safelisted request headers: the token, JSON bodies, and a client's own request id;
 # then what the official OpenAI JavaScript SDK sends from a browser with every /v1 call
 # (its platform and retry headers, and the organization and project when set), without

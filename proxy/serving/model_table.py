@@ -125,14 +125,15 @@ class RouteTable:
             return request, None
         return attrs.evolve(request, parameters=route.parameters(request.parameters)), route
 
-    def route(self, model_id: str, kind: Kind) -> Route | None:
-        """The route for `model_id`, None to pass it through; 404 when it may not be served."""
+    def route(self, model_id: str, kind: Kind | None) -> Route | None:
+        """The route for `model_id`, None to pass it through; 404 when it may not be served
+        (as `kind`; None: as anything)."""
         route = self.routes.get(model_id)
         if route is None:
             if self.refuse_unknown:
                 raise ModelNotFound(f"model {model_id!r} is not in the routing table")
             return None
-        if kind not in route.kinds:
+        if kind is not None and kind not in route.kinds:
             raise ModelNotFound(f"model {model_id!r} serves {' and '.join(route.kinds)}, not {kind}")
         return route
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing, asynccontextmanager
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import attrs
 from attrs import define, frozen
@@ -33,10 +33,15 @@ from proxy.llm import (
     EmbedRequest,
     EmbedResult,
     GenerationRequest,
-    StreamEnd,
+    ModelQuery,
+    NativeAnswer,
+    NativeItem,
+    NativeRequest,
     StreamItem,
+    stream_end,
 )
 from proxy.observability import metrics
+from proxy.serving import native
 from proxy.serving.attempt_spans import Asked, end_span
 from proxy.serving.model_table import Route
 from proxy.settings.config import Settings
@@ -45,6 +50,7 @@ from proxy.tracing.spans import AttemptSpan
 T = TypeVar("T")
 # Why a backend cannot serve a request, asked before anything is sent (None: it may).
 Refusal = Callable[[Backend, str | None], Awaitable[UpstreamError | None]]
+Items = TypeVar("Items", StreamItem, NativeItem)
 
 
 @define
@@ -94,19 +100,19 @@ class Attempt:
 
 
 @frozen
-class OpenStream:
+class OpenStream(Generic[Items]):
     """A stream that has produced its first item: from here on it is the answer."""
 
     attempt: Attempt
-    first: StreamItem
-    rest: AsyncGenerator[StreamItem, None]
+    first: Items
+    rest: AsyncGenerator[Items, None]
 
     @property
     def backend(self) -> Backend:
         return self.attempt.member.backend
 
     @asynccontextmanager
-    async def closing(self) -> AsyncIterator[AsyncGenerator[StreamItem, None]]:
+    async def closing(self) -> AsyncIterator[AsyncGenerator[Items, None]]:
         """The items; on leaving, the upstream stream is closed and the attempt finished,
         even if the items were never iterated (e.g. the client left before headers went out)."""
         items = self.items()
@@ -123,15 +129,16 @@ class OpenStream:
             # The error's traceback holds this frame: without this, a reference cycle.
             error = None
 
-    async def items(self) -> AsyncGenerator[StreamItem, None]:
+    async def items(self) -> AsyncGenerator[Items, None]:
         """Every item, the first included; closing this closes the upstream stream."""
         error: BaseException | None = None
         try:
             async with aclosing(self.rest):
                 item = self.first
                 while True:
-                    if isinstance(item, StreamEnd):
-                        self.attempt.finish(None, item)
+                    end = stream_end(item)
+                    if end is not None:
+                        self.attempt.finish(None, end)
                     yield item
                     item = await anext(self.rest)
         except StopAsyncIteration:
@@ -288,13 +295,35 @@ class Router:
             refusal=lambda backend, model: backend.embed_refusal(_renamed(request, model)))
         return attempt.member.backend, result
 
-    async def open_stream(self, request: GenerationRequest, route: Route | None = None) -> OpenStream:
+    async def open_stream(self, request: GenerationRequest, route: Route | None = None) -> OpenStream[StreamItem]:
         """The first backend whose stream (a chat's or a text completion's) yields a token in
         time (each backend keeps its own first-token timer); the others never show."""
         attempt, (first, rest) = await self._first_that_serves(
             lambda backend, model: backend.open_stream(_renamed(request, model)), route, _asked(request), hold=True,
             refusal=_refusal_of(request))
         return OpenStream(attempt=attempt, first=first, rest=rest)
+
+    async def serve_native(
+        self, request: NativeRequest, route: Route | None = None,
+    ) -> tuple[Backend, NativeAnswer | ChatResult | EmbedResult | ModelQuery]:
+        """A request in an upstream's own API: passed as it is to a backend that speaks it,
+        translated for one that does not, skipped by one that cannot serve it at all."""
+
+        attempt, result = await self._first_that_serves(
+            lambda backend, model: native.serve(backend, _renamed(request, model)), route, _asked(request))
+        return attempt.member.backend, result
+
+    async def open_native_stream(self, request: NativeRequest, route: Route | None = None) -> OpenStream[NativeItem]:
+        """As `open_stream`, for a stream in an upstream's own API: its own lines from a
+        backend that speaks it, normalized tokens from one that does not."""
+
+        attempt, (first, rest) = await self._first_that_serves(
+            lambda backend, model: native.open_stream(backend, _renamed(request, model)), route, _asked(request),
+            hold=True)
+        return OpenStream(attempt=attempt, first=first, rest=rest)
+
+
+R = TypeVar("R", ChatRequest, CompletionRequest, GenerationRequest, EmbedRequest, NativeRequest)
 
 
 def _refusal_of(request: GenerationRequest) -> Refusal | None:
@@ -305,15 +334,17 @@ def _refusal_of(request: GenerationRequest) -> Refusal | None:
     return lambda backend, model: backend.refusal(_renamed(request, model))
 
 
-def _asked(request: GenerationRequest) -> Asked:
-    """What a chat or a text completion asks, as its attempts' spans name it (the OpenTelemetry
-    GenAI operation names "chat" and "text_completion")."""
-    if isinstance(request, ChatRequest):
-        return Asked("chat", request.model, request.messages)
-    return Asked("text_completion", request.model, (request.prompt,))
-
-
-R = TypeVar("R", ChatRequest, CompletionRequest, GenerationRequest, EmbedRequest)
+def _asked(request: GenerationRequest | NativeRequest) -> Asked:
+    """What a request asks, as its attempts' spans name it (the OpenTelemetry GenAI operation
+    names: "chat", "text_completion", "embeddings")."""
+    if isinstance(request, CompletionRequest):
+        return Asked("text_completion", request.model, (request.prompt,))
+    translated = request if isinstance(request, ChatRequest) else request.translated
+    if isinstance(translated, EmbedRequest):
+        return Asked("embeddings", request.model, translated.inputs)
+    if isinstance(translated, ChatRequest):
+        return Asked("chat", request.model, translated.messages)
+    return Asked("show", request.model, ())
 
 
 def _renamed(request: R, model: str | None) -> R:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import aclosing, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
+from typing import Any, Generic, TypeVar
 
 from attrs import frozen
 
@@ -38,11 +39,17 @@ from proxy.llm import (
     EmbedRequest,
     EmbedResult,
     GenerationRequest,
-    StreamEnd,
+    ModelQuery,
+    NativeAnswer,
+    NativeItem,
+    NativeRequest,
+    Relayed,
     StreamItem,
     Usage,
+    stream_end,
 )
 from proxy.observability import metrics
+from proxy.serving import native_serving
 from proxy.serving.answer_cache import HIT_ESTIMATE, HIT_PROVIDER, NO_USAGE, for_chat, for_embeddings, recording, replay
 from proxy.serving.drain import Drain
 from proxy.serving.model_table import Routes
@@ -81,13 +88,17 @@ class Caller:
         forward(self.request_id, self.traceparent, self.tracestate)
 
 
+Items = TypeVar("Items", StreamItem, NativeItem)
+
+
 @frozen
-class ServedStream:
-    """A stream that has its first token: `items` are its tokens and then one `StreamEnd`."""
+class ServedStream(Generic[Items]):
+    """A stream that has its first token: `items` are its tokens and then one `StreamEnd`
+    (for a native stream: its upstream's lines, the last carrying the end)."""
 
     provider: str
     backend_name: str  # "cache" for an answer replayed from the answer cache
-    items: AsyncGenerator[StreamItem, None]
+    items: AsyncGenerator[Items, None]
     cutoff: asyncio.Timeout
 
     def cut_by_shutdown(self) -> bool:
@@ -169,7 +180,7 @@ class Service:
         caller.outcome.served(HIT_PROVIDER)
 
     @asynccontextmanager
-    async def stream(self, caller: Caller, chat: GenerationRequest) -> AsyncIterator[ServedStream]:
+    async def stream(self, caller: Caller, chat: GenerationRequest) -> AsyncIterator[ServedStream[StreamItem]]:
         """A chat's or a text completion's stream once some backend produced its first token
         (or, for a chat, the answer cache has it);
         the upstream is closed, the reservation settled and the drain told when the block
@@ -217,16 +228,40 @@ class Service:
             raise ShuttingDown("the gateway is shutting down") from None
 
 
+    # --- an upstream's own API (the Ollama surface): serving/native_serving.py ---------------
+
+    async def native(
+        self, caller: Caller, request: NativeRequest,
+    ) -> tuple[str, NativeAnswer | ChatResult | EmbedResult | ModelQuery]:
+        """(provider, answer) of a request in an upstream's own API: passed as it is to a
+        backend that speaks it, translated for the others (no answer cache)."""
+        return await native_serving.serve(self, caller, request)
+
+    def native_stream(self, caller: Caller, request: NativeRequest) -> AbstractAsyncContextManager[
+            ServedStream[NativeItem]]:
+        return native_serving.stream(self, caller, request)
+
+    async def native_reads(self, api: str, path: str) -> list[tuple[Backend, Any]]:
+        return await native_serving.reads(self, api, path)
+
+    def manage(
+        self, caller: Caller, api: str, backend: str | None, method: str, path: str,
+        data: bytes | AsyncIterator[bytes] | None, content_type: str | None,
+    ) -> AbstractAsyncContextManager[Relayed]:
+        return native_serving.manage(self, caller, api, backend, method, path, data, content_type)
+
+
 async def _settled(
-    items: AsyncIterator[StreamItem], reservation: Reservation, outcome: Outcome, backend: Backend,
-) -> AsyncGenerator[StreamItem, None]:
+    items: AsyncIterator[Items], reservation: Reservation, outcome: Outcome, backend: Backend,
+) -> AsyncGenerator[Items, None]:
     """The items, recording each into the reservation and the final usage into the outcome."""
     try:
         async for item in items:
-            if isinstance(item, StreamEnd):
-                reservation.record(item.usage)
-                if item.usage is not None:
-                    outcome.served(backend.provider, item.usage)
+            end = stream_end(item)
+            if end is not None:
+                reservation.record(end.usage)
+                if end.usage is not None:
+                    outcome.served(backend.provider, end.usage)
                 yield item
                 return
             reservation.produced()  # thinking and tool-call pieces are output tokens too

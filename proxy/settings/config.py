@@ -159,6 +159,8 @@ class Settings:
     shutdown_grace: float = 30.0
 
     max_body_bytes: int = 1 << 20
+    # A model file uploaded through POST /api/blobs/{digest}, streamed to Ollama as it comes.
+    ollama_blob_max_bytes: int = 256 << 30
     # Seconds a request body may take to arrive (408 after).
     body_timeout: float = 15.0
     # Host names, beyond localhost and the loopback addresses, that requests to a gateway on
@@ -304,6 +306,7 @@ _NUMBERS = (
     ("shutdown_grace", "PROXY_SHUTDOWN_GRACE", "float"),
     ("body_timeout", "PROXY_BODY_TIMEOUT", "float"),
     ("max_body_bytes", "PROXY_MAX_BODY_BYTES", "int"),
+    ("ollama_blob_max_bytes", "PROXY_OLLAMA_BLOB_MAX_BYTES", "int"),
     ("max_messages", "PROXY_MAX_MESSAGES", "int"),
     ("batch_max_inputs", "PROXY_BATCH_MAX_INPUTS", "int"),
     ("batch_max_concurrency", "PROXY_BATCH_MAX_CONCURRENCY", "int"),

@@ -90,6 +90,9 @@ ENVIRONMENT: tuple[Variable, ...] = (
              'seconds streams (and then single-shot calls) may take to finish after SIGTERM'),
     Variable('PROXY_MAX_BODY_BYTES', '1048576',
              'request bodies above this are refused with 413'),
+    Variable('PROXY_OLLAMA_BLOB_MAX_BYTES', '274877906944',
+             'largest model file an admin may upload through POST /api/blobs/{digest} (256 GiB); '
+             'streamed to Ollama, never held in memory'),
     Variable('PROXY_BODY_TIMEOUT', '15',
              'seconds a request body may take to arrive, once its headers have; 408 after'),
     Variable('PROXY_ALLOWED_HOSTS', '(none)',

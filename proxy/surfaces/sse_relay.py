@@ -66,7 +66,7 @@ async def relay(
     response = EventStream(
         sep="\n", ping_interval=request.app[SETTINGS].sse_heartbeat, allow_all_methods=True)
     events = dialect("-")
-    served: ServedStream | None = None
+    served: ServedStream[StreamItem] | None = None
     try:
         async with service_of(request).stream(caller_of(request), chat) as served:
             events = dialect(served.provider)

@@ -12,32 +12,11 @@ import re
 import aiohttp
 import orjson
 from aiohttp.test_utils import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.observability.model_labels import ModelLabels
 from tests.support.app import AUTH, TOKEN, GatewayFactory, RunningUpstream
 from tests.support.gateway_process import running_gateway
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def parse(text: str) -> Samples:
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-async def scrape(gateway: TestClient) -> Samples:
-    response = await gateway.get("/metrics", headers={})  # no token: Prometheus scrapes without one
-    assert response.status == 200
-    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    return parse(await response.text())
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
+from tests.support.metrics import parse, scrape, value
 
 
 async def test_a_stream_is_counted_with_its_provider_first_token_and_tokens(gateway: TestClient) -> None:

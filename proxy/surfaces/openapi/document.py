@@ -27,6 +27,8 @@ from proxy.surfaces.openai import response_tools as rsp_tools
 from proxy.surfaces.openai import tools
 from proxy.surfaces.openapi import generation_shapes as gen
 from proxy.surfaces.openapi import response_shapes as res
+from proxy.surfaces.openapi.ollama_description import CONSTRAINED as OLLAMA_CONSTRAINED
+from proxy.surfaces.openapi.ollama_description import ollama_paths
 
 Schema = dict[str, Any]
 
@@ -134,6 +136,7 @@ _CONSTRAINED: dict[object, Schema] = {
     rsp.NotStored: {"description": "Answers are not stored: only false is accepted.", "const": False},
     rsp.NoPreviousResponse: {"description": "Not supported: answers are not stored; send the conversation in "
                                             "`input`.", "not": {}},
+    **OLLAMA_CONSTRAINED,
 }
 
 # Cross-field rules that live in code (request_bodies.prompt_problems), stated here too.
@@ -272,6 +275,7 @@ def openapi_document(settings: Settings) -> Schema:
         "summary": "This description (no token)", "security": [],
         "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}},
     }}
+    paths.update(ollama_paths(c.ref, c.schemas))
     # The stream's events are described too, though no JSON response carries them.
     paths["/v1/chat/completions"]["post"]["responses"]["200"]["content"]["text/event-stream"] = {
         "schema": c.ref(res.ChatCompletionChunk)}

@@ -11,6 +11,7 @@ ollama_features.py in Ollama's documented wire, since no recording has them.
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 
 import orjson
@@ -19,6 +20,7 @@ from aiohttp import web
 from tests.support.paths import DATA
 from tests.support.upstreams import ollama_features
 from tests.support.upstreams import ollama_replay_server as replay
+from tests.support.upstreams.ollama_docs import add_documented_routes
 from tests.support.upstreams.recorder import Recorder
 
 TRANSCRIPTS = orjson.loads((DATA / "ollama_transcripts.json").read_bytes())
@@ -28,7 +30,9 @@ def transcript(name: str) -> dict:
     return next(t for t in TRANSCRIPTS if t["name"] == name)
 
 
-def ollama_app(recorder: Recorder, *, delay: float = 0.0) -> web.Application:
+def ollama_app(
+    recorder: Recorder, *, delay: float = 0.0, pull_gate: asyncio.Semaphore | None = None,
+) -> web.Application:
     app = web.Application(middlewares=[recorder.middleware()])
     with warnings.catch_warnings():
         # The replay server keeps its state under plain string keys.
@@ -39,5 +43,7 @@ def ollama_app(recorder: Recorder, *, delay: float = 0.0) -> web.Application:
     app.on_response_prepare.append(replay.go_header_order)
     app.router.add_post("/api/show", ollama_features.show)
     app.router.add_post("/api/chat", ollama_features.chat)
+    # What the recordings lack, from Ollama's API reference (ollama_docs.py); the rest replayed.
+    add_documented_routes(app, pull_gate)
     app.router.add_route("*", "/{tail:.*}", replay.replay)
     return app

@@ -12,6 +12,7 @@ its show-model-details page (`capabilities`: "completion", "tools", "vision", "t
 `registry.ollama.ai/library/<model> does not support tools` (server/routes.go).
 
 Models and their capabilities, by name prefix (as the replay picks transcripts):
+  qwen3-vl         completion, vision, tools, thinking
   qwen3, gpt-oss   completion, tools, thinking      llava   completion, vision
   llama3.2         completion, tools                old-ollama  an Ollama too old to list any
   anything else    completion                       missing*    404 from /api/show
@@ -26,10 +27,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.support.upstreams import model_answers
+from tests.support.upstreams import model_answers, ollama_docs
 from tests.support.upstreams import ollama_replay_server as replay
 
-CAPABILITIES = {
+CAPABILITIES = {  # first matching prefix wins
+    "qwen3-vl": ["completion", "vision", "tools", "thinking"],
     "qwen3": ["completion", "tools", "thinking"],
     "gpt-oss": ["completion", "tools", "thinking"],
     "llama3.2": ["completion", "tools"],
@@ -64,8 +66,10 @@ async def show(request: web.Request) -> web.Response:
     model = str((await request.json()).get("model") or "")
     if model.startswith("missing"):
         return web.json_response({"error": f"model '{model}' not found"}, status=404)
-    answer: dict[str, Any] = {"modelfile": "", "parameters": "", "template": "{{ .Prompt }}",
-                              "details": {"format": "gguf", "family": model.split(":")[0]}}
+    # The documentation's example answer (ollama_docs.SHOW), its family and capabilities this model's.
+    answer: dict[str, Any] = {**ollama_docs.SHOW, "template": "{{ .Prompt }}",
+                              "details": {**ollama_docs.SHOW["details"], "family": model.split(":")[0]}}
+    answer.pop("capabilities")
     caps = capabilities(model)
     if caps is not None:
         answer["capabilities"] = caps

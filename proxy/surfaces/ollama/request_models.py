@@ -1,0 +1,239 @@
+"""Request bodies of Ollama's API (docs/api.md of ollama/ollama), checked by the gateway's one
+converter, and their translation for backends that do not speak it.
+
+Every field Ollama documents is accepted and passed to an Ollama backend as the client sent
+it; an unknown field is a 400 naming it, as everywhere in the gateway. Only the fields the
+gateway reads or translates are type-checked beyond JSON (`options` values included, with
+their path: "expected a number @ $.options.temperature"); the rest is Ollama's to judge.
+
+An OpenAI-compatible backend gets the request as chat completions: `prompt` (and `system`)
+become messages, `options` the parameters they share. What it cannot honour makes it skip
+the request as unable (`untranslatable`), so an Ollama backend serves it or it fails honestly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NewType
+
+from attrs import frozen
+
+from proxy.llm import ChatRequest, EmbedRequest, Message, NativeRequest, Parameters
+from proxy.surfaces.request_bodies import CONVERTER, FieldError, ModelId, Texts, invalid, structure
+
+OllamaRole = Literal["system", "user", "assistant", "tool"]
+Format = NewType("Format", object)  # "json" or a JSON schema
+Think = NewType("Think", object)  # true/false, or "low", "medium", "high"
+KeepAlive = NewType("KeepAlive", object)  # "5m", seconds, or -1
+JsonObject = NewType("JsonObject", object)
+
+
+@frozen
+class OllamaMessage:
+    role: OllamaRole
+    content: str = ""
+    images: list[str] | None = None
+    thinking: str | None = None
+    tool_calls: list[JsonObject] | None = None
+    tool_name: str | None = None
+
+
+@frozen
+class ChatBody:
+    model: ModelId
+    messages: list[OllamaMessage] | None = None
+    tools: list[JsonObject] | None = None
+    format: Format | None = None
+    options: JsonObject | None = None
+    stream: bool | None = None
+    keep_alive: KeepAlive | None = None
+    think: Think | None = None
+    truncate: bool | None = None
+    shift: bool | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+
+
+@frozen
+class GenerateBody:
+    model: ModelId
+    prompt: str | None = None
+    suffix: str | None = None
+    system: str | None = None
+    template: str | None = None
+    context: list[int] | None = None
+    images: list[str] | None = None
+    format: Format | None = None
+    options: JsonObject | None = None
+    stream: bool | None = None
+    raw: bool | None = None
+    keep_alive: KeepAlive | None = None
+    think: Think | None = None
+    truncate: bool | None = None
+    shift: bool | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+
+
+@frozen
+class EmbedBody:
+    model: ModelId
+    input: Texts
+    truncate: bool | None = None
+    options: JsonObject | None = None
+    keep_alive: KeepAlive | None = None
+    dimensions: int | None = None
+
+
+@frozen
+class LegacyEmbeddingsBody:
+    """/api/embeddings, the older endpoint: one `prompt`, one `embedding` back."""
+
+    model: ModelId
+    prompt: str
+    options: JsonObject | None = None
+    keep_alive: KeepAlive | None = None
+
+
+def _format(v: object, _: object) -> object:
+    if v == "json" or v == "" or isinstance(v, dict):
+        return v
+    raise FieldError('expected "json" or a JSON schema object')
+
+
+def _think(v: object, _: object) -> object:
+    if isinstance(v, bool) or v in ("low", "medium", "high"):
+        return v
+    raise FieldError('expected true, false, "low", "medium" or "high"')
+
+
+def _keep_alive(v: object, _: object) -> object:
+    if isinstance(v, str | int | float) and not isinstance(v, bool):
+        return v
+    raise FieldError('expected a duration ("5m") or a number of seconds')
+
+
+def _json_object(v: object, _: object) -> object:
+    if isinstance(v, dict):
+        return v
+    raise FieldError("expected an object")
+
+
+for _type, _hook in [(Format, _format), (Think, _think), (KeepAlive, _keep_alive), (JsonObject, _json_object)]:
+    CONVERTER.register_structure_hook(_type, _hook)
+
+# The options the gateway translates, and the JSON type each must have.
+_NUMBER, _INTEGER = "a number", "an integer"
+_OPTION_TYPES = {"temperature": _NUMBER, "top_p": _NUMBER, "top_k": _INTEGER, "seed": _INTEGER,
+                 "num_predict": _INTEGER, "num_ctx": _INTEGER}
+
+
+def options_problems(raw: object) -> list[str]:
+    """Type problems of the options the gateway reads, each with its path."""
+    options = raw.get("options") if isinstance(raw, dict) else None
+    if not isinstance(options, dict):
+        return []
+    problems = []
+    for name, wanted in _OPTION_TYPES.items():
+        value = options.get(name)
+        if value is None:
+            continue
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or (wanted == _INTEGER and not isinstance(value, int)):
+            problems.append(f"expected {wanted} @ $.options.{name}")
+    stop = options.get("stop")
+    if stop is not None and not isinstance(stop, str) and not (
+            isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
+        problems.append("expected a string or a list of strings @ $.options.stop")
+    return problems
+
+
+def _parameters(options: object) -> Parameters:
+    """The options both backend kinds share; a num_predict of 0 or less (Ollama's "no
+    limit") leaves max_tokens unset."""
+    if not isinstance(options, dict):
+        return Parameters()
+    predict = options.get("num_predict")
+    stop = options.get("stop")
+    return Parameters(
+        temperature=options.get("temperature"),
+        max_tokens=predict if isinstance(predict, int) and predict > 0 else None,
+        top_p=options.get("top_p"),
+        top_k=options.get("top_k") or None,
+        stop=(stop,) if isinstance(stop, str) else tuple(stop) if stop else None,
+        seed=options.get("seed"),
+    )
+
+
+# Why an OpenAI-compatible backend cannot serve a request, and the field that says it
+# (("", "$") when it can).
+Unable = tuple[str, str]
+_ABLE: Unable = ("", "$")
+
+
+def _unable(in_messages: tuple[str, ...] = (), **asked: object) -> Unable:
+    """Why an OpenAI-compatible backend cannot serve a request asking for `asked`, at the
+    first field named (`$.messages` for those asked `in_messages`)."""
+    named = [name for name, value in asked.items() if value not in (None, False, "", [], {})]
+    if not named:
+        return _ABLE
+    field = "$.messages" if named[0] in in_messages else f"$.{named[0]}"
+    return f"{', '.join(named)}: served by Ollama backends only, not by an OpenAI-compatible endpoint", field
+
+
+def _load_only(prompt: object, field: str) -> Unable:
+    """Without a prompt, Ollama loads the model (or unloads it, with keep_alive 0) and answers
+    with no text: something only an Ollama backend does."""
+    return _ABLE if prompt else ("a request without a prompt loads or unloads a model: Ollama backends only", field)
+
+
+def _first(*reasons: Unable) -> Unable:
+    return next((reason for reason in reasons if reason[0]), _ABLE)
+
+
+def chat_request(raw: dict[str, Any]) -> NativeRequest:
+    body = structure(raw, ChatBody, also=options_problems(raw))
+    messages = body.messages or []
+    unable = _first(_unable(("images", "tool_calls"), tools=body.tools, format=body.format, think=body.think,
+                            images=[m.images for m in messages if m.images],
+                            tool_calls=[m.tool_calls for m in messages if m.tool_calls]),
+                    _load_only(messages, "$.messages"))
+    chat = ChatRequest(model=body.model, parameters=_parameters(body.options),
+                       messages=tuple(Message(role=m.role, content=m.content) for m in messages))
+    return _native("/api/chat", raw, body.model, body.stream, chat, unable)
+
+
+def generate_request(raw: dict[str, Any]) -> NativeRequest:
+    body = structure(raw, GenerateBody, also=options_problems(raw))
+    unable = _first(_unable(suffix=body.suffix, context=body.context, template=body.template, raw=body.raw,
+                            images=body.images, format=body.format, think=body.think),
+                    _load_only(body.prompt, "$.prompt"))
+    messages = [Message(role="system", content=body.system)] if body.system else []
+    messages.append(Message(role="user", content=body.prompt or ""))
+    chat = ChatRequest(model=body.model, messages=tuple(messages), parameters=_parameters(body.options))
+    return _native("/api/generate", raw, body.model, body.stream, chat, unable)
+
+
+def embed_request(raw: dict[str, Any], *, max_inputs: int) -> NativeRequest:
+    body = structure(raw, EmbedBody)
+    if len(body.input) > max_inputs:
+        raise invalid([f"at most {max_inputs} texts are accepted @ $.input"])
+    embed = EmbedRequest(model=body.model, inputs=body.input, single=isinstance(raw["input"], str))
+    unable = _unable(dimensions=body.dimensions)
+    return NativeRequest(api="ollama", path="/api/embed", body=raw, model=body.model, public_model=body.model,
+                         stream=False, translated=embed, untranslatable=unable[0], untranslatable_at=unable[1])
+
+
+def legacy_embeddings_request(raw: dict[str, Any]) -> NativeRequest:
+    body = structure(raw, LegacyEmbeddingsBody)
+    embed = EmbedRequest(model=body.model, inputs=(body.prompt,), single=True)
+    return NativeRequest(api="ollama", path="/api/embeddings", body=raw, model=body.model,
+                         public_model=body.model, stream=False, translated=embed)
+
+
+def _native(path: str, raw: dict[str, Any], model: str, stream: bool | None, chat: ChatRequest,
+            unable: Unable) -> NativeRequest:
+    # Ollama streams unless told not to: the gateway decides once and says so upstream.
+    streaming = True if stream is None else stream
+    return NativeRequest(api="ollama", path=path, body={**raw, "stream": streaming}, model=model,
+                         public_model=model, stream=streaming, translated=chat,
+                         untranslatable=unable[0], untranslatable_at=unable[1])
