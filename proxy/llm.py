@@ -196,7 +196,7 @@ class StreamEnd:
 
     usage: Usage | None = None
     finish_reason: str | None = None
-    # Replayed from the answer cache, not produced now (proxy/cache/serving.py).
+    # Replayed from the answer cache, not produced now (proxy/serving/answer_cache.py).
     cached: bool = False
 
 

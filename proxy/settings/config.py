@@ -164,7 +164,7 @@ class Settings:
     # Seconds a request body may take to arrive (408 after).
     body_timeout: float = 15.0
     # Host names, beyond localhost and the loopback addresses, that requests to a gateway on
-    # loopback with auth off may name (DNS rebinding: see proxy/request_guard.py).
+    # loopback with auth off may name (DNS rebinding: see proxy/edge/request_guard.py).
     allowed_hosts: tuple[str, ...] = ()
     max_messages: int = 1000
     batch_max_inputs: int = 1000
