@@ -352,7 +352,7 @@ def chat_request(
     else:
         messages = tuple(llm.Message(role=m.role, content=m.content) for m in prompt.messages or ())
     parameters = prompt.parameters.normalized() if prompt.parameters else defaults
-    if prompt.parameters and defaults != _NO_PARAMETERS:
+    if prompt.parameters and defaults is not _NO_PARAMETERS:  # (merging over no defaults changes nothing)
         parameters = parameters.merged_over(defaults)
     response_format = (prompt.parameters and prompt.parameters.response_format()) or default_format
     return ChatRequest(model=model_id, messages=messages, parameters=parameters, response_format=response_format)
