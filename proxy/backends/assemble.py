@@ -96,11 +96,11 @@ async def assemble(
     items: AsyncGenerator[StreamItem, None], timeouts: Timeouts, backend: str, *, cold: bool,
 ) -> ChatResult:
     """The stream's items joined into one answer (text, thinking, tool calls)."""
-    return await collect(items, _Answer(), timeouts, backend, cold=cold)
+    return await collect(items, Answer(), timeouts, backend, cold=cold)
 
 
-class _Answer:
-    """What the items of one stream add up to. A tool call comes as deltas sharing an
+class Answer:
+    """What the items of one stream add up to (a Collector). A tool call comes as deltas sharing an
     index: the first names it (id, name), the rest carry pieces of its arguments."""
 
     def __init__(self) -> None:
