@@ -53,7 +53,7 @@ from proxy.llm import (
 )
 
 # What Ollama's 400 "<model> does not support <what>" is about, as a request field.
-_UNSUPPORTED_FIELDS = {"tools": "$.tools", "thinking": "$.reasoning_effort", "insert": "$", "embeddings": "$",
+_UNSUPPORTED_FIELDS = {"tools": "$.tools", "thinking": "$.reasoning_effort", "insert": "$.suffix", "embeddings": "$",
                        "vision": "$.messages", "images": "$.messages"}
 
 

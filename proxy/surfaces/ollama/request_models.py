@@ -20,7 +20,7 @@ from typing import Any, Literal, NewType
 import attrs
 from attrs import frozen
 
-from proxy.llm import ChatRequest, EmbedRequest, Message, NativeRequest, Parameters
+from proxy.llm import ChatRequest, CompletionRequest, EmbedRequest, Message, NativeRequest, Parameters
 from proxy.surfaces.ollama.translation import (
     ABLE,
     ToolTurns,
@@ -176,13 +176,14 @@ def _parameters(options: object) -> Parameters:
     )
 
 
-def _unable(**asked: object) -> Unable:
+def _unable(why: str = "served by Ollama backends only, not by an OpenAI-compatible endpoint",
+            **asked: object) -> Unable:
     """Why an OpenAI-compatible backend cannot serve a request asking for `asked`, at the
     first field named."""
     named = [name for name, value in asked.items() if value not in (None, False, "", [], {})]
     if not named:
         return ABLE
-    return f"{', '.join(named)}: served by Ollama backends only, not by an OpenAI-compatible endpoint", f"$.{named[0]}"
+    return f"{', '.join(named)}: {why}", f"$.{named[0]}"
 
 
 def _load_only(prompt: object, field: str) -> Unable:
@@ -223,8 +224,12 @@ def _messages(messages: list[OllamaMessage]) -> tuple[Message, ...]:
 
 def generate_request(raw: dict[str, Any]) -> NativeRequest:
     body = structure(raw, GenerateBody, also=options_problems(raw))
-    unable = _first(_unable(suffix=body.suffix, context=body.context, template=body.template, raw=body.raw),
+    unable = _first(_unable(context=body.context, template=body.template, raw=body.raw),
                     _load_only(body.prompt, "$.prompt"))
+    if body.suffix is not None:
+        return _native("/api/generate", raw, body.model, body.stream, _fill_in_the_middle(body),
+                       _first(unable, _unable(_NOT_WITH_SUFFIX, system=body.system, images=body.images,
+                                              format=body.format, think=body.think)))
     messages = [Message(role="system", content=body.system)] if body.system else []
     prompt = Message(role="user", content=body.prompt or "")
     chat = ChatRequest(model=body.model, messages=(*messages, prompt), parameters=_parameters(body.options))
@@ -235,6 +240,19 @@ def generate_request(raw: dict[str, Any]) -> NativeRequest:
     except Untranslatable as exc:
         unable = _first(unable, (exc.reason, exc.field))
     return _native("/api/generate", raw, body.model, body.stream, chat, unable)
+
+
+_NOT_WITH_SUFFIX = ("not with a suffix on an OpenAI-compatible endpoint, whose text completions (/completions) "
+                    "take text only; Ollama backends only")
+
+
+def _fill_in_the_middle(body: GenerateBody) -> CompletionRequest:
+    """A `suffix`: a text completion of what goes between `prompt` and it, which an
+    OpenAI-compatible backend serves at /completions (as /v1/completions does). A text
+    completion has no system prompt, images, format or thinking: with those, only an Ollama
+    backend serves it."""
+    return CompletionRequest(model=body.model, prompt=body.prompt or "", suffix=body.suffix,
+                             parameters=_parameters(body.options))
 
 
 def embed_request(raw: dict[str, Any], *, max_inputs: int) -> NativeRequest:
@@ -254,10 +272,10 @@ def legacy_embeddings_request(raw: dict[str, Any]) -> NativeRequest:
                          public_model=body.model, stream=False, translated=embed)
 
 
-def _native(path: str, raw: dict[str, Any], model: str, stream: bool | None, chat: ChatRequest,
-            unable: Unable) -> NativeRequest:
+def _native(path: str, raw: dict[str, Any], model: str, stream: bool | None,
+            generation: ChatRequest | CompletionRequest, unable: Unable) -> NativeRequest:
     # Ollama streams unless told not to: the gateway decides once and says so upstream.
     streaming = True if stream is None else stream
     return NativeRequest(api="ollama", path=path, body={**raw, "stream": streaming}, model=model,
-                         public_model=model, stream=streaming, translated=chat,
+                         public_model=model, stream=streaming, translated=generation,
                          untranslatable=unable[0], untranslatable_at=unable[1])
