@@ -28,7 +28,7 @@ from proxy.backends.base import call_id
 from proxy.errors import InvalidInput
 from proxy.llm import Image, Message, ResponseFormat, Tool, ToolCall
 from proxy.surfaces.openai.content_parts import MAX_IMAGES_PER_MESSAGE, base64_image
-from proxy.surfaces.openai.tools import ToolBody
+from proxy.surfaces.openai.tools import MAX_TOOLS, ToolBody
 from proxy.surfaces.request_bodies import FieldError, structure
 
 # Why an OpenAI-compatible backend cannot serve a request, and the field that says it
@@ -60,6 +60,8 @@ def features(raw: dict[str, Any]) -> Features:
 
 
 def _tools(tools: object) -> tuple[Tool, ...]:
+    if isinstance(tools, list) and len(tools) > MAX_TOOLS:
+        raise Untranslatable(f"chat completions take at most {MAX_TOOLS} tools", "$.tools")
     translated = []
     for i, tool in enumerate(tools if isinstance(tools, list) else []):
         try:

@@ -19,6 +19,7 @@ from langchain_ollama import ChatOllama
 from yarl import URL
 
 from tests.support.app import AUTH, GatewayFactory, RunningUpstream
+from tests.support.upstreams.scripted import Answer, ScriptedUpstream
 
 WEATHER = {"type": "function", "function": {
     "name": "weather", "description": "Today's weather in a city.",
@@ -190,3 +191,31 @@ async def test_chat_ollama_structured_output_and_reasoning(chat_ollama: Any, ope
     thought = await chat_ollama(model="reasoner-1", reasoning=True).ainvoke("2+2?")
     assert thought.additional_kwargs["reasoning_content"] == "Two and two make four."
     assert thought.content == "Hello from the fallback." and sent(openai)["reasoning_effort"] == "medium"
+
+
+# --- what a broken upstream sends ------------------------------------------------------
+
+
+def sse_call(arguments: str) -> list[bytes]:
+    """A chat-completions stream whose one tool call has `arguments` as its text."""
+    call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "weather", "arguments": arguments}}
+    chunks = [{"choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]},
+              {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}]
+    return [b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in chunks] + [b"data: [DONE]\n\n"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["single", "stream"])
+async def test_tool_call_arguments_that_are_not_an_object_end_the_answer_with_an_error(
+    make_gateway: GatewayFactory, aiohttp_server: Any, dead_url: URL, stream: bool,
+) -> None:
+    scripted = ScriptedUpstream()
+    scripted.answers["/v1/chat/completions"] = Answer(content_type="text/event-stream", chunks=sse_call('["Paris"'))
+    server = await aiohttp_server(scripted.app())
+    gateway = await make_gateway(ollama_base_url=dead_url, openai_endpoint=server.make_url("/v1"))
+    response = await gateway.post("/api/chat", json={"model": "gpt-test", "tools": [WEATHER], "stream": stream,
+                                                      "messages": [{"role": "user", "content": "Paris?"}]})
+    lines = [orjson.loads(line) for line in (await response.read()).splitlines()]
+    # Never a call with made-up arguments: a 502 before the answer starts, or its last line.
+    assert response.status == (200 if stream else 502)
+    assert lines[-1] == {"error": "the arguments of a call of 'weather' are not a JSON object"}
+    assert not any(line.get("done") for line in lines)

@@ -17,6 +17,7 @@ from tests.support.app import AUTH, GatewayFactory, RunningUpstream
 from tests.support.resilience import assert_nothing_in_flight
 from tests.support.upstreams.faults import FaultyOllama
 from tests.support.upstreams.ollama import transcript
+from tests.support.upstreams.scripted import Answer, ScriptedUpstream
 
 FAST_TIMERS = {"backend_timeout": 0.5, "headers_timeout": 0.2, "first_token_timeout": 0.4, "idle_timeout": 0.3}
 
@@ -130,3 +131,25 @@ async def test_a_single_answer_that_stalls_or_runs_too_long_names_the_timer_and_
     [seen] = await faulty.recorder.settled()
     assert seen.cancelled  # the gateway hung up on the stalled stream
     await assert_nothing_in_flight(gateway)
+
+
+@pytest.mark.parametrize(("lines", "status", "message"), [
+    ([{"message": {"content": 5}, "done": False}], 502, "(ollama: unexpected answer: content is not a string)"),
+    ([{"message": {"content": "half"}, "done": False}], 502, "(ollama: the answer ended without its final message)"),
+    # Ollama's own error line, in its words, as its own single answer would have failed.
+    ([{"message": {"content": "a"}, "done": False}, {"error": "model runner crashed"}], 503,
+     "(ollama: model runner crashed)"),
+])
+async def test_a_broken_stream_is_no_single_answer(
+    make_gateway: GatewayFactory, aiohttp_server: Callable[..., Awaitable[TestServer]], lines: list, status: int,
+    message: str,
+) -> None:
+    scripted = ScriptedUpstream()
+    scripted.answers["/api/chat"] = Answer(content_type="application/x-ndjson",
+                                           chunks=[orjson.dumps(line) + b"\n" for line in lines])
+    server = await aiohttp_server(scripted.app())
+    gateway = await make_gateway(ollama_base_url=server.make_url(""))
+    response = await gateway.post("/api/chat", json={"model": "m", "stream": False, "messages": [
+        {"role": "user", "content": "hi"}]})
+    error = await response.json()
+    assert response.status == status and error == {"error": f"no backend could serve the request {message}"}
