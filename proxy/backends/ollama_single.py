@@ -22,7 +22,7 @@ from proxy.backends.base import Fields
 from proxy.backends.ollama_chat import usage
 from proxy.llm import NativeAnswer, NativeRequest
 
-# Where the text is, per endpoint: a chat's in `message.content`, a generation's in `response`.
+# A chat's text is in `message.content`; a generation's (any other path) in `response`.
 _CHAT = "/api/chat"
 
 
@@ -66,8 +66,10 @@ class SingleAnswer:
             rebuilt["images"] = message["images"]
         if self.tool_calls:
             rebuilt["tool_calls"] = self.tool_calls
-        rebuilt.update((key, value) for key, value in message.items() if key not in rebuilt and key != "tool_calls"
-                       and key != "thinking")
+        # Whatever else the final line's message has (tool_name...), after them; its own
+        # thinking and tool_calls are the joined ones above.
+        rebuilt.update((key, value) for key, value in message.items()
+                       if key not in rebuilt and key not in ("thinking", "tool_calls"))
         return {**final, "message": rebuilt}
 
     def _generation(self, final: dict[str, Any]) -> dict[str, Any]:
