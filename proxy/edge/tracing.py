@@ -20,7 +20,7 @@ from proxy.backends.outbound import caller_trace_context
 from proxy.edge.observe import CLIENT_CLOSED, route_template
 from proxy.edge.request_keys import OUTCOME, REQUEST_ID, STARTED, TENANT, Handler
 from proxy.settings.tracing import TracingConfig
-from proxy.tracing.setup import tracer_provider
+from proxy.tracing.setup import SCOPE_NAME, tracer_provider
 from proxy.tracing.spans import RequestSpan, first_token_event
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class Tracing:
     @classmethod
     def from_config(cls, config: TracingConfig) -> Tracing:
         provider = tracer_provider(config, _version())
-        return cls(provider=provider, tracer=provider.get_tracer("octomil-gateway", _version()),
+        return cls(provider=provider, tracer=provider.get_tracer(SCOPE_NAME, _version()),
                    capture_content=config.capture_content)
 
     def shutdown(self) -> None:

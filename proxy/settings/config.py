@@ -322,8 +322,10 @@ _NUMBERS = (
     ("cache_ttl", "PROXY_CACHE_TTL", "float"),
 )
 
-# The OpenTelemetry SDK's standard variables this gateway honours (settings/tracing.py).
+# The OpenTelemetry SDK's standard variables this gateway honours (settings/tracing.py),
+# and the gateway's own tracing setting.
 _OTEL_VARIABLES = (
+    "PROXY_TRACE_EXPORT",
     "OTEL_SDK_DISABLED",
     "OTEL_TRACES_EXPORTER",
     "OTEL_EXPORTER_OTLP_ENDPOINT",

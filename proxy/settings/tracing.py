@@ -37,6 +37,8 @@ class TracingConfig:
     export_every: float = 5.0  # seconds between the batch processor's exports
     # The GenAI conventions' opt-in: prompts and answers as span events.
     capture_content: bool = False
+    # PROXY_TRACE_EXPORT: the exporter in a child process (the default) or in a thread of the gateway.
+    export_process: bool = True
 
 
 def tracing_config(raw: Mapping[str, str], problems: list[str]) -> TracingConfig | None:
@@ -71,11 +73,14 @@ def tracing_config(raw: Mapping[str, str], problems: list[str]) -> TracingConfig
     capture = raw.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "").strip().lower()
     if capture not in ("", "true", "false"):
         problems.append(f"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT={capture} is not true or false")
+    export = raw.get("PROXY_TRACE_EXPORT", "process").strip().lower() or "process"
+    if export not in ("process", "thread"):
+        problems.append(f"PROXY_TRACE_EXPORT={export} is not process or thread")
     return TracingConfig(
         endpoint=endpoint, headers=headers, service_name=service,
         resource_attributes=tuple((k, v) for k, v in resource if k != "service.name"),
         sampler=sampler, sampler_ratio=ratio, export_timeout=max(timeout_ms, 1.0) / 1000,
-        capture_content=capture == "true", export_every=max(every_ms, 1.0) / 1000,
+        capture_content=capture == "true", export_every=max(every_ms, 1.0) / 1000, export_process=export != "thread",
     )
 
 
