@@ -75,10 +75,9 @@ class RequestSpan:
             attributes["server.port"] = server.port
         span = self.tracer.start_span(f"{operation} {model}", context=self.context,
                                       kind=trace.SpanKind.CLIENT, attributes=attributes)
-        parent = trace.format_trace_id(span.get_span_context().trace_id)
-        child = trace.format_span_id(span.get_span_context().span_id)
-        flags = f"{int(span.get_span_context().trace_flags):02x}"
-        outbound = {"X-Request-ID": self.request_id, "traceparent": f"00-{parent}-{child}-{flags}"}
+        context = span.get_span_context()
+        outbound = {"X-Request-ID": self.request_id,
+                    "traceparent": f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"}
         if self.tracestate:
             outbound["tracestate"] = self.tracestate
         OUTBOUND.set(outbound)
