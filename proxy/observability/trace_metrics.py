@@ -8,7 +8,7 @@ from prometheus_client import Counter
 SPANS_DROPPED = Counter(
     "gateway_trace_spans_dropped",
     "Finished spans never handed to the trace exporter process, by reason: queue_full (the exporter "
-    "fell behind and the gateway's queue of 2048 spans was full) or exporter_down (it had died).",
+    "fell behind and the queue to it, OTEL_BSP_MAX_QUEUE_SIZE spans, was full) or exporter_down (it had died).",
     ["reason"],
 )
 EXPORTER_RESTARTS = Counter(

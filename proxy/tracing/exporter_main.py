@@ -25,21 +25,16 @@ import threading
 import time
 from typing import Any
 
+from proxy.tracing.setup import batch_processor
 from proxy.tracing.span_wire import from_wire, read_frame
 
 _ORPHAN_CHECK_SECONDS = 1.0
 
 
 def _processor(config: dict[str, Any]) -> Any:
-    from opentelemetry.exporter.otlp.proto.http import Compression
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    exporter = OTLPSpanExporter(endpoint=config["endpoint"], headers=dict(config["headers"]),
-                                timeout=config["export_timeout"], compression=Compression.NoCompression)
-    return BatchSpanProcessor(
-        exporter, max_queue_size=config["queue_size"], schedule_delay_millis=config["export_every"] * 1000,
-        max_export_batch_size=config["batch_size"], export_timeout_millis=config["export_timeout"] * 1000)
+    return batch_processor(config["endpoint"], dict(config["headers"]), export_timeout=config["export_timeout"],
+                           export_every=config["export_every"], queue_size=config["queue_size"],
+                           batch_size=config["batch_size"])
 
 
 def _exit_when_orphaned(parent: int, processor: Any) -> None:

@@ -1,11 +1,15 @@
 """Finished spans as plain tuples, for the pipe to the exporter process and back into SDK spans.
 
-The gateway turns each finished span (the SDK's ReadableSpan) into a tuple of numbers,
-strings and dicts, and writes batches of them with `marshal` (a C routine; a batch of a
-few hundred spans takes tens of microseconds) to the exporter process
+The request path ends each span as a tuple of numbers, strings and dicts
+(tracing/recorder.py); batches of them are written with `marshal` (a C routine; a batch
+of a few hundred spans takes tens of microseconds) to the exporter process
 (tracing/exporter_main.py), which rebuilds the SDK's ReadableSpans and hands them to the
 official OTLP exporter. So the costly part, the OTLP protobuf encoding and the HTTP
 export, runs on another core and under another interpreter lock.
+
+A span on the wire: (name, trace_id, span_id, trace_flags, tracestate header, parent span
+id or 0, parent is remote, SpanKind value, start ns, end ns, attributes,
+((event name, ns, attributes), ...), StatusCode value, status description).
 
 Links are not carried: the gateway's spans have none. The resource and the
 instrumentation scope are the same for every span, so they travel once, in the
@@ -29,20 +33,6 @@ _LENGTH = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024
 
 WireSpan = tuple[Any, ...]
-
-
-def to_wire(span: ReadableSpan) -> WireSpan:
-    context = span.context
-    parent = span.parent
-    assert context is not None  # every span the SDK ends has its context
-    return (
-        span.name, context.trace_id, context.span_id, int(context.trace_flags),
-        context.trace_state.to_header() if context.trace_state else "",
-        parent.span_id if parent is not None else 0, bool(parent is not None and parent.is_remote),
-        span.kind.value, span.start_time, span.end_time, dict(span.attributes or {}),
-        tuple((event.name, event.timestamp, dict(event.attributes or {})) for event in span.events),
-        span.status.status_code.value, span.status.description,
-    )
 
 
 def from_wire(wire: WireSpan, resource: Resource, scope: InstrumentationScope) -> ReadableSpan:
