@@ -33,6 +33,7 @@ from bench.processes import (
     CORES,
     GATEWAY_CORE,
     LOAD_CORE,
+    ROOT,
     TOKEN,
     LoadResult,
     children,
@@ -161,12 +162,13 @@ backends = [{ backend = "ollama", model = "bench" }]
 TRACING = {"OTEL_EXPORTER_OTLP_ENDPOINT": "{upstream}", "OTEL_BSP_SCHEDULE_DELAY": "1000"}
 
 
-def feature_costs(seconds: int, rounds: int) -> None:
+def feature_costs(seconds: int, rounds: int, baseline: pathlib.Path | None = None) -> None:
     """The gateway's CPU per single-shot request with tracing and the answer cache off and on
     (access log off), beside the floor. Rounds alternate the variants, and the median of each
     is shown, so a colleague's load on the shared machine does not land on one variant only.
     Tracing's exporter process (a child of the gateway, on the same pinned core) is measured
-    apart: "+ exporter" is the gateway's CPU and its exporter's together."""
+    apart: "+ exporter" is the gateway's CPU and its exporter's together. With `baseline` (another
+    checkout, e.g. of main), its gateway is measured too, tracing off and on, in the same rounds."""
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as routes:
         routes.write(ROUTES_WITH_CACHE)
     ratio = {**TRACING, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio"}
@@ -181,12 +183,15 @@ def feature_costs(seconds: int, rounds: int) -> None:
         "cache on, request not cacheable": ({"PROXY_ROUTES_FILE": routes.name}, {}),
         "cache on, every request a hit": ({"PROXY_ROUTES_FILE": routes.name}, {"X-Gateway-Cache": "use"}),
     }
+    if baseline is not None:
+        variants |= {"baseline tree, both off": ({}, {}), "baseline tree, tracing on": (TRACING, {})}
     measured: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     with emulator() as upstream:
         for _ in range(rounds):
             for name, (env, headers) in variants.items():
                 env = {k: v.format(upstream=upstream) for k, v in env.items()}
-                server = floor(upstream) if name == "floor" else gateway(upstream, "ollama", **env)
+                tree = baseline if baseline is not None and name.startswith("baseline") else ROOT
+                server = floor(upstream) if name == "floor" else gateway(upstream, "ollama", tree=tree, **env)
                 with server as (url, process):
                     measured[name].append(_cpu_with_children(url, process.pid, seconds, headers))
     os.unlink(routes.name)
@@ -399,12 +404,14 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write raw results here")
     parser.add_argument("--only", default=None, metavar="NAMES",
                         help="comma-separated scenarios to run, e.g. 'single shot,streaming' (default: all)")
+    parser.add_argument("--baseline", type=pathlib.Path, default=None, metavar="TREE",
+                        help="another checkout whose gateway 'features cpu' measures too (e.g. main's)")
     args = parser.parse_args()
     seconds = 3 if args.quick else 10
     scenarios: list[tuple[str, Callable[[], None]]] = [
         ("single shot", lambda: single_shot(seconds)),
         ("cpu per request", lambda: cpu_per_request(seconds)),
-        ("features cpu", lambda: feature_costs(seconds, 2 if args.quick else 3)),
+        ("features cpu", lambda: feature_costs(seconds, 2 if args.quick else 3, args.baseline)),
         ("frontier", lambda: frontier(seconds, [250, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000, 5500])),
         ("streaming", lambda: streaming(20 if args.quick else 100)),
         ("many streams", lambda: many_streams(1000 if args.quick else 10_000)),
