@@ -25,7 +25,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import IO, Any
 
 from proxy.observability.trace_metrics import EXPORTER_RESTARTS
 from proxy.tracing.span_wire import WireSpan, frame
@@ -65,8 +65,7 @@ class ExporterProcess:
         if process is None or process.stdin is None:
             return False
         try:
-            process.stdin.write(data)
-            process.stdin.flush()
+            _write_all(process.stdin, data)
         except OSError:  # BrokenPipeError: it died
             self._died()
             return False
@@ -101,10 +100,12 @@ class ExporterProcess:
     def _start(self) -> None:
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, "PYTHONPATH": _PACKAGE_ROOT + (os.pathsep + path if path else "")}
+        # Unbuffered: close() from the stopping thread must not wait for a lock held by a write
+        # blocked on a stuck child (it kills the child instead, which ends the write).
         process = subprocess.Popen([sys.executable, "-m", "proxy.tracing.exporter_main"], stdin=subprocess.PIPE,
-                                   stdout=subprocess.DEVNULL, env=env)
+                                   stdout=subprocess.DEVNULL, env=env, bufsize=0)
         assert process.stdin is not None
-        process.stdin.write(self._config)  # into the pipe's buffer: the child reads it once it runs
+        _write_all(process.stdin, self._config)  # into the pipe's buffer: the child reads it once it runs
         self._process, self._started_at = process, time.monotonic()
         if self._starts:
             EXPORTER_RESTARTS.inc()
@@ -122,3 +123,11 @@ class ExporterProcess:
         self._retry_at = now + self._backoff
         log.warning("the trace exporter process exited (status %s); starting it again in %.0f s", status, self._backoff)
         self._backoff = min(self._backoff * 2, _LONGEST_RETRY)
+
+
+def _write_all(pipe: IO[bytes], data: bytes) -> None:
+    """A raw pipe may take part of a large write: write the rest."""
+    view = memoryview(data)
+    while view:
+        written = pipe.write(view)
+        view = view[written or 0:]

@@ -64,6 +64,15 @@ async def metric(session: aiohttp.ClientSession, gateway: GatewayProcess, name: 
         return value(parse(await response.text()), name, **labels)
 
 
+async def fill_until_dropped(session: aiohttp.ClientSession, gateway: GatewayProcess) -> None:
+    """Batches (21 spans each), every one answered, until the gateway drops a span for a full queue."""
+    for _ in range(100):
+        await batch(session, gateway, 20)
+        if await metric(session, gateway, "gateway_trace_spans_dropped_total", reason="queue_full") > 0:
+            return
+    raise AssertionError("no span was ever dropped: is the queue bounded?")
+
+
 def exporters_of(pid: int) -> list[int]:
     """The gateway's exporter processes (its children running proxy.tracing.exporter_main)."""
     found = []
@@ -144,12 +153,7 @@ async def test_a_stuck_exporter_fills_the_queue_and_further_spans_are_dropped_an
         exporter = await the_exporter(gateway)
         os.kill(exporter, signal.SIGSTOP)  # reads nothing more: its pipe fills, then the gateway's queue
         try:
-            full = "gateway_trace_spans_dropped_total"
-            sent = 0
-            while await metric(session, gateway, full, reason="queue_full") == 0:
-                assert sent < 100, "no span was ever dropped: is the queue bounded?"
-                await batch(session, gateway, 20)  # all answered while the exporter is stuck
-                sent += 1
+            await fill_until_dropped(session, gateway)
         finally:
             os.kill(exporter, signal.SIGCONT)
         # Unstuck, it exports again (once the backlog is through: until then spans may still be
@@ -160,7 +164,8 @@ async def test_a_stuck_exporter_fills_the_queue_and_further_spans_are_dropped_an
 
         await eventually(exported_again, RUN_TIMEOUT, every=0.2)
         assert await metric(session, gateway, "gateway_trace_exporter_restarts_total") == 0
-        assert await metric(session, gateway, full, reason="exporter_down") == 0
+        dropped = "gateway_trace_spans_dropped_total"
+        assert await metric(session, gateway, dropped, reason="exporter_down") == 0
 
 
 async def test_the_exporter_exports_what_is_queued_and_exits_when_the_gateway_stops(
@@ -188,4 +193,20 @@ async def test_no_exporter_outlives_a_killed_gateway(
         exporter = await the_exporter(gateway)
         gateway.process.kill()  # SIGKILL: no cleanup at all in the gateway
         await gateway.process.wait()
+    await until_gone(exporter)
+
+
+async def test_a_stuck_exporter_does_not_hold_up_the_gateways_stop(
+    ollama: RunningUpstream, receiver: tuple[OtlpReceiver, TestServer], session: aiohttp.ClientSession,
+) -> None:
+    _, server = receiver
+    # A 1 s export timeout bounds the exporter's flush at shutdown; a stuck one is then killed.
+    env = traced_env(ollama, server, OTEL_EXPORTER_OTLP_TIMEOUT="1000", OTEL_BSP_MAX_QUEUE_SIZE="8",
+                     OTEL_BSP_MAX_EXPORT_BATCH_SIZE="4")
+    async with running_gateway(env, graceful=True) as gateway:
+        await chat(session, gateway, "stuck-1")
+        exporter = await the_exporter(gateway)
+        os.kill(exporter, signal.SIGSTOP)
+        await fill_until_dropped(session, gateway)  # the pipe and the queue are full: a write is blocked
+    assert gateway.returncode == 0
     await until_gone(exporter)
