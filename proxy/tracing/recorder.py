@@ -72,24 +72,27 @@ class Recorder:
     """Starts the spans of one gateway: the SDK's sampler and ids, its own bookkeeping."""
 
     def __init__(self, sampler: Sampler, ids: IdGenerator, end_to: Callable[[WireSpan], None]) -> None:
+        from opentelemetry import trace
         from opentelemetry.sdk.trace.sampling import Decision
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         self._sampler = sampler
         self._ids = ids
         self._end_to = end_to
+        # Looked up once: this runs for every request.
         self._sampled = Decision.RECORD_AND_SAMPLE
+        self._server_kind = trace.SpanKind.SERVER
+        self._propagator = TraceContextTextMapPropagator()
+        self._span_of = trace.get_current_span
 
     def server_span(self, name: str, caller: dict[str, str], attributes: dict[str, Any], start_ns: int) -> LiveSpan:
         """The request's span: a child of the caller's (a valid `traceparent`), or a new trace."""
-        from opentelemetry import trace
-        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-        context = TraceContextTextMapPropagator().extract(caller) if caller else None
-        parent = trace.get_current_span(context).get_span_context() if context is not None else None
+        context = self._propagator.extract(caller) if caller else None
+        parent = self._span_of(context).get_span_context() if context is not None else None
         if parent is not None and not parent.is_valid:
             context = parent = None
         trace_id = parent.trace_id if parent is not None else self._ids.generate_trace_id()
-        decision = self._sampler.should_sample(context, trace_id, name, trace.SpanKind.SERVER, attributes)
+        decision = self._sampler.should_sample(context, trace_id, name, self._server_kind, attributes)
         if decision.attributes:
             attributes.update(decision.attributes)
         return LiveSpan(name, SERVER, trace_id, self._ids.generate_span_id(),
