@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench import clients
+from bench import clients, paired
 from bench.processes import (
     CORES,
     GATEWAY_CORE,
@@ -223,6 +223,18 @@ def _cpu_with_children(url: str, pid: int, seconds: int, headers: dict[str, str]
     return own / requests * 1e6, spawned / requests * 1e6
 
 
+def tracing_paired(seconds: int, rounds: int, baseline: pathlib.Path | None) -> None:
+    """Tracing's cost with all its variants loaded at the same time (bench/paired.py)."""
+    variants = paired.VARIANTS | (paired.BASELINE_VARIANTS if baseline else {})
+    with emulator() as upstream:
+        measured = [paired.one_round(upstream, variants, baseline, seconds, 8) for _ in range(rounds)]
+    for r in paired.report(measured):
+        row(f"tracing paired, {r['variant']}", "CPU µs per request: gateway / + exporter",
+            f"{r['own_us']:.0f} / {r['total_us']:.0f}",
+            f"{r['own_vs_off']:+.1%} / {r['total_vs_off']:+.1%} vs tracing off in the same rounds")
+        results[f"tracing paired, {r['variant']}"] = r
+
+
 def frontier(seconds: int, rates: list[int]) -> None:
     """Highest offered rate at which the gateway's added p99 stays under each bound."""
     path, body = DIRECT["ollama"]
@@ -405,13 +417,14 @@ def main() -> None:
     parser.add_argument("--only", default=None, metavar="NAMES",
                         help="comma-separated scenarios to run, e.g. 'single shot,streaming' (default: all)")
     parser.add_argument("--baseline", type=pathlib.Path, default=None, metavar="TREE",
-                        help="another checkout whose gateway 'features cpu' measures too (e.g. main's)")
+                        help="another checkout whose gateway 'features cpu' and 'tracing paired' measure too")
     args = parser.parse_args()
     seconds = 3 if args.quick else 10
     scenarios: list[tuple[str, Callable[[], None]]] = [
         ("single shot", lambda: single_shot(seconds)),
         ("cpu per request", lambda: cpu_per_request(seconds)),
         ("features cpu", lambda: feature_costs(seconds, 2 if args.quick else 3, args.baseline)),
+        ("tracing paired", lambda: tracing_paired(seconds, 3 if args.quick else 7, args.baseline)),
         ("frontier", lambda: frontier(seconds, [250, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000, 5500])),
         ("streaming", lambda: streaming(20 if args.quick else 100)),
         ("many streams", lambda: many_streams(1000 if args.quick else 10_000)),
