@@ -55,7 +55,10 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="octomil-gateway trace exporter: %(levelname)s %(message)s")
     stream = sys.stdin.buffer
     parent = os.getppid()
-    config = read_frame(stream)
+    try:
+        config = read_frame(stream)
+    except (EOFError, OSError, ValueError):
+        return  # the gateway was gone before it could say anything
     resource = Resource(dict(config["resource"]))
     scope = InstrumentationScope(config["scope_name"], config["scope_version"])
     processor = _processor(config)
