@@ -12,7 +12,8 @@ one wrk each: the variants share the core and its neighbours for the same second
 process's utime + stime (/proc) over the run, divided by the requests its wrk completed,
 is its CPU per request; an exporter process (a child of its gateway) is counted apart.
 Reported per variant: the median over rounds, and the median of its per-round ratio to
-tracing off measured in that same round.
+tracing off measured in that same round. The order in which the variants start and are
+loaded turns by one each round (a fixed order favoured some positions by a few percent).
 """
 
 from __future__ import annotations
@@ -43,11 +44,17 @@ BASELINE_VARIANTS = {"baseline: tracing off": {}, "baseline: tracing on": TRACIN
 
 
 def one_round(upstream: str, variants: dict[str, dict[str, str]], baseline: pathlib.Path | None,
-              seconds: int, connections: int) -> dict[str, tuple[float, float]]:
-    """{variant: (own CPU µs per request, its exporter's)} with every variant loaded at once."""
+              seconds: int, connections: int, rotation: int = 0) -> dict[str, tuple[float, float]]:
+    """{variant: (own CPU µs per request, its exporter's)} with every variant loaded at once.
+
+    The variants start, and their loads are launched, in an order rotated by `rotation`: the
+    first and last started are not always the same ones."""
+    names = list(variants)
+    order = names[rotation % len(names):] + names[:rotation % len(names)]
     with contextlib.ExitStack() as stack:
         servers: dict[str, tuple[str, int]] = {}
-        for name, env in variants.items():
+        for name in order:
+            env = variants[name]
             tree = baseline if baseline is not None and name.startswith("baseline") else ROOT
             env = {k: v.format(upstream=upstream) for k, v in env.items()}
             server = floor(upstream) if name == "floor" else gateway(upstream, "ollama", tree=tree, **env)
@@ -60,7 +67,7 @@ def one_round(upstream: str, variants: dict[str, dict[str, str]], baseline: path
         time.sleep(1.5)  # the last spans are exported
         after = {name: _cpu(pid) for name, (_, pid) in servers.items()}
     measured = {}
-    for name in servers:
+    for name in names:
         requests = loads[name] * seconds
         own = (after[name][0] - before[name][0]) / requests * 1e6
         spawned = sum(cpu - before[name][1].get(child, 0.0) for child, cpu in after[name][1].items())
@@ -118,7 +125,7 @@ def main() -> None:
     rounds = []
     with emulator() as upstream:
         for number in range(args.rounds):
-            rounds.append(one_round(upstream, variants, args.baseline, args.seconds, args.connections))
+            rounds.append(one_round(upstream, variants, args.baseline, args.seconds, args.connections, number))
             shown = ", ".join(f"{n} {own:.0f}+{exp:.0f}" for n, (own, exp) in rounds[-1].items())
             print(f"round {number + 1}: {shown}", flush=True)
     print("\n| variant | CPU µs per request, gateway | vs tracing off (paired) "
@@ -126,6 +133,10 @@ def main() -> None:
     for row in report(rounds):
         print(f"| {row['variant']} | {row['own_us']:.0f} | {row['own_vs_off']:+.1%} | {row['total_us']:.0f} "
               f"| {row['total_vs_off']:+.1%} | {', '.join(f'{v:.0f}' for v in row['rounds_own'])} |")
+    if args.baseline:
+        ratios = [r["tracing off"][0] / r["baseline: tracing off"][0] - 1 for r in rounds]
+        print(f"\ntracing off against the baseline's tracing off, paired: median {statistics.median(ratios):+.1%} "
+              f"(rounds {', '.join(f'{v:+.1%}' for v in ratios)})")
 
 
 if __name__ == "__main__":

@@ -227,7 +227,7 @@ def tracing_paired(seconds: int, rounds: int, baseline: pathlib.Path | None) -> 
     """Tracing's cost with all its variants loaded at the same time (bench/paired.py)."""
     variants = paired.VARIANTS | (paired.BASELINE_VARIANTS if baseline else {})
     with emulator() as upstream:
-        measured = [paired.one_round(upstream, variants, baseline, seconds, 8) for _ in range(rounds)]
+        measured = [paired.one_round(upstream, variants, baseline, seconds, 8, n) for n in range(rounds)]
     for r in paired.report(measured):
         row(f"tracing paired, {r['variant']}", "CPU µs per request: gateway / + exporter",
             f"{r['own_us']:.0f} / {r['total_us']:.0f}",
