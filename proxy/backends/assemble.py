@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Callable
+from typing import Protocol, TypeVar
 
 from aiohttp import StreamReader
 
@@ -25,6 +26,9 @@ from proxy.backends.wire import MAX_LINE, StreamSilent
 from proxy.errors import BadUpstreamResponse, UpstreamTimeout
 from proxy.llm import ChatResult, ReasoningDelta, StreamEnd, StreamItem, ToolCall, ToolCallDelta
 from proxy.settings.config import Timeouts
+
+In = TypeVar("In", contravariant=True)
+Out = TypeVar("Out", covariant=True)
 
 # One message line -> its token ("" for none) and, on the last line, the end.
 LineParser = Callable[[bytes], tuple[str, StreamEnd | None]]
@@ -55,31 +59,48 @@ def now() -> float:
     return asyncio.get_running_loop().time()
 
 
-async def assemble(
-    items: AsyncGenerator[StreamItem, None], timeouts: Timeouts, backend: str, *, cold: bool,
-) -> ChatResult:
-    """The stream's items joined into one answer (text, thinking, tool calls), within the
-    first-token budget and the whole-call cap. The silences in between are the stream's own
-    idle timer (wire.py), translated where the stream is read."""
+class Collector(Protocol[In, Out]):
+    """What a stream's items add up to, item by item."""
+
+    def empty(self) -> bool:
+        """Whether nothing that counts as a token has arrived yet."""
+
+    def add(self, item: In) -> Out | None:
+        """Takes one item; the whole answer once `item` ended the stream, else None."""
+
+
+async def collect(
+    items: AsyncGenerator[In, None], collector: Collector[In, Out], timeouts: Timeouts, backend: str, *, cold: bool,
+) -> Out:
+    """The stream's items added up by `collector`, within the first-token budget and the
+    whole-call cap. The silences in between are the stream's own idle timer (wire.py),
+    translated where the stream is read."""
     timers = _Timers(timeouts, backend, cold=cold, started=now())
-    answer = _Answer()
     try:
         async with contextlib.aclosing(items), timers.timer:
             async for item in items:
-                if isinstance(item, StreamEnd):
-                    return answer.result(item)
-                if answer.empty():
+                was_empty = collector.empty()
+                whole = collector.add(item)
+                if whole is not None:
+                    return whole
+                if was_empty and not collector.empty():
                     timers.first_token_arrived()
-                answer.add(item)
     except TimeoutError as exc:
         if not timers.timer.expired():
             raise  # the stream's own timers (connect, silence): translated where the body is read
-        raise timers.expired(exc, any_token=not answer.empty()) from exc
+        raise timers.expired(exc, any_token=not collector.empty()) from exc
     raise BadUpstreamResponse("the answer ended without its final message", backend=backend)
 
 
-class _Answer:
-    """What the items of one stream add up to. A tool call comes as deltas sharing an
+async def assemble(
+    items: AsyncGenerator[StreamItem, None], timeouts: Timeouts, backend: str, *, cold: bool,
+) -> ChatResult:
+    """The stream's items joined into one answer (text, thinking, tool calls)."""
+    return await collect(items, Answer(), timeouts, backend, cold=cold)
+
+
+class Answer:
+    """What the items of one stream add up to (a Collector). A tool call comes as deltas sharing an
     index: the first names it (id, name), the rest carry pieces of its arguments."""
 
     def __init__(self) -> None:
@@ -90,7 +111,9 @@ class _Answer:
     def empty(self) -> bool:
         return not (self.tokens or self.thinking or self.calls)
 
-    def add(self, item: StreamItem) -> None:
+    def add(self, item: StreamItem) -> ChatResult | None:
+        if isinstance(item, StreamEnd):
+            return self.result(item)
         if isinstance(item, str):
             self.tokens.append(item)
         elif isinstance(item, ReasoningDelta):
@@ -100,6 +123,7 @@ class _Answer:
             call[0] = call[0] or (item.id or "")
             call[1] = call[1] or (item.name or "")
             call.append(item.arguments)
+        return None
 
     def result(self, end: StreamEnd) -> ChatResult:
         calls = tuple(ToolCall(id=call[0], name=call[1], arguments="".join(call[2:]))
