@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from types import FrameType
 
 from bench.processes import LOAD_CORE, ROOT, TOKEN, emulator, free_port, wait_for_port
@@ -56,7 +57,10 @@ def _hey(url: str, requests: int) -> None:
                    check=True, capture_output=True)
 
 
-def count(kind: str, upstream: str, requests: int) -> Counter[str]:
+def count(kind: str, upstream: str, requests: int, *, path: str = "/api/v1/inference",
+          drive: Callable[[str, int], None] = _hey, warm_up: int = 200) -> pstats.Stats:
+    """cProfile's stats of `kind` ("floor" or "gateway") over exactly `requests` calls of
+    `drive(url, requests)`, after `warm_up` calls (`drive` sends them to `path`)."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         output = os.path.join(tmp, "stats")
@@ -71,17 +75,21 @@ def count(kind: str, upstream: str, requests: int) -> Counter[str]:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_for_port(port, server)
-            url = f"http://127.0.0.1:{port}/api/v1/inference"
-            _hey(url, 200)  # warm-up: pools, caches, first-call imports
+            url = f"http://127.0.0.1:{port}{path}"
+            drive(url, warm_up)  # warm-up: pools, caches, first-call imports
             server.send_signal(signal.SIGUSR1)
-            _hey(url, requests)
+            drive(url, requests)
             server.send_signal(signal.SIGUSR2)
             while not os.path.exists(output):
                 time.sleep(0.05)
-            stats = pstats.Stats(output)
+            return pstats.Stats(output)
         finally:
             server.terminate()
             server.wait()
+
+
+def by_group(stats: pstats.Stats) -> Counter[str]:
+    """Calls counted in `stats`, split by the package of the called function."""
     calls: Counter[str] = Counter()
     for (filename, _, _), (_, total_calls, _, _, _) in stats.stats.items():  # type: ignore[attr-defined]
         group = next((name for fragment, name in GROUPS if fragment in filename), "other (stdlib, C)")
@@ -94,7 +102,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     args = parser.parse_args()
     with emulator() as upstream:
-        counted = {kind: count(kind, upstream, args.requests) for kind in ("floor", "gateway")}
+        counted = {kind: by_group(count(kind, upstream, args.requests)) for kind in ("floor", "gateway")}
     groups = sorted(set(counted["gateway"]) | set(counted["floor"]), key=lambda g: -counted["gateway"][g])
     print("| functions called in | gateway calls/request | floor calls/request |\n|---|---|---|")
     for group in groups:
