@@ -5,8 +5,9 @@ soon as its last byte arrives; nothing waits for the whole answer. Each wait for
 is bounded by the stream's idle budget here, on the gateway's own timer (IdleTimer): aiohttp's
 socket timer does not fire in every case (after a broken chunked framing it waits for
 bytes that never come). A line longer than
-MAX_LINE raises aiohttp's LineTooLong, which backends report as a bad upstream: an
-upstream that never sends a newline cannot make the gateway buffer without end.
+MAX_LINE is refused (aiohttp's LineTooLong, or a ValueError where the lines are split
+here), which backends report as a bad upstream: an upstream that never sends a newline
+cannot make the gateway buffer without end.
 """
 
 from __future__ import annotations
@@ -118,15 +119,46 @@ async def ndjson_lines(content: StreamReader, idle: float) -> AsyncIterator[byte
 async def ndjson_objects(content: StreamReader, idle: float) -> AsyncIterator[Any]:
     """Ollama's NDJSON: one JSON value per line; blank lines are skipped.
 
-    The reading loop is `_lines`' own, not a generator over it: every token passes
-    through here, and each generator step costs as much as the parsing."""
+    Read as whatever has arrived (readany), then split into lines here: when the upstream
+    writes faster than a client reads, one read takes many lines at once, where
+    readline() went through aiohttp's line search and a wait per line. Every token of a
+    translated stream, and of a single shot, passes through this loop. A line is held to
+    MAX_LINE as with readline: its start is kept while it has no end, and refused past it.
+    """
     timer = IdleTimer(idle)
+    start: list[bytes] = []  # the pieces of a line whose end has not arrived yet
+    started = 0
     try:
-        while line := await timer.read(content.readline(max_line_length=MAX_LINE)):
-            if not line.isspace():
-                yield orjson.loads(line)
+        while chunk := await timer.read(content.readany()):
+            lines = chunk.split(b"\n")
+            if len(lines) == 1:  # no line ends in this piece
+                start.append(chunk)
+                started += len(chunk)
+                _check_line(started)
+                continue
+            if start:
+                start.append(lines[0])
+                lines[0] = b"".join(start)
+                start, started = [], 0
+            rest = lines.pop()
+            if rest:
+                start, started = [rest], len(rest)
+            for line in lines:
+                if len(line) > MAX_LINE:
+                    _check_line(len(line))
+                if line and not line.isspace():
+                    yield orjson.loads(line)
+            _check_line(started)
+        last = b"".join(start)
+        if last and not last.isspace():  # the body's last line, without its newline
+            yield orjson.loads(last)
     finally:
         timer.close()
+
+
+def _check_line(size: int) -> None:
+    if size > MAX_LINE:
+        raise ValueError(f"a line longer than {MAX_LINE} bytes")
 
 
 async def sse_events(content: StreamReader, idle: float) -> AsyncIterator[tuple[bytes, bytes]]:
