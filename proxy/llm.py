@@ -279,8 +279,9 @@ class NativeRequest:
     `body` is the client's JSON, every field kept; `model` is the name to ask the upstream
     for (the routing table may rename it) and `public_model` the one the client knows.
     `translated` is the same request in the normalized types (also what the limiter
-    estimates), and `untranslatable` says why the other backends cannot serve it, when
-    they cannot (Ollama's `suffix`, `context`, `raw`...), `untranslatable_at` the field.
+    estimates): a chat, or a text completion for Ollama's fill-in-the-middle. And
+    `untranslatable` says why the other backends cannot serve it, when they cannot
+    (Ollama's `context`, `raw`...), `untranslatable_at` the field.
     """
 
     api: str
@@ -289,14 +290,14 @@ class NativeRequest:
     model: str
     public_model: str
     stream: bool
-    translated: ChatRequest | EmbedRequest | ModelQuery
+    translated: ChatRequest | CompletionRequest | EmbedRequest | ModelQuery
     untranslatable: str = ""
     untranslatable_at: str = "$"
 
     @property
     def max_tokens(self) -> int | None:
         translated = self.translated
-        return translated.parameters.max_tokens if isinstance(translated, ChatRequest) else None
+        return translated.parameters.max_tokens if isinstance(translated, ChatRequest | CompletionRequest) else None
 
 
 @frozen

@@ -7,9 +7,10 @@ stream, the same answer shows its progress, so a single-shot call is bounded lik
 stream (connect, headers, first token, silence between chunks) and capped as a whole only
 by PROXY_MAX_REQUEST_SECONDS, far above any silence.
 
-`assemble` takes any backend's stream of items, so thinking and tool calls are joined
-the same way for every backend; the backends' readers split a network read into its
-lines themselves (wire.py), so a short answer costs few reads.
+`collect` takes any backend's stream of items and a collector that adds them up (the
+chat answer here, Ollama's own single answer in ollama_single.py), so thinking and tool
+calls are joined the same way for every backend; the backends' readers split a network
+read into its lines themselves (wire.py), so a short answer costs few reads.
 """
 
 from __future__ import annotations
@@ -17,10 +18,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
+from typing import Protocol, TypeVar
 
 from proxy.errors import BadUpstreamResponse, UpstreamTimeout
 from proxy.llm import ChatResult, ReasoningDelta, StreamEnd, StreamItem, ToolCall, ToolCallDelta
 from proxy.settings.config import Timeouts
+
+In = TypeVar("In", contravariant=True)
+Out = TypeVar("Out", covariant=True)
+
 
 
 class _Timers:
@@ -48,37 +54,50 @@ def now() -> float:
     return asyncio.get_running_loop().time()
 
 
-async def assemble(
-    items: AsyncGenerator[StreamItem, None], timeouts: Timeouts, backend: str, *, cold: bool,
-) -> ChatResult:
-    """The stream's items joined into one answer (text, thinking, tool calls), within the
-    first-token budget and the whole-call cap. The silences in between are the stream's own
-    idle timer (wire.py), translated where the stream is read."""
+class Collector(Protocol[In, Out]):
+    """What a stream's items add up to, item by item."""
+
+    def empty(self) -> bool:
+        """Whether nothing that counts as a token has arrived yet."""
+
+    def add(self, item: In) -> Out | None:
+        """Takes one item; the whole answer once `item` ended the stream, else None."""
+
+
+async def collect(
+    items: AsyncGenerator[In, None], collector: Collector[In, Out], timeouts: Timeouts, backend: str, *, cold: bool,
+) -> Out:
+    """The stream's items added up by `collector`, within the first-token budget and the
+    whole-call cap. The silences in between are the stream's own idle timer (wire.py),
+    translated where the stream is read."""
     timers = _Timers(timeouts, backend, cold=cold, started=now())
-    answer = _Answer()
-    tokens = answer.tokens
-    first = True
+    waiting = True  # for the first token
     try:
         async with contextlib.aclosing(items), timers.timer:
             async for item in items:
-                if isinstance(item, str):  # the usual item: text, added without a call
-                    tokens.append(item)
-                elif isinstance(item, StreamEnd):
-                    return answer.result(item)
-                else:
-                    answer.add(item)
-                if first:
+                whole = collector.add(item)
+                if whole is not None:
+                    return whole
+                # Asked only until the first token: after that, one call per item.
+                if waiting and not collector.empty():
                     timers.first_token_arrived()
-                    first = False
+                    waiting = False
     except TimeoutError as exc:
         if not timers.timer.expired():
             raise  # the stream's own timers (connect, silence): translated where the body is read
-        raise timers.expired(exc, any_token=not answer.empty()) from exc
+        raise timers.expired(exc, any_token=not collector.empty()) from exc
     raise BadUpstreamResponse("the answer ended without its final message", backend=backend)
 
 
-class _Answer:
-    """What the items of one stream add up to. A tool call comes as deltas sharing an
+async def assemble(
+    items: AsyncGenerator[StreamItem, None], timeouts: Timeouts, backend: str, *, cold: bool,
+) -> ChatResult:
+    """The stream's items joined into one answer (text, thinking, tool calls)."""
+    return await collect(items, Answer(), timeouts, backend, cold=cold)
+
+
+class Answer:
+    """What the items of one stream add up to (a Collector). A tool call comes as deltas sharing an
     index: the first names it (id, name), the rest carry pieces of its arguments."""
 
     def __init__(self) -> None:
@@ -89,9 +108,11 @@ class _Answer:
     def empty(self) -> bool:
         return not (self.tokens or self.thinking or self.calls)
 
-    def add(self, item: StreamItem) -> None:
-        if isinstance(item, str):
+    def add(self, item: StreamItem) -> ChatResult | None:
+        if isinstance(item, str):  # the usual item: text
             self.tokens.append(item)
+        elif isinstance(item, StreamEnd):
+            return self.result(item)
         elif isinstance(item, ReasoningDelta):
             self.thinking.append(item.text)
         elif isinstance(item, ToolCallDelta):
@@ -99,6 +120,7 @@ class _Answer:
             call[0] = call[0] or (item.id or "")
             call[1] = call[1] or (item.name or "")
             call.append(item.arguments)
+        return None
 
     def result(self, end: StreamEnd) -> ChatResult:
         calls = tuple(ToolCall(id=call[0], name=call[1], arguments="".join(call[2:]))

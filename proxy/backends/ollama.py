@@ -24,8 +24,10 @@ from aiohttp import StreamReader
 from attrs import define, field
 
 from proxy.backends import ollama_chat
-from proxy.backends.base import Fields, HttpBackend, classify_common, error_json, relayed_message
+from proxy.backends.assemble import collect
+from proxy.backends.base import HttpBackend, classify_common, error_json, relayed_message
 from proxy.backends.ollama_capabilities import ModelCapabilities, unsupported_by_ollama
+from proxy.backends.ollama_single import SingleAnswer
 from proxy.backends.wire import chunks, ndjson_lines, ndjson_objects
 from proxy.errors import (
     BadUpstreamResponse,
@@ -48,11 +50,10 @@ from proxy.llm import (
     StreamEnd,
     StreamItem,
     ToolCallDelta,
-    Usage,
 )
 
 # What Ollama's 400 "<model> does not support <what>" is about, as a request field.
-_UNSUPPORTED_FIELDS = {"tools": "$.tools", "thinking": "$.reasoning_effort", "insert": "$", "embeddings": "$",
+_UNSUPPORTED_FIELDS = {"tools": "$.tools", "thinking": "$.reasoning_effort", "insert": "$.suffix", "embeddings": "$",
                        "vision": "$.messages", "images": "$.messages"}
 
 
@@ -77,14 +78,8 @@ def classify_error(status: int, body: bytes, backend: str) -> UpstreamError:
     return classify_common(status, message, backend)
 
 
-def _usage(final: dict[str, Any], fields: Fields) -> Usage | None:
-    if "prompt_eval_count" not in final and "eval_count" not in final:
-        return None
-    return Usage(
-        prompt_tokens=fields.count(final.get("prompt_eval_count"), "prompt_eval_count"),
-        completion_tokens=fields.count(final.get("eval_count"), "eval_count"),
-    )
-
+# Ollama's endpoints that generate, whose single answer is rebuilt from a stream.
+_GENERATIONS = frozenset({"/api/chat", "/api/generate"})
 
 # How long Ollama's list of loaded models (/api/ps) is trusted.
 LOADED_TTL = 5.0
@@ -173,10 +168,25 @@ class OllamaBackend(HttpBackend):
         return api == "ollama"
 
     async def forward(self, request: NativeRequest) -> NativeAnswer:
+        """Ollama's answer to a request in its own API. A chat's or a generation's single
+        answer is read as a stream and rebuilt (ollama_single.py), so it is bounded by its
+        silences and PROXY_MAX_REQUEST_SECONDS, not by the wait for a whole answer."""
+        if request.path in _GENERATIONS:
+            cold = await self.must_load(request.model)
+            return await collect(self._single_lines(request, cold=cold), SingleAnswer(request, self.fields),
+                                 self._upstream.timeouts, self.name, cold=cold)
         async with self._upstream.request("POST", request.path, json=_native_body(request)) as response:
             raw = await self._upstream.read_body(response)
             answer = self._checked(orjson.loads(raw), verbatim=True)
-            return NativeAnswer(body=_public(raw, answer, request), usage=_usage(answer, self.fields))
+            return NativeAnswer(body=_public(raw, answer, request), usage=ollama_chat.usage(answer, self.fields))
+
+    async def _single_lines(self, request: NativeRequest, *, cold: bool) -> AsyncGenerator[dict[str, Any], None]:
+        """The lines of the stream asked for in place of a single answer; an error line
+        raises, in Ollama's words, as Ollama's own single answer would have failed."""
+        body = {**_native_body(request), "stream": True}
+        async with self._upstream.request("POST", request.path, json=body, streaming=True, cold=cold) as response:
+            async for raw in ndjson_objects(response.content, self._upstream.read_budget(cold=cold)):
+                yield self._checked(raw, verbatim=True)
 
     async def open_forward(self, request: NativeRequest) -> tuple[NativeLine, AsyncGenerator[NativeLine, None]]:
         return await self.first_in_time(request.model, lambda cold: self.forward_lines(request, cold=cold))
@@ -190,7 +200,7 @@ class OllamaBackend(HttpBackend):
             async for line in ndjson_lines(response.content, self._upstream.read_budget(cold=cold)):
                 message = self._checked(orjson.loads(line), verbatim=True)
                 if message.get("done") is True:
-                    end = StreamEnd(usage=_usage(message, fields),
+                    end = StreamEnd(usage=ollama_chat.usage(message, fields),
                                     finish_reason=fields.optional_text(message.get("done_reason"), "done_reason"))
                     yield NativeLine(_public(line, message, request), end=end)
                     return
@@ -235,7 +245,8 @@ class OllamaBackend(HttpBackend):
                     yield text
                 if message.get("done") is True:
                     reported = fields.optional_text(message.get("done_reason"), "done_reason")
-                    yield StreamEnd(usage=_usage(message, fields), finish_reason="tool_calls" if calls else reported)
+                    yield StreamEnd(usage=ollama_chat.usage(message, fields),
+                                    finish_reason="tool_calls" if calls else reported)
                     return
         raise BadUpstreamResponse("the stream ended before Ollama's final message", backend=self.name)
 
@@ -251,7 +262,7 @@ class OllamaBackend(HttpBackend):
                 if token := fields.text(message.get("response"), "response"):
                     yield token
                 if message.get("done") is True:
-                    yield StreamEnd(usage=_usage(message, fields),
+                    yield StreamEnd(usage=ollama_chat.usage(message, fields),
                                     finish_reason=fields.optional_text(message.get("done_reason"), "done_reason"))
                     return
         raise BadUpstreamResponse("the stream ended before Ollama's final message", backend=self.name)

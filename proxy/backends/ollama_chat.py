@@ -21,7 +21,17 @@ from typing import Any
 import orjson
 
 from proxy.backends.base import Fields, call_id
-from proxy.llm import ChatRequest, Message, Parameters, ReasoningDelta, StreamItem, Tool, ToolCall, ToolCallDelta
+from proxy.llm import (
+    ChatRequest,
+    Message,
+    Parameters,
+    ReasoningDelta,
+    StreamItem,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 
 # gateway parameter -> Ollama option
 OPTION_NAMES = {
@@ -98,6 +108,16 @@ def _message(m: Message) -> dict[str, Any]:
     if m.role == "tool" and m.tool_name:
         wire["tool_name"] = m.tool_name
     return wire
+
+
+def usage(final: dict[str, Any], fields: Fields) -> Usage | None:
+    """The token counts of a stream's final line (or a single answer), when it has them."""
+    if "prompt_eval_count" not in final and "eval_count" not in final:
+        return None
+    return Usage(
+        prompt_tokens=fields.count(final.get("prompt_eval_count"), "prompt_eval_count"),
+        completion_tokens=fields.count(final.get("eval_count"), "eval_count"),
+    )
 
 
 def tool_calls(message: dict[str, Any], fields: Fields, first_index: int = 0) -> list[ToolCall]:

@@ -13,6 +13,7 @@ from proxy.errors import CapabilityMissing, ModelNotFound
 from proxy.llm import (
     ChatRequest,
     ChatResult,
+    CompletionRequest,
     EmbedRequest,
     EmbedResult,
     ModelQuery,
@@ -30,6 +31,8 @@ async def serve(backend: Backend, request: NativeRequest) -> NativeAnswer | Chat
         return await backend.embed(translated)
     if isinstance(translated, ModelQuery):
         return await _listed(backend, translated)
+    if isinstance(translated, CompletionRequest):
+        return await backend.complete(translated)
     return await backend.chat(translated)
 
 
@@ -40,7 +43,7 @@ async def open_stream(
     if backend.speaks(request.api):
         return await backend.open_forward(request)
     translated = _translated(request, backend)
-    if not isinstance(translated, ChatRequest):
+    if not isinstance(translated, ChatRequest | CompletionRequest):
         raise CapabilityMissing("only a generation streams", backend=backend.name)
     return await backend.open_stream(translated)
 
@@ -52,7 +55,9 @@ async def _listed(backend: Backend, query: ModelQuery) -> ModelQuery:
     return query
 
 
-def _translated(request: NativeRequest, backend: Backend) -> ChatRequest | EmbedRequest | ModelQuery:
+def _translated(
+    request: NativeRequest, backend: Backend,
+) -> ChatRequest | CompletionRequest | EmbedRequest | ModelQuery:
     """The normalized request under the model name this backend knows; CapabilityMissing
     when it cannot be said in this backend's API."""
     if request.untranslatable:

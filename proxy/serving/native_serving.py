@@ -27,7 +27,7 @@ from proxy.llm import (
     Usage,
 )
 from proxy.serving.model_table import Route
-from proxy.tenants.estimate import TokenEstimate, chat_estimate, embed_estimate
+from proxy.tenants.estimate import TokenEstimate, embed_estimate, generation_estimate
 
 if TYPE_CHECKING:
     from proxy.serving.service import Caller, ServedStream, Service
@@ -113,8 +113,8 @@ def _resolved(service: Service, request: NativeRequest) -> tuple[NativeRequest, 
         return request, table.route(request.public_model, "embeddings"), embed_estimate(translated)
     if isinstance(translated, ModelQuery):  # counted as a request, no tokens
         return request, table.route(request.public_model, None), TokenEstimate(prompt=0)
-    chat, route = table.resolve(translated)
-    return attrs.evolve(request, translated=chat), route, chat_estimate(chat)
+    generation, route = table.resolve(translated)
+    return attrs.evolve(request, translated=generation), route, generation_estimate(generation)
 
 
 def _usage_of(result: NativeAnswer | ChatResult | EmbedResult | ModelQuery) -> Usage | None:

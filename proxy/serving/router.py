@@ -337,9 +337,9 @@ def _refusal_of(request: GenerationRequest) -> Refusal | None:
 def _asked(request: GenerationRequest | NativeRequest) -> Asked:
     """What a request asks, as its attempts' spans name it (the OpenTelemetry GenAI operation
     names: "chat", "text_completion", "embeddings")."""
-    if isinstance(request, CompletionRequest):
-        return Asked("text_completion", request.model, (request.prompt,))
-    translated = request if isinstance(request, ChatRequest) else request.translated
+    translated = request if isinstance(request, ChatRequest | CompletionRequest) else request.translated
+    if isinstance(translated, CompletionRequest):
+        return Asked("text_completion", request.model, (translated.prompt,))
     if isinstance(translated, EmbedRequest):
         return Asked("embeddings", request.model, translated.inputs)
     if isinstance(translated, ChatRequest):

@@ -2,8 +2,9 @@
 keys, limits, routing and fallback.
 
 An Ollama backend gets the client's request with every field, under the routed model name,
-and its answer goes back as it sent it; another backend gets it translated
-(request_models.py) and its answer comes back in Ollama's shape (answers.py). Either way the
+and its answer goes back as it sent it (a single answer rebuilt from Ollama's stream,
+backends/ollama_single.py); another backend gets it translated (request_models.py,
+translation.py) and its answer comes back in Ollama's shape (answers.py). Either way the
 X-Gateway-Provider header names who served it. Ollama streams unless `stream` is false.
 """
 
@@ -55,7 +56,9 @@ def _check_messages(native: NativeRequest, max_messages: int) -> None:
 
 
 async def _generation(request: web.Request, native: NativeRequest, endpoint: Endpoint) -> web.StreamResponse:
-    lines = OllamaLines(endpoint=endpoint, model=native.public_model, started=request[STARTED])
+    # As Ollama: a model's thinking is shown unless the request said `think: false`.
+    lines = OllamaLines(endpoint=endpoint, model=native.public_model, started=request[STARTED],
+                        thinking=native.body.get("think") is not False)
     if native.stream:
         return await relay_ndjson(request, native, lines)
     provider, result = await service_of(request).native(caller_of(request), native)

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from proxy.edge.request_keys import OUTCOME, REQUEST_ID
 from proxy.errors import GatewayError, ShuttingDown, UpstreamError
-from proxy.llm import NativeItem, NativeLine, NativeRequest, StreamEnd, stream_end
+from proxy.llm import NativeItem, NativeLine, NativeRequest, stream_end
 from proxy.serving.service import ServedStream
 from proxy.surfaces.caller import caller_of, service_of
 from proxy.surfaces.ollama.answers import OllamaLines
@@ -54,7 +54,8 @@ async def _relay_items(
     outcome = request[OUTCOME]
     try:
         async for item in served.items:
-            await response.write(_line(item, lines))
+            if line := _line(item, lines):
+                await response.write(line)
             if stream_end(item) is not None:
                 return
             outcome.first_token_sent()
@@ -74,10 +75,4 @@ async def _relay_items(
 def _line(item: NativeItem, lines: OllamaLines) -> bytes:
     if isinstance(item, NativeLine):
         return item.data
-    if isinstance(item, StreamEnd):
-        return lines.finished(item)
-    if isinstance(item, str):
-        return lines.token(item)
-    # A translated request asked for neither tools nor `think` (those are served by Ollama
-    # backends only): reasoning an OpenAI-compatible model sends unasked is not shown.
-    return b""
+    return lines.item(item)

@@ -7,17 +7,29 @@ gateway reads or translates are type-checked beyond JSON (`options` values inclu
 their path: "expected a number @ $.options.temperature"); the rest is Ollama's to judge.
 
 An OpenAI-compatible backend gets the request as chat completions: `prompt` (and `system`)
-become messages, `options` the parameters they share. What it cannot honour makes it skip
-the request as unable (`untranslatable`), so an Ollama backend serves it or it fails honestly.
+become messages, `options` the parameters they share, and tools, tool calls and results,
+`format`, `images` and `think` what translation.py makes of them. What it cannot honour
+makes it skip the request as unable (`untranslatable`), so an Ollama backend serves it or
+it fails honestly.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal, NewType
 
+import attrs
 from attrs import frozen
 
-from proxy.llm import ChatRequest, EmbedRequest, Message, NativeRequest, Parameters
+from proxy.llm import ChatRequest, CompletionRequest, EmbedRequest, Message, NativeRequest, Parameters
+from proxy.surfaces.ollama.translation import (
+    ABLE,
+    ToolTurns,
+    Unable,
+    Untranslatable,
+    features,
+    message_images,
+    tool_result,
+)
 from proxy.surfaces.request_bodies import CONVERTER, FieldError, ModelId, Texts, invalid, structure
 
 OllamaRole = Literal["system", "user", "assistant", "tool"]
@@ -164,53 +176,83 @@ def _parameters(options: object) -> Parameters:
     )
 
 
-# Why an OpenAI-compatible backend cannot serve a request, and the field that says it
-# (("", "$") when it can).
-Unable = tuple[str, str]
-_ABLE: Unable = ("", "$")
-
-
-def _unable(in_messages: tuple[str, ...] = (), **asked: object) -> Unable:
+def _unable(why: str = "served by Ollama backends only, not by an OpenAI-compatible endpoint",
+            **asked: object) -> Unable:
     """Why an OpenAI-compatible backend cannot serve a request asking for `asked`, at the
-    first field named (`$.messages` for those asked `in_messages`)."""
+    first field named."""
     named = [name for name, value in asked.items() if value not in (None, False, "", [], {})]
     if not named:
-        return _ABLE
-    field = "$.messages" if named[0] in in_messages else f"$.{named[0]}"
-    return f"{', '.join(named)}: served by Ollama backends only, not by an OpenAI-compatible endpoint", field
+        return ABLE
+    return f"{', '.join(named)}: {why}", f"$.{named[0]}"
 
 
 def _load_only(prompt: object, field: str) -> Unable:
     """Without a prompt, Ollama loads the model (or unloads it, with keep_alive 0) and answers
     with no text: something only an Ollama backend does."""
-    return _ABLE if prompt else ("a request without a prompt loads or unloads a model: Ollama backends only", field)
+    return ABLE if prompt else ("a request without a prompt loads or unloads a model: Ollama backends only", field)
 
 
 def _first(*reasons: Unable) -> Unable:
-    return next((reason for reason in reasons if reason[0]), _ABLE)
+    return next((reason for reason in reasons if reason[0]), ABLE)
 
 
 def chat_request(raw: dict[str, Any]) -> NativeRequest:
     body = structure(raw, ChatBody, also=options_problems(raw))
     messages = body.messages or []
-    unable = _first(_unable(("images", "tool_calls"), tools=body.tools, format=body.format, think=body.think,
-                            images=[m.images for m in messages if m.images],
-                            tool_calls=[m.tool_calls for m in messages if m.tool_calls]),
-                    _load_only(messages, "$.messages"))
-    chat = ChatRequest(model=body.model, parameters=_parameters(body.options),
-                       messages=tuple(Message(role=m.role, content=m.content) for m in messages))
-    return _native("/api/chat", raw, body.model, body.stream, chat, unable)
+    plain = ChatRequest(model=body.model, parameters=_parameters(body.options),
+                        messages=tuple(Message(role=m.role, content=m.content) for m in messages))
+    try:
+        chat = attrs.evolve(plain, messages=_messages(messages), **attrs.asdict(features(raw), recurse=False))
+    except Untranslatable as exc:  # the estimate's request: its text
+        return _native("/api/chat", raw, body.model, body.stream, plain, (exc.reason, exc.field))
+    return _native("/api/chat", raw, body.model, body.stream, chat, _load_only(messages, "$.messages"))
+
+
+def _messages(messages: list[OllamaMessage]) -> tuple[Message, ...]:
+    """The conversation with its images, tool calls and tool results (translation.py)."""
+    turns = ToolTurns()
+    translated = []
+    for i, m in enumerate(messages):
+        where = f"$.messages[{i}]"
+        if m.role == "tool":
+            translated.append(tool_result(turns, m.content, m.tool_name, where))
+            continue
+        translated.append(Message(role=m.role, content=m.content, images=message_images(m.images, f"{where}.images"),
+                                  tool_calls=turns.calls(m.tool_calls, f"{where}.tool_calls")))
+    return tuple(translated)
 
 
 def generate_request(raw: dict[str, Any]) -> NativeRequest:
     body = structure(raw, GenerateBody, also=options_problems(raw))
-    unable = _first(_unable(suffix=body.suffix, context=body.context, template=body.template, raw=body.raw,
-                            images=body.images, format=body.format, think=body.think),
+    unable = _first(_unable(context=body.context, template=body.template, raw=body.raw),
                     _load_only(body.prompt, "$.prompt"))
+    if body.suffix is not None:
+        return _native("/api/generate", raw, body.model, body.stream, _fill_in_the_middle(body),
+                       _first(unable, _unable(_NOT_WITH_SUFFIX, system=body.system, images=body.images,
+                                              format=body.format, think=body.think)))
     messages = [Message(role="system", content=body.system)] if body.system else []
-    messages.append(Message(role="user", content=body.prompt or ""))
-    chat = ChatRequest(model=body.model, messages=tuple(messages), parameters=_parameters(body.options))
+    prompt = Message(role="user", content=body.prompt or "")
+    chat = ChatRequest(model=body.model, messages=(*messages, prompt), parameters=_parameters(body.options))
+    try:
+        images = message_images(body.images, "$.images")
+        chat = attrs.evolve(chat, messages=(*messages, attrs.evolve(prompt, images=images)),
+                            **attrs.asdict(features(raw), recurse=False))
+    except Untranslatable as exc:
+        unable = _first(unable, (exc.reason, exc.field))
     return _native("/api/generate", raw, body.model, body.stream, chat, unable)
+
+
+_NOT_WITH_SUFFIX = ("not with a suffix on an OpenAI-compatible endpoint, whose text completions (/completions) "
+                    "take text only; Ollama backends only")
+
+
+def _fill_in_the_middle(body: GenerateBody) -> CompletionRequest:
+    """A `suffix`: a text completion of what goes between `prompt` and it, which an
+    OpenAI-compatible backend serves at /completions (as /v1/completions does). A text
+    completion has no system prompt, images, format or thinking: with those, only an Ollama
+    backend serves it."""
+    return CompletionRequest(model=body.model, prompt=body.prompt or "", suffix=body.suffix,
+                             parameters=_parameters(body.options))
 
 
 def embed_request(raw: dict[str, Any], *, max_inputs: int) -> NativeRequest:
@@ -230,10 +272,10 @@ def legacy_embeddings_request(raw: dict[str, Any]) -> NativeRequest:
                          public_model=body.model, stream=False, translated=embed)
 
 
-def _native(path: str, raw: dict[str, Any], model: str, stream: bool | None, chat: ChatRequest,
-            unable: Unable) -> NativeRequest:
+def _native(path: str, raw: dict[str, Any], model: str, stream: bool | None,
+            generation: ChatRequest | CompletionRequest, unable: Unable) -> NativeRequest:
     # Ollama streams unless told not to: the gateway decides once and says so upstream.
     streaming = True if stream is None else stream
     return NativeRequest(api="ollama", path=path, body={**raw, "stream": streaming}, model=model,
-                         public_model=model, stream=streaming, translated=chat,
+                         public_model=model, stream=streaming, translated=generation,
                          untranslatable=unable[0], untranslatable_at=unable[1])

@@ -69,12 +69,40 @@ def _image(spec: object, where: str) -> Image:
     if match is None:
         raise FieldError(f"{where}: image_url.url must be a data:image/...;base64,... URL or an http(s) URL")
     payload = match.group(2)
+    decoded_image(payload, where, "image_url.url is not valid base64 after 'base64,'")
+    return Image(url=url, base64=payload, detail=detail)
+
+
+def decoded_image(payload: str, where: str, not_base64: str = "not valid base64") -> bytes:
+    """The bytes of a base64 image: FieldError when it is not base64, empty or too large."""
     if len(payload) > MAX_IMAGE_BYTES * 4 // 3 + 4:
         raise FieldError(f"{where}: the image is larger than {MAX_IMAGE_BYTES} bytes")
     try:
         decoded = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
-        raise FieldError(f"{where}: image_url.url is not valid base64 after 'base64,'") from None
+        raise FieldError(f"{where}: {not_base64}") from None
     if not decoded:
         raise FieldError(f"{where}: the image is empty")
-    return Image(url=url, base64=payload, detail=detail)
+    return decoded
+
+
+def media_type(image: bytes) -> str | None:
+    """The image's media type, read from its first bytes (the formats vision APIs take)."""
+    if image.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if image.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if image.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if image.startswith(b"RIFF") and image[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def base64_image(payload: str, where: str) -> Image:
+    """A bare base64 image (Ollama's `images`) as a data: URL of the media type its bytes
+    show: a client's word for it would be a guess, and a wrong one is refused upstream."""
+    kind = media_type(decoded_image(payload, where))
+    if kind is None:
+        raise FieldError(f"{where}: not a PNG, JPEG, GIF or WebP image")
+    return Image(url=f"data:{kind};base64,{payload}", base64=payload)

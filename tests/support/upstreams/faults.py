@@ -1,7 +1,8 @@
 """An Ollama-wire upstream that misbehaves on purpose, one way per model name.
 
 Its good lines have the shape of real Ollama `/api/chat` NDJSON (see the `chat_stream`
-transcript in tests/support/data/ollama_transcripts.json); the faults are what a real server or
+transcript in tests/support/data/ollama_transcripts.json), or of `/api/generate`'s
+(`generate_stream`) when asked there; the faults are what a real server or
 the network does to them:
 
   ok                a short complete stream (or one JSON object with "stream": false)
@@ -37,17 +38,17 @@ from attrs import define, field
 from tests.support.upstreams.recorder import Recorder
 
 
-def token_line(model: str, token: str) -> bytes:
-    return orjson.dumps({
-        "model": model, "created_at": "2026-01-28T18:34:16.110694939Z",
-        "message": {"role": "assistant", "content": token}, "done": False,
-    }) + b"\n"
+def token_line(model: str, token: str, *, generate: bool = False) -> bytes:
+    """A line of /api/chat's stream, or of /api/generate's (`response`, as generate_stream)."""
+    text = {"response": token} if generate else {"message": {"role": "assistant", "content": token}}
+    return orjson.dumps({"model": model, "created_at": "2026-01-28T18:34:16.110694939Z", **text, "done": False}) + b"\n"
 
 
-def final_line(model: str, eval_count: int) -> bytes:
+def final_line(model: str, eval_count: int, *, generate: bool = False) -> bytes:
+    text = ({"response": ""} if generate else {"message": {"role": "assistant", "content": ""}})
     return orjson.dumps({
-        "model": model, "created_at": "2026-01-28T18:34:16.177747459Z",
-        "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop",
+        "model": model, "created_at": "2026-01-28T18:34:16.177747459Z", **text, "done": True, "done_reason": "stop",
+        **({"context": [105, 2364, 107]} if generate else {}),
         "total_duration": 667241489, "load_duration": 539660381, "prompt_eval_count": 12,
         "prompt_eval_duration": 33919315, "eval_count": eval_count, "eval_duration": 48387027,
     }) + b"\n"
@@ -73,6 +74,7 @@ class FaultyOllama:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.recorder.middleware()])
         app.router.add_post("/api/chat", self.chat)
+        app.router.add_post("/api/generate", self.chat)  # the same faults, in /api/generate's lines
         app.router.add_get("/api/version", self.version)
         app.router.add_get("/api/ps", self.ps)
         return app
@@ -114,43 +116,51 @@ class FaultyOllama:
 
     async def _stream(self, request: web.Request, response: web.StreamResponse, model: str) -> None:
         write = response.write
+        generate = request.path == "/api/generate"
+
+        def line(text: str) -> bytes:
+            return token_line(model, text, generate=generate)
+
+        def final(eval_count: int) -> bytes:
+            return final_line(model, eval_count, generate=generate)
+
         if model in ("ok", "slow-first"):
             for token in ("all", " good"):
-                await write(token_line(model, token))
-            await write(final_line(model, 2))
+                await write(line(token))
+            await write(final(2))
         elif model == "hang-after-2":
-            await write(token_line(model, "one"))
-            await write(token_line(model, " two"))
+            await write(line("one"))
+            await write(line(" two"))
             await forever()
         elif model == "late-hang-after-2":
             await asyncio.sleep(self.trickle_delay)
-            await write(token_line(model, "one"))
-            await write(token_line(model, " two"))
+            await write(line("one"))
+            await write(line(" two"))
             await forever()
         elif model == "die-after-2":
-            await write(token_line(model, "one"))
-            await write(token_line(model, " two"))
+            await write(line("one"))
+            await write(line(" two"))
             await asyncio.sleep(0.01)  # let both reach the gateway before the reset
             assert request.transport is not None
             request.transport.abort()
         elif model == "malformed-first":
             await write(b'{"model": "malformed-first", "message": {"content": \n')
         elif model == "malformed-after-2":
-            await write(token_line(model, "one"))
-            await write(token_line(model, " two"))
+            await write(line("one"))
+            await write(line(" two"))
             await write(b"<html>502 Bad Gateway</html>\n")
         elif model == "endless-line":
-            await write(token_line(model, "one"))
+            await write(line("one"))
             await write(b"x" * (4 << 20))
             await forever()
         elif model == "think-forever":
             while True:
-                await write(token_line(model, ""))
+                await write(line(""))
                 await asyncio.sleep(0.02)
         elif model == "trickle":
             for i in range(self.trickle_tokens):
                 await asyncio.sleep(self.trickle_delay)
-                await write(token_line(model, f" t{i}"))
-            await write(final_line(model, self.trickle_tokens))
+                await write(line(f" t{i}"))
+            await write(final(self.trickle_tokens))
         else:  # too late for a 404 status: Ollama reports it as an error line
             await write(orjson.dumps({"error": f"model '{model}' not found"}) + b"\n")

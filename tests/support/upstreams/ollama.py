@@ -5,7 +5,8 @@ builds its app for `aiohttp_server` and adds a recorder in front of it. Which tr
 answers is chosen by the request, as on the real server's recordings: a model name
 starting with "missing" gets Ollama's 404, "busy" its 503 (queue full),
 "midstream-error" a stream that breaks after a few tokens, "context-overflow" its 400.
-Chats with tools, a format, images or thinking, and /api/show, are answered by
+Chats with tools, a format, images or thinking, a suffix a model cannot insert, and
+/api/show, are answered by
 ollama_features.py in Ollama's documented wire, since no recording has them.
 """
 
@@ -43,6 +44,7 @@ def ollama_app(
     app.on_response_prepare.append(replay.go_header_order)
     app.router.add_post("/api/show", ollama_features.show)
     app.router.add_post("/api/chat", ollama_features.chat)
+    app.router.add_post("/api/generate", ollama_features.generate)
     # What the recordings lack, from Ollama's API reference (ollama_docs.py); the rest replayed.
     add_documented_routes(app, pull_gate)
     app.router.add_route("*", "/{tail:.*}", replay.replay)

@@ -11,7 +11,11 @@ its show-model-details page (`capabilities`: "completion", "tools", "vision", "t
 "embedding"). A model without the capability gets Ollama's 400, whose text is
 `registry.ollama.ai/library/<model> does not support tools` (server/routes.go).
 
+/api/generate with a `suffix` (fill-in-the-middle) needs "insert": a model listed below
+without it gets Ollama's 400 `... does not support insert`; the others go to the replay.
+
 Models and their capabilities, by name prefix (as the replay picks transcripts):
+  qwen2.5-coder    completion, tools, insert
   qwen3-vl         completion, vision, tools, thinking
   qwen3, gpt-oss   completion, tools, thinking      llava   completion, vision
   llama3.2         completion, tools                old-ollama  an Ollama too old to list any
@@ -31,6 +35,7 @@ from tests.support.upstreams import model_answers, ollama_docs
 from tests.support.upstreams import ollama_replay_server as replay
 
 CAPABILITIES = {  # first matching prefix wins
+    "qwen2.5-coder": ["completion", "tools", "insert"],
     "qwen3-vl": ["completion", "vision", "tools", "thinking"],
     "qwen3": ["completion", "tools", "thinking"],
     "gpt-oss": ["completion", "tools", "thinking"],
@@ -74,6 +79,20 @@ async def show(request: web.Request) -> web.Response:
     if caps is not None:
         answer["capabilities"] = caps
     return web.json_response(answer)
+
+
+async def generate(request: web.Request) -> web.StreamResponse:
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        return await replay.replay(request)  # Ollama's own 400, as recorded
+    if not isinstance(body, dict):
+        return await replay.replay(request)
+    model = str(body.get("model") or "")
+    listed = next((caps for prefix, caps in CAPABILITIES.items() if model.startswith(prefix)), None)
+    if body.get("suffix") and listed is not None and "insert" not in listed:
+        return web.json_response({"error": f"registry.ollama.ai/library/{model} does not support insert"}, status=400)
+    return await replay.replay(request)
 
 
 async def chat(request: web.Request) -> web.StreamResponse:

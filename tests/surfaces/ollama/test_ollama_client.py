@@ -67,12 +67,11 @@ async def test_chat(served: Served) -> None:
                                         options={"temperature": 0})
     assert answer.done and answer.message.role == "assistant"
     if served.by == "ollama":
-        # The recorded answer to a request with options, as Ollama sent it: a reasoning model's
-        # `thinking`, cut by num_predict, passes through untouched.
-        assert answer.message.thinking.startswith("Okay, the user is asking") and answer.done_reason == "length"
-        assert answer.eval_count and answer.prompt_eval_count
+        # Ollama's recorded stream, rebuilt as its own single answer (test_ollama_single_answers.py).
+        assert answer.message.content == "2 + 2 = 4\n" and answer.done_reason == "stop"
+        assert (answer.prompt_eval_count, answer.eval_count) == (128, 9)
         sent = served.ollama.recorder.bodies("/api/chat")[-1]
-        assert sent["options"] == {"temperature": 0} and sent["stream"] is False
+        assert sent["options"] == {"temperature": 0} and sent["stream"] is True
     else:
         assert answer.message.content == FALLBACK_TEXT
         assert (answer.prompt_eval_count, answer.eval_count, answer.done_reason) == (7, 5, "stop")
@@ -99,7 +98,7 @@ async def test_generate(served: Served) -> None:
     answer = await served.client().generate(model=served.model, prompt="Hello, how are you?", system="Be brief.")
     assert answer.done
     if served.by == "ollama":
-        assert answer.response.startswith("Hello there!") and answer.context  # Ollama's own answer, context too
+        assert answer.response.startswith("Okay, here") and answer.context  # Ollama's own answer, context too
         sent = served.ollama.recorder.bodies("/api/generate")[-1]
         assert sent["prompt"] == "Hello, how are you?" and sent["system"] == "Be brief."
     else:
