@@ -1,13 +1,14 @@
 """Python function calls per single-shot request, gateway beside floor: a count, not a time.
 
-    python -m bench.calls [--requests 2000]
+    python -m bench.calls [--requests 2000] [--top N]
 
 On a machine shared with other work every timing moves by tens of percent from run to
 run; the number of Python function calls a request makes does not. Each server runs in a
 process of its own with cProfile switched on by SIGUSR1 after a warm-up and off by
 SIGUSR2 after exactly `--requests` requests (hey -n, 8 connections); the count is split
 by the package the called function lives in. cProfile's own overhead makes its times
-meaningless here, so only the counts are printed.
+meaningless here, so only the counts are printed. `--top N` also lists the gateway's N
+most-called functions (calls per request), which is where to look for a change's effect.
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ def _hey(url: str, requests: int) -> None:
 
 
 def count(kind: str, upstream: str, requests: int, *, path: str = "/api/v1/inference",
-          drive: Callable[[str, int], None] = _hey, warm_up: int = 200) -> pstats.Stats:
-    """cProfile's stats of `kind` ("floor" or "gateway") over exactly `requests` calls of
-    `drive(url, requests)`, after `warm_up` calls (`drive` sends them to `path`)."""
+          drive: Callable[[str, int], None] = _hey, warm_up: int = 200) -> Counter[tuple[str, int, str]]:
+    """Calls of each function (file, line, name) over exactly `requests` calls of
+    `drive(url, requests)` to `kind`, after `warm_up` calls (`drive` sends them to `path`)."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         output = os.path.join(tmp, "stats")
@@ -82,27 +83,37 @@ def count(kind: str, upstream: str, requests: int, *, path: str = "/api/v1/infer
             server.send_signal(signal.SIGUSR2)
             while not os.path.exists(output):
                 time.sleep(0.05)
-            return pstats.Stats(output)
+            stats = pstats.Stats(output)
         finally:
             server.terminate()
             server.wait()
+    return Counter({function: total_calls
+                    for function, (_, total_calls, _, _, _) in stats.stats.items()})  # type: ignore[attr-defined]
 
 
-def by_group(stats: pstats.Stats) -> Counter[str]:
-    """Calls counted in `stats`, split by the package of the called function."""
+def by_group(functions: Counter[tuple[str, int, str]]) -> Counter[str]:
     calls: Counter[str] = Counter()
-    for (filename, _, _), (_, total_calls, _, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+    for (filename, _, _), total_calls in functions.items():
         group = next((name for fragment, name in GROUPS if fragment in filename), "other (stdlib, C)")
         calls[group] += total_calls
     return calls
 
 
+def _where(function: tuple[str, int, str]) -> str:
+    filename, line, name = function
+    for marker in ("/site-packages/", "/python3.11/", str(ROOT) + "/"):
+        filename = filename.split(marker)[-1]
+    return f"{name} ({filename}:{line})" if line else name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--top", type=int, default=0, metavar="N", help="also list the gateway's N most-called")
     args = parser.parse_args()
     with emulator() as upstream:
-        counted = {kind: by_group(count(kind, upstream, args.requests)) for kind in ("floor", "gateway")}
+        functions = {kind: count(kind, upstream, args.requests) for kind in ("floor", "gateway")}
+    counted = {kind: by_group(calls) for kind, calls in functions.items()}
     groups = sorted(set(counted["gateway"]) | set(counted["floor"]), key=lambda g: -counted["gateway"][g])
     print("| functions called in | gateway calls/request | floor calls/request |\n|---|---|---|")
     for group in groups:
@@ -110,6 +121,10 @@ def main() -> None:
               f"{counted['floor'][group] / args.requests:.0f} |")
     print(f"| all | {sum(counted['gateway'].values()) / args.requests:.0f} | "
           f"{sum(counted['floor'].values()) / args.requests:.0f} |")
+    if args.top:
+        print("\n| gateway function | calls/request |\n|---|---|")
+        for function, calls in functions["gateway"].most_common(args.top):
+            print(f"| {_where(function)} | {calls / args.requests:.2f} |")
 
 
 if __name__ == "__main__":

@@ -122,7 +122,8 @@ class ChatRequest:
             "tools": bool(self.tools),
             "tool_results": any(m.role == "tool" for m in self.messages),
             self.response_format.kind if self.response_format else "": True,
-            "images": bool(self.images),
+            # (not self.images: that builds the tuple of every image)
+            "images": any(m.images for m in self.messages),
             "reasoning": self.reasoning_effort is not None,
             "logprobs": bool(self.logprobs),
             "logit_bias": bool(self.logit_bias),

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import attrs
 from aiohttp import web
-from attrs import frozen
+from attrs import field, frozen
 
 from proxy.edge.cors import is_preflight
 from proxy.edge.request_keys import TENANT
@@ -33,6 +34,9 @@ class BearerAuth:
     protected_prefixes: tuple[str, ...] = ("/api", "/v1")
     public_paths: frozenset[str] = frozenset({"/api/v1/openapi.json"})
     open_preflights: bool = False
+    # Each prefix followed by "/", for the check on every request.
+    _under: tuple[str, ...] = field(init=False, default=attrs.Factory(
+        lambda self: tuple(prefix + "/" for prefix in self.protected_prefixes), takes_self=True))
 
     @classmethod
     def from_tokens(cls, tokens: Sequence[str], *, open_preflights: bool = False) -> BearerAuth:
@@ -45,8 +49,7 @@ class BearerAuth:
         if path in self.public_paths:
             return False
         # Each prefix itself, or under it ("/v1/..."), but not a mere lookalike ("/v1x").
-        return path.startswith(tuple(prefix + "/" for prefix in self.protected_prefixes)) \
-            or path in self.protected_prefixes
+        return path.startswith(self._under) or path in self.protected_prefixes
 
     def check(self, request: web.Request) -> None:
         """Unauthorized, or the caller's tenant put on the request (a step of the edge, chain.py)."""

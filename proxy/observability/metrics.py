@@ -62,6 +62,9 @@ _BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 # Each metric's child per label values: labels() costs more than the increment itself,
 # and this runs for every request. Bounded, since every label set is (see the module doc).
 _children: dict[tuple[object, ...], Any] = {}
+# What every request updates, by (route, method, status, provider): its two children found
+# with one lookup instead of two, the status turned into a label once.
+_answered: dict[tuple[str, str, int, str | None], tuple[Any, Any]] = {}
 
 
 def _child(metric: Counter | Histogram, *labels: str) -> Any:
@@ -72,17 +75,28 @@ def _child(metric: Counter | Histogram, *labels: str) -> Any:
     return child
 
 
+def _request_children(route: str, method: str, status: int, provider: str | None) -> tuple[Any, Any]:
+    """(the REQUESTS child, the DURATION child) of a request's labels."""
+    key = (route, method, status, provider)
+    children = _answered.get(key)
+    if children is None:
+        provider = provider or "none"
+        children = _answered[key] = (REQUESTS.labels(route, method, str(status), provider),
+                                     DURATION.labels(route, provider))
+    return children
+
+
 def record_request(
     route: str, method: str, status: int, provider: str | None, *, duration: float,
     first_token_after: float | None, model: str | None, tokens: dict[str, list[int]], key: str = "",
 ) -> None:
     """One request that has ended (counted by the edge's `observe` middleware); `key`: the
     caller's key name, whose share of the model-label budget a new model takes."""
-    provider = provider or "none"
-    _child(REQUESTS, route, method, str(status), provider).inc()
-    _child(DURATION, route, provider).observe(duration)
+    requests, durations = _request_children(route, method, status, provider)
+    requests.inc()
+    durations.observe(duration)
     if first_token_after is not None:
-        _child(TIME_TO_FIRST_TOKEN, route, provider).observe(first_token_after)
+        _child(TIME_TO_FIRST_TOKEN, route, provider or "none").observe(first_token_after)
     if not tokens:
         return
     label = MODEL_LABELS.label(model, served=True, key=key)

@@ -9,7 +9,8 @@ accept, so a request valid here is never refused by the fallback for its paramet
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, NewType, TypeVar, get_args, get_origin
+from types import NoneType, UnionType
+from typing import Any, NewType, TypeVar, Union, get_args, get_origin
 
 import cattrs
 from attrs import frozen
@@ -241,6 +242,12 @@ def _is_list_type(t: Any) -> bool:
     return origin is list
 
 
+def _is_optional_type(t: Any) -> bool:
+    """`X | None` (or Optional[X]) for one type X."""
+    args = get_args(t)
+    return get_origin(t) in (Union, UnionType) and len(args) == 2 and NoneType in args
+
+
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True)
     for hooked_type, hook in [
@@ -274,6 +281,19 @@ def _make_converter() -> cattrs.Converter:
         return hook
 
     converter.register_structure_hook_factory(_is_list_type, lists_only)
+
+    def optional_of(optional_type: Any) -> Callable[[object, object], Any]:
+        # cattrs' own hook for `X | None` looks up X's hook on every call; every optional
+        # field of every body goes through it, so this one finds it once.
+        inner_type = next(arg for arg in get_args(optional_type) if arg is not NoneType)
+        inner = converter.get_structure_hook(inner_type)
+
+        def hook(v: object, _: object) -> Any:
+            return None if v is None else inner(v, inner_type)
+
+        return hook
+
+    converter.register_structure_hook_factory(_is_optional_type, optional_of)
     return converter
 
 
@@ -352,7 +372,7 @@ def chat_request(
     else:
         messages = tuple(llm.Message(role=m.role, content=m.content) for m in prompt.messages or ())
     parameters = prompt.parameters.normalized() if prompt.parameters else defaults
-    if prompt.parameters and defaults != _NO_PARAMETERS:
+    if prompt.parameters and defaults is not _NO_PARAMETERS:  # (merging over no defaults changes nothing)
         parameters = parameters.merged_over(defaults)
     response_format = (prompt.parameters and prompt.parameters.response_format()) or default_format
     return ChatRequest(model=model_id, messages=messages, parameters=parameters, response_format=response_format)

@@ -45,12 +45,13 @@ def chat_estimate(request: ChatRequest) -> TokenEstimate:
 
     Tool definitions and earlier calls are prompt text too: templates render them into it.
     """
-    prompt = PER_REPLY + sum(
-        text_tokens(m.content) + PER_MESSAGE + PER_IMAGE * len(m.images)
-        + sum(text_tokens(c.name + c.arguments) for c in m.tool_calls)
-        for m in request.messages)
-    prompt += sum(text_tokens(t.name + (t.description or "") + orjson.dumps(t.parameters).decode())
-                  for t in request.tools)
+    prompt = PER_REPLY
+    for message in request.messages:
+        prompt += text_tokens(message.content) + PER_MESSAGE + PER_IMAGE * len(message.images)
+        for call in message.tool_calls:
+            prompt += text_tokens(call.name + call.arguments)
+    for tool in request.tools:
+        prompt += text_tokens(tool.name + (tool.description or "") + orjson.dumps(tool.parameters).decode())
     return TokenEstimate(prompt=prompt, completion=request.parameters.max_tokens)
 
 
