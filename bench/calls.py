@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from types import FrameType
 
 from bench.processes import LOAD_CORE, ROOT, TOKEN, emulator, free_port, wait_for_port
@@ -57,8 +58,10 @@ def _hey(url: str, requests: int) -> None:
                    check=True, capture_output=True)
 
 
-def count(kind: str, upstream: str, requests: int) -> Counter[tuple[str, int, str]]:
-    """Calls of each function (file, line, name) over `requests` requests of `kind`."""
+def count(kind: str, upstream: str, requests: int, *, path: str = "/api/v1/inference",
+          drive: Callable[[str, int], None] = _hey, warm_up: int = 200) -> Counter[tuple[str, int, str]]:
+    """Calls of each function (file, line, name) over exactly `requests` calls of
+    `drive(url, requests)` to `kind`, after `warm_up` calls (`drive` sends them to `path`)."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         output = os.path.join(tmp, "stats")
@@ -73,10 +76,10 @@ def count(kind: str, upstream: str, requests: int) -> Counter[tuple[str, int, st
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_for_port(port, server)
-            url = f"http://127.0.0.1:{port}/api/v1/inference"
-            _hey(url, 200)  # warm-up: pools, caches, first-call imports
+            url = f"http://127.0.0.1:{port}{path}"
+            drive(url, warm_up)  # warm-up: pools, caches, first-call imports
             server.send_signal(signal.SIGUSR1)
-            _hey(url, requests)
+            drive(url, requests)
             server.send_signal(signal.SIGUSR2)
             while not os.path.exists(output):
                 time.sleep(0.05)
