@@ -217,11 +217,16 @@ class Service:
                 provider = first.backend.provider
                 caller.outcome.served(provider)
                 async with first.closing() as items:
+                    # The items are closed by closing(); a recording of them must be closed too.
                     recorded = items if lookup is None else recording(items, lookup, provider)
-                    async with aclosing(recorded), aclosing(
-                            _settled(recorded, reservation, caller.outcome, first.backend)) as settled:
-                        opened = True
-                        yield ServedStream(provider, first.backend.name, settled, cutoff)
+                    try:
+                        async with aclosing(
+                                _settled(recorded, reservation, caller.outcome, first.backend)) as settled:
+                            opened = True
+                            yield ServedStream(provider, first.backend.name, settled, cutoff)
+                    finally:
+                        if recorded is not items:
+                            await recorded.aclose()
         except TimeoutError:
             if opened or not cutoff.expired():
                 raise
