@@ -118,12 +118,17 @@ class ChatRequest:
 
     def features(self) -> list[str]:
         """What this request uses beyond plain text, by name (for logs: never the content)."""
+        # One pass over the messages, without a generator per question: every request asks.
+        # (Not self.images: that builds the tuple of every image.)
+        tool_results = images = False
+        for message in self.messages:
+            tool_results = tool_results or message.role == "tool"
+            images = images or bool(message.images)
         used = {
             "tools": bool(self.tools),
-            "tool_results": any(m.role == "tool" for m in self.messages),
+            "tool_results": tool_results,
             self.response_format.kind if self.response_format else "": True,
-            # (not self.images: that builds the tuple of every image)
-            "images": any(m.images for m in self.messages),
+            "images": images,
             "reasoning": self.reasoning_effort is not None,
             "logprobs": bool(self.logprobs),
             "logit_bias": bool(self.logit_bias),

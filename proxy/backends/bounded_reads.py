@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import aiohttp
 
@@ -63,31 +61,36 @@ def log_error_body(backend: str, status: int, body: bytes) -> None:
         log.warning("upstream %s answered HTTP %d; body starts %r", backend, status, body[:LOGGED_ERROR_BODY])
 
 
-@contextmanager
-def ends_when_cut(response: aiohttp.ClientResponse) -> Iterator[None]:
-    """A stream whose connection is lost before the body's end ends at once.
+class EndsWhenCut:
+    """A stream whose connection is lost before the body's end ends at once
+    (`with EndsWhenCut(response):` around its reading).
 
     aiohttp (3.14) closes the connection when an answer's framing is broken (an invalid
     chunk size) but never tells the reader, which would wait forever: the connection's
     end is watched here instead, and ends the body there. The backend's reader then
     reports a stream that ended before its final message (an error set on the reader
-    instead would sit in a reference cycle with the reader's frames).
+    instead would sit in a reference cycle with the reader's frames). A plain class
+    rather than @contextmanager: it runs around every stream and single shot.
     """
-    content = response.content
-    protocol = response.connection.protocol if response.connection is not None else None
-    closed = protocol.closed if protocol is not None else None
 
-    def cut(_: object = None) -> None:
-        if not content.is_eof():
-            content.feed_eof()
+    __slots__ = ("_closed", "_content")
 
-    if closed is None:  # lost already
-        cut()
-        yield
-        return
-    closed.add_done_callback(cut)
-    try:
-        yield
-    finally:
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._content = response.content
+        protocol = response.connection.protocol if response.connection is not None else None
+        self._closed = protocol.closed if protocol is not None else None
+
+    def __enter__(self) -> None:
+        if self._closed is None:  # lost already
+            self._cut()
+        else:
+            self._closed.add_done_callback(self._cut)
+
+    def __exit__(self, *_: object) -> None:
         # The connection may serve other requests after this one: leave nothing on it.
-        closed.remove_done_callback(cut)
+        if self._closed is not None:
+            self._closed.remove_done_callback(self._cut)
+
+    def _cut(self, _: object = None) -> None:
+        if not self._content.is_eof():
+            self._content.feed_eof()

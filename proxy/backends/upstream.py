@@ -22,7 +22,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from attrs import define, field
 from yarl import URL
 
-from proxy.backends.bounded_reads import MAX_ANSWER_BODY, MAX_ERROR_BODY, ends_when_cut, log_error_body, read_capped
+from proxy.backends.bounded_reads import MAX_ANSWER_BODY, MAX_ERROR_BODY, EndsWhenCut, log_error_body, read_capped
 from proxy.backends.outbound import OUTBOUND
 from proxy.backends.wire import StreamSilent
 from proxy.errors import BadUpstreamResponse, UpstreamError, UpstreamTimeout, UpstreamUnavailable
@@ -157,7 +157,7 @@ class Upstream:
                 if not streaming:
                     yield response
                     return
-                with ends_when_cut(response):
+                with EndsWhenCut(response):
                     yield response
 
     def read_budget(self, *, cold: bool = False) -> float:
