@@ -13,7 +13,6 @@ from proxy.app_keys import (
     ANSWERS,
     CATALOG,
     DRAIN,
-    HEARTBEAT,
     KEYS,
     LIMITER,
     REGISTRY,
@@ -39,7 +38,6 @@ from proxy.serving.model_table import Routes
 from proxy.serving.router import Router
 from proxy.serving.service import Service
 from proxy.settings.config import Settings
-from proxy.surfaces.heartbeat import Heartbeat
 from proxy.surfaces.octomil.admin import usage
 from proxy.surfaces.octomil.batch import batch
 from proxy.surfaces.octomil.embeddings import embeddings
@@ -140,16 +138,6 @@ async def service_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-async def heartbeat_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The one task that pings every silent stream (surfaces/heartbeat.py)."""
-    heartbeat = app[HEARTBEAT] = Heartbeat(app[SETTINGS].sse_heartbeat)
-    tasks = [asyncio.create_task(heartbeat.run())]
-    try:
-        yield
-    finally:
-        await _cancel(tasks)
-
-
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks:
         task.cancel()
@@ -218,7 +206,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(keys_watch_ctx)
     app.cleanup_ctx.append(fleet_ctx)
     app.cleanup_ctx.append(service_ctx)
-    app.cleanup_ctx.append(heartbeat_ctx)
     app.on_shutdown.append(drain_streams)
     app.on_response_prepare.append(add_context_headers)
     app.router.add_post("/api/v1/inference", inference)

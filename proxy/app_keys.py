@@ -11,7 +11,6 @@ from proxy.serving.model_table import Routes
 from proxy.serving.router import Router
 from proxy.serving.service import Service
 from proxy.settings.config import Settings
-from proxy.surfaces.heartbeat import Heartbeat
 from proxy.tenants.keyring import KeyRing
 from proxy.tenants.limiter import Limiter
 
@@ -26,4 +25,3 @@ KEYS = web.AppKey("KEYS", KeyRing)
 LIMITER = web.AppKey("LIMITER", Limiter)
 SERVICE = web.AppKey("SERVICE", Service)
 ANSWERS = web.AppKey("ANSWERS", AnswerCache)
-HEARTBEAT = web.AppKey("HEARTBEAT", Heartbeat)

@@ -10,28 +10,16 @@ connection busy, `limit` plus `headroom` open) is the new one answered 503 and c
 
 `limit` comes from settings/descriptors.py: the descriptor limit less what upstream pools
 and files may need.
-
-Where connections are accepted, the kernel is also told to abort a client connection whose
-data goes unacknowledged for UNACKNOWLEDGED_LIMIT seconds (TCP_USER_TIMEOUT, Linux): a
-client that vanished without closing (a pulled cable, a suspended laptop) is found even
-while nothing more is written to it, where otherwise the kernel retries for about fifteen
-minutes. Set once on the listening socket, which every accepted connection inherits,
-rather than per stream (a system call to set it and one to restore it).
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
-
-# A client that acknowledges nothing sent to it for this long is gone.
-UNACKNOWLEDGED_LIMIT = 120.0
-_TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", None)  # Linux only
 
 _REFUSAL_BODY = b'{"code": "overloaded", "message": "too many connections; retry shortly", "retryable": true}'
 _REFUSAL = (
@@ -82,18 +70,8 @@ def gated_loop(loop_class: type[asyncio.AbstractEventLoop], limit: int) -> async
 
     class GatedLoop(loop_class):  # type: ignore[valid-type,misc]  # a class chosen at run time
         async def create_server(self, protocol_factory: Callable[[], Any], *args: Any, **kwargs: Any) -> Any:
-            if not isinstance(protocol_factory, web.Server):
-                return await super().create_server(protocol_factory, *args, **kwargs)
-            server = await super().create_server(ConnectionGate(protocol_factory, limit), *args, **kwargs)
-            for listening in server.sockets:
-                abort_unacknowledged(listening)
-            return server
+            if isinstance(protocol_factory, web.Server):
+                protocol_factory = ConnectionGate(protocol_factory, limit)
+            return await super().create_server(protocol_factory, *args, **kwargs)
 
     return GatedLoop()
-
-
-def abort_unacknowledged(listening: socket.socket) -> None:
-    """Connections accepted on `listening` are aborted once data sent on them has gone
-    unacknowledged for UNACKNOWLEDGED_LIMIT seconds (where the system offers it)."""
-    if _TCP_USER_TIMEOUT is not None and listening.family in (socket.AF_INET, socket.AF_INET6):
-        listening.setsockopt(socket.IPPROTO_TCP, _TCP_USER_TIMEOUT, int(UNACKNOWLEDGED_LIMIT * 1000))

@@ -109,7 +109,7 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable('PROXY_EMBED_MAX_INPUTS', '2048',
              'texts per embeddings request'),
     Variable('PROXY_SSE_HEARTBEAT', '15',
-             'a stream silent this many seconds gets a `: ping` comment (again every as many while it stays silent)'),
+             'seconds between : ping comments on a stream'),
     Variable('PROXY_LOG_LEVEL', 'INFO',
              'DEBUG, INFO, WARNING or ERROR'),
     Variable('PROXY_LOG_FORMAT', 'json', 'json (one object per line, for log shippers) or text'),

@@ -24,7 +24,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from proxy.app_keys import HEARTBEAT
+from proxy.app_keys import SETTINGS
 from proxy.edge.request_keys import OUTCOME, REQUEST_ID
 from proxy.errors import GatewayError, ShuttingDown, UpstreamError
 from proxy.llm import GenerationRequest, ReasoningDelta, StreamEnd, StreamItem, ToolCallDelta
@@ -63,20 +63,19 @@ async def relay(
 ) -> web.StreamResponse:
     """Serve `chat` (or a text completion) as a stream; `dialect(provider)` spells its events."""
     # SSE comments (": ping") keep an idle connection alive through proxies.
-    response = EventStream(request.app[HEARTBEAT])
+    response = EventStream(
+        sep="\n", ping_interval=request.app[SETTINGS].sse_heartbeat, allow_all_methods=True)
     events = dialect("-")
     served: ServedStream[StreamItem] | None = None
     try:
         async with service_of(request).stream(caller_of(request), chat) as served:
             events = dialect(served.provider)
             await response.prepare(request)
-            try:
+            async with response:
                 await relay_events(request, response.send_data, served.items, events, served.backend_name)
-            finally:
-                response.stop_streaming()
     except TimeoutError:
         if served is None or not served.cut_by_shutdown():
-            # The event stream's send timeout: the client stopped reading.
+            # aiohttp-sse's send timeout: the client stopped reading.
             log.info("client stopped reading request_id=%s", request[REQUEST_ID])
             return response
         if not response.prepared:
