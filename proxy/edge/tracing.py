@@ -4,7 +4,9 @@ The span takes the caller's W3C trace context as its parent (a sampled caller is
 per the default parent-based sampler), is current for everything the request does, and
 is ended with what the request came to: status, key, public model, provider, tokens,
 finish reasons and the time to first token (read from the request's Outcome, which the
-serving code fills in for the access log and the metrics already).
+serving code fills in for the access log and the metrics already). A request the sampler
+leaves out gets no span: the sampler is asked first, and such a request only carries its
+trace context to the upstream (tracing/spans.py, UnsampledRequest).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from proxy.edge.request_keys import OUTCOME, REQUEST_ID, STARTED, TENANT, Handle
 from proxy.settings.tracing import TracingConfig
 from proxy.tracing.recorder import LiveSpan, Recorder
 from proxy.tracing.setup import SpanExport, span_recording
-from proxy.tracing.spans import RequestSpan, first_token_event
+from proxy.tracing.spans import RequestSpan, UnsampledRequest, first_token_event
 
 # The API surfaces are traced; probes, metrics and the playground's files are not.
 _TRACED_PREFIXES = ("/api/v1/", "/v1/")
@@ -53,15 +55,22 @@ class Tracing:
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith(_TRACED_PREFIXES) or request.method == "OPTIONS":
             return await handler(request)
-        caller = caller_trace_context(request.headers.get("traceparent"), request.headers.get("tracestate"))
+        traceparent = request.headers.get("traceparent")
+        caller = caller_trace_context(traceparent, request.headers.get("tracestate")) if traceparent else None
+        where = self.recorder.trace_of(caller)
+        if not where.sampled:  # nothing to record: only the upstream's trace context
+            UnsampledRequest(where.trace_id, self.recorder.new_span_id, request[REQUEST_ID],
+                             caller.get("tracestate") if caller else None).enter()
+            return await handler(request)
         started_ns = time.time_ns()
         route = route_template(request)
+        request_id = request[REQUEST_ID]
         span = self.recorder.server_span(
-            f"{request.method} {route}", caller,
-            {"http.request.method": request.method, "http.route": route, "gateway.request_id": request[REQUEST_ID]},
+            f"{request.method} {route}", where,
+            {"http.request.method": request.method, "http.route": route, "gateway.request_id": request_id},
             started_ns)
         traced = RequestSpan(span=span, recorder=self.recorder, capture_content=self.capture_content,
-                             request_id=request[REQUEST_ID], tracestate=caller.get("tracestate"))
+                             request_id=request_id, tracestate=caller.get("tracestate") if caller else None)
         traced.enter()
         status = CLIENT_CLOSED
         try:
@@ -69,8 +78,7 @@ class Tracing:
             status = response.status
             return response
         finally:
-            if span.sampled:  # not sampled: nothing to describe or export
-                _finish(span, traced, request, status, started_ns)
+            _finish(span, traced, request, status, started_ns)
 
 
 def _finish(span: LiveSpan, traced: RequestSpan, request: web.Request, status: int, started_ns: int) -> None:
