@@ -65,7 +65,7 @@ class Tracing:
         started_ns = time.time_ns()
         route = route_template(request)
         request_id = request[REQUEST_ID]
-        span = self.recorder.server_span(
+        span = self.recorder.server_span_at(
             f"{request.method} {route}", where,
             {"http.request.method": request.method, "http.route": route, "gateway.request_id": request_id},
             started_ns)
@@ -94,14 +94,20 @@ def _finish(span: LiveSpan, traced: RequestSpan, request: web.Request, status: i
     if traced.response_model:
         attributes["gen_ai.response.model"] = traced.response_model
     if outcome.tokens:
-        attributes["gen_ai.usage.input_tokens"] = outcome.tokens_in
-        attributes["gen_ai.usage.output_tokens"] = outcome.tokens_out
+        # Outcome.tokens_in and tokens_out, in one pass: this runs for every sampled request.
+        tokens_in = tokens_out = 0
+        for counts in outcome.tokens.values():
+            tokens_in += counts[0]
+            tokens_out += counts[1]
+        attributes["gen_ai.usage.input_tokens"] = tokens_in
+        attributes["gen_ai.usage.output_tokens"] = tokens_out
     if outcome.cache:
         attributes["gateway.cache"] = outcome.cache
     if traced.finish_reasons:
         attributes["gen_ai.response.finish_reasons"] = tuple(traced.finish_reasons)
-    if TENANT in request:
-        attributes["gateway.key.name"] = request[TENANT].name
+    tenant = request.get(TENANT)
+    if tenant is not None:
+        attributes["gateway.key.name"] = tenant.name
     if outcome.first_token_at is not None:
         first_token_event(span, started_ns, request[STARTED], outcome.first_token_at)
     if status >= 500:

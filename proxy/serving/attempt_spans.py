@@ -53,7 +53,8 @@ class Asked:
             return None
         span = traced.attempt(self.operation, backend.provider, backend.name, model or self.model,
                               _server(backend.display_url))
-        span.prompt(self.prompt)
+        if traced.capture_content:
+            span.prompt(self.prompt)
         return span
 
 

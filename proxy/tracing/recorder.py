@@ -12,7 +12,7 @@ exporter encode and send it.
 What stays the SDK's own on the request path: the random trace and span ids, and the W3C
 trace context parsing of a caller's `traceparent`. The sampler (OTEL_TRACES_SAMPLER) is the
 SDK's object, but for the samplers the gateway offers (settings/tracing.py) its decision is
-taken here, in one call (`_decider`): the SDK's should_sample goes through the context API,
+taken here, in one call (`_deciders`): the SDK's should_sample goes through the context API,
 a SamplingResult and the parent's trace state for every request, sampled or not, and most
 requests are not sampled at a low ratio. tests/observability/test_span_wire.py checks that
 each sampler decides as the SDK's does. An attempt's span follows the request's decision:
@@ -89,16 +89,16 @@ class TraceOf:
         self.sampled, self.trace_state = sampled, trace_state
 
 
-# Decides for a trace id, given the caller's sampled flag (None: no caller).
-Decider = Callable[[int, "bool | None"], bool]
+# Decides for a trace id: a new trace's (no caller), and under a caller, given its sampled flag.
+Deciders = tuple[Callable[[int], bool], Callable[[int, bool], bool]]
 
 
-def _decider(sampler: Sampler) -> Decider | None:
-    """The SDK's decision for `sampler`, taken in one call; None for a sampler it does not know
-    (the SDK is then asked)."""
+def _deciders(sampler: Sampler) -> Deciders | None:
+    """The SDK's decisions for `sampler`, each taken in one call; None for a sampler it does
+    not know (the SDK is then asked)."""
     from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
 
-    def root(of: Sampler) -> Callable[[int], bool] | None:
+    def alone(of: Sampler | None) -> Callable[[int], bool] | None:
         if of is ALWAYS_ON:
             return lambda _trace_id: True
         if of is ALWAYS_OFF:
@@ -109,16 +109,14 @@ def _decider(sampler: Sampler) -> Decider | None:
         return None
 
     if type(sampler) is ParentBased:
-        # A remote parent's flag picks these two; the gateway's requests have no local parent.
-        first, followed, refused = (root(getattr(sampler, name, None)) for name in (  # type: ignore[arg-type]
+        # A remote parent's flag picks one of these two; the gateway's requests have no local parent.
+        root, followed, refused = (alone(getattr(sampler, name, None)) for name in (
             "_root", "_remote_parent_sampled", "_remote_parent_not_sampled"))
-        if first is None or followed is None or refused is None:
+        if root is None or followed is None or refused is None:
             return None
-        return lambda trace_id, caller_sampled: (
-            first(trace_id) if caller_sampled is None
-            else followed(trace_id) if caller_sampled else refused(trace_id))
-    alone = root(sampler)
-    return None if alone is None else lambda trace_id, _caller_sampled: alone(trace_id)
+        return root, lambda trace_id, caller_sampled: (followed if caller_sampled else refused)(trace_id)
+    only = alone(sampler)
+    return None if only is None else (only, lambda trace_id, _caller_sampled: only(trace_id))
 
 
 class Recorder:
@@ -130,7 +128,9 @@ class Recorder:
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         self._sampler = sampler
-        self._decide = _decider(sampler)
+        deciders = _deciders(sampler)
+        self._decide_new: Callable[[int], bool] | None = deciders[0] if deciders else None
+        self._decide_under: Callable[[int, bool], bool] | None = deciders[1] if deciders else None
         self._end_to = end_to
         # Looked up once: these run for every request.
         self.new_trace_id = ids.generate_trace_id
@@ -145,31 +145,33 @@ class Recorder:
         new trace; sampled or not."""
         if not caller:
             trace_id = self.new_trace_id()
-            if self._decide is not None:
-                return TraceOf(trace_id, 0, sampled=self._decide(trace_id, None), trace_state="")
+            if self._decide_new is not None:
+                return TraceOf(trace_id, 0, sampled=self._decide_new(trace_id), trace_state="")
             return self._asking_the_sdk(None, None, trace_id)
         context = self._propagator.extract(caller)
         parent = self._span_of(context).get_span_context()
         if not parent.is_valid:
             return self.trace_of(None)
-        if self._decide is not None:
-            sampled = self._decide(parent.trace_id, parent.trace_flags.sampled)
+        if self._decide_under is not None:
+            sampled = self._decide_under(parent.trace_id, parent.trace_flags.sampled)
             state = parent.trace_state.to_header() if sampled and parent.trace_state else ""
             return TraceOf(parent.trace_id, parent.span_id, sampled=sampled, trace_state=state)
         return self._asking_the_sdk(context, parent.span_id, parent.trace_id)
 
     def _asking_the_sdk(self, context: Any, parent_id: int | None, trace_id: int) -> TraceOf:
-        """A sampler `_decider` does not know: the SDK's should_sample (the span's name, kind
+        """A sampler `_deciders` does not know: the SDK's should_sample (the span's name, kind
         and attributes are not asked for: no sampler the SDK ships reads them)."""
         decision = self._sampler.should_sample(context, trace_id, "", self._server_kind)
         sampled = decision.decision is self._sampled
         return TraceOf(trace_id, parent_id or 0, sampled=sampled,
                        trace_state=decision.trace_state.to_header() if sampled and decision.trace_state else "")
 
-    def server_span(self, name: str, caller: dict[str, str] | TraceOf, attributes: dict[str, Any],
-                    start_ns: int) -> LiveSpan:
+    def server_span(self, name: str, caller: dict[str, str], attributes: dict[str, Any], start_ns: int) -> LiveSpan:
         """The request's span: a child of the caller's (a valid `traceparent`), or a new trace."""
-        where = caller if isinstance(caller, TraceOf) else self.trace_of(caller)
+        return self.server_span_at(name, self.trace_of(caller), attributes, start_ns)
+
+    def server_span_at(self, name: str, where: TraceOf, attributes: dict[str, Any], start_ns: int) -> LiveSpan:
+        """The request's span where `trace_of` placed it."""
         return LiveSpan(name, SERVER, where.trace_id, self.new_span_id(), where.parent_id,
                         parent_remote=where.parent_remote, sampled=where.sampled, trace_state=where.trace_state,
                         attributes=attributes, start_ns=start_ns, end_to=self._end_to)
