@@ -17,7 +17,8 @@ Two measures, both chosen because they hold up on a machine shared with other wo
   Samples with no application frame are aiohttp's server, the client's callbacks, or
   the event loop.
 
-`--set` passes settings to the gateway (e.g. --set PROXY_LOG_LEVEL=INFO).
+`--set` passes settings to the gateway (e.g. --set PROXY_LOG_LEVEL=INFO); `{upstream}` stands
+for the emulator's URL (--set OTEL_EXPORTER_OTLP_ENDPOINT={upstream} traces to it).
 """
 
 from __future__ import annotations
@@ -152,7 +153,8 @@ def main() -> None:
     settings = dict(item.split("=", 1) for item in args.set)
     per_request: dict[str, list[float]] = {"floor": [], "gateway": []}
     with emulator() as upstream, floor(upstream) as (floor_url, floor_process), \
-            gateway(upstream, **settings) as (gateway_url, gateway_process):
+            gateway(upstream, **{k: v.format(upstream=upstream) for k, v in settings.items()}) as (
+                gateway_url, gateway_process):
         servers = {"floor": (floor_url, floor_process.pid), "gateway": (gateway_url, gateway_process.pid)}
         for url, _ in servers.values():
             wrk(url + PATH, BODY, connections=8, seconds=2, headers=AUTH, core=LOAD_CORE)  # warm-up

@@ -179,13 +179,13 @@ def create_app(settings: Settings) -> web.Application:
     admission = Admission(limit=settings.max_in_flight, queue_timeout=settings.queue_timeout)
     guard = RequestGuard.configured(host=settings.host, auth_disabled=settings.auth_disabled,
                                     cors_origins=settings.cors_origins, allowed_hosts=settings.allowed_hosts)
-    # OpenTelemetry traces only when configured: otherwise no middleware and no SDK at all.
+    # OpenTelemetry traces only when configured: otherwise no span is begun and no SDK loaded at all.
     tracing = Tracing.from_config(settings.tracing) if settings.tracing else None
     app = web.Application(
         # Each surface answers errors in its own shape; paths of no such surface get the contract's.
         middlewares=middlewares(auth, admission, ErrorRendering(shapes=(
             ("/v1/", openai_error), *((path, ollama_error) for path in OLLAMA_PATHS))), guard,
-            trace=tracing.middleware if tracing else None),
+            trace=tracing),
         client_max_size=settings.max_body_bytes,
         # Request bodies are never inflated (a compressed one is refused: edge/request_guard.py).
         # An idle client connection is closed after IDLE_CLIENT_KEEPALIVE seconds, not

@@ -1,4 +1,4 @@
-"""The request's SERVER span, opened by a middleware that exists only while tracing is on.
+"""The request's SERVER span, begun and ended by the edge (edge/chain.py) only while tracing is on.
 
 The span takes the caller's W3C trace context as its parent (a sampled caller is traced,
 per the default parent-based sampler), is current for everything the request does, and
@@ -18,8 +18,8 @@ from aiohttp import web
 from attrs import define
 
 from proxy.backends.outbound import caller_trace_context
-from proxy.edge.observe import CLIENT_CLOSED, route_template
-from proxy.edge.request_keys import OUTCOME, REQUEST_ID, STARTED, TENANT, Handler
+from proxy.edge.observe import route_template
+from proxy.edge.request_keys import OUTCOME, REQUEST_ID, STARTED, TENANT
 from proxy.settings.tracing import TracingConfig
 from proxy.tracing.recorder import LiveSpan, Recorder
 from proxy.tracing.setup import SpanExport, span_recording
@@ -51,17 +51,18 @@ class Tracing:
         """Export what is still queued (bounded by the export timeout), then stop."""
         self.export.shutdown()
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    def begin(self, request: web.Request) -> RequestSpan | None:
+        """The request's span, started; None when there is nothing to end (not traced, or not
+        sampled: then only the upstream's trace context is set)."""
         if not request.path.startswith(_TRACED_PREFIXES) or request.method == "OPTIONS":
-            return await handler(request)
+            return None
         traceparent = request.headers.get("traceparent")
         caller = caller_trace_context(traceparent, request.headers.get("tracestate")) if traceparent else None
         where = self.recorder.trace_of(caller)
         if not where.sampled:  # nothing to record: only the upstream's trace context
             UnsampledRequest(where.trace_id, self.recorder.new_span_id, request[REQUEST_ID],
                              caller.get("tracestate") if caller else None).enter()
-            return await handler(request)
+            return None
         started_ns = time.time_ns()
         route = route_template(request)
         request_id = request[REQUEST_ID]
@@ -72,13 +73,13 @@ class Tracing:
         traced = RequestSpan(span=span, recorder=self.recorder, capture_content=self.capture_content,
                              request_id=request_id, tracestate=caller.get("tracestate") if caller else None)
         traced.enter()
-        status = CLIENT_CLOSED
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        finally:
-            _finish(span, traced, request, status, started_ns)
+        return traced
+
+    @staticmethod
+    def end(traced: RequestSpan, request: web.Request, status: int) -> None:
+        """The request's span, described by what it came to (`status`: its answer's, or
+        499 when the client left) and ended."""
+        _finish(traced.span, traced, request, status, traced.span.start_ns)
 
 
 def _finish(span: LiveSpan, traced: RequestSpan, request: web.Request, status: int, started_ns: int) -> None:
