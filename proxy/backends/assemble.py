@@ -7,31 +7,23 @@ stream, the same answer shows its progress, so a single-shot call is bounded lik
 stream (connect, headers, first token, silence between chunks) and capped as a whole only
 by PROXY_MAX_REQUEST_SECONDS, far above any silence.
 
-Two readers with one set of timers: `assemble` takes any backend's stream of items;
-`assemble_lines` reads a line-per-message body (Ollama's NDJSON) a network chunk at a
-time and parses its lines without a generator step per line, which is what made reading
-an answer as a stream cost more than reading it whole (docs/PERFORMANCE.md).
+`collect` adds up any stream's items within those bounds (the first-token budget and the
+whole-call cap, on one timer); `assemble` is `collect` for a backend's chat items.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from typing import Protocol, TypeVar
 
-from aiohttp import StreamReader
-
-from proxy.backends.wire import MAX_LINE, StreamSilent
 from proxy.errors import BadUpstreamResponse, UpstreamTimeout
 from proxy.llm import ChatResult, ReasoningDelta, StreamEnd, StreamItem, ToolCall, ToolCallDelta
 from proxy.settings.config import Timeouts
 
 In = TypeVar("In", contravariant=True)
 Out = TypeVar("Out", covariant=True)
-
-# One message line -> its token ("" for none) and, on the last line, the end.
-LineParser = Callable[[bytes], tuple[str, StreamEnd | None]]
 
 
 class _Timers:
@@ -130,56 +122,3 @@ class Answer:
                       for _, call in sorted(self.calls.items()))
         return ChatResult(output="".join(self.tokens), usage=end.usage, finish_reason=end.finish_reason,
                           tool_calls=calls, reasoning="".join(self.thinking))
-
-
-async def assemble_lines(
-    content: StreamReader, parse: LineParser, timeouts: Timeouts, backend: str, *, cold: bool, started: float,
-    idle: float,
-) -> ChatResult:
-    """The answer from a body of one message per line, read as it arrives. `started`: when
-    the request was sent (the first-token budget counts from there). Each wait for bytes is
-    bounded by `idle` on the gateway's own timer (aiohttp's socket timer does not fire after
-    a broken chunked framing; wire.py). A line longer than MAX_LINE is refused, so an
-    upstream that never ends a line cannot make the gateway buffer without end."""
-    timers = _Timers(timeouts, backend, cold=cold, started=started)
-    tokens: list[str] = []
-    pending = b""
-    try:
-        async with timers.timer:
-            while chunk := await _next_chunk(content, idle):
-                *lines, pending = (pending + chunk).split(b"\n")
-                if len(pending) > MAX_LINE:
-                    raise BadUpstreamResponse(f"a line longer than {MAX_LINE} bytes", backend=backend)
-                had_tokens = bool(tokens)
-                for line in lines:
-                    if not line.strip():
-                        continue
-                    token, end = parse(line)
-                    if token:
-                        tokens.append(token)
-                    if end is not None:
-                        return ChatResult(output="".join(tokens), usage=end.usage, finish_reason=end.finish_reason)
-                if tokens and not had_tokens:
-                    timers.first_token_arrived()
-    except TimeoutError as exc:
-        if not timers.timer.expired():
-            raise  # the session's own timers (connect, silence): translated where the body is read
-        raise timers.expired(exc, any_token=bool(tokens)) from exc
-    if pending.strip() and (end := _take(parse(pending), tokens)) is not None:
-        return ChatResult(output="".join(tokens), usage=end.usage, finish_reason=end.finish_reason)
-    raise BadUpstreamResponse("the answer ended without its final message", backend=backend)
-
-
-async def _next_chunk(content: StreamReader, idle: float) -> bytes:
-    try:
-        async with asyncio.timeout(idle):
-            return await content.readany()
-    except TimeoutError:
-        raise StreamSilent(idle) from None
-
-
-def _take(parsed: tuple[str, StreamEnd | None], tokens: list[str]) -> StreamEnd | None:
-    token, end = parsed
-    if token:
-        tokens.append(token)
-    return end
