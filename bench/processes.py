@@ -50,11 +50,12 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], limit: float = 30
 
 @contextlib.contextmanager
 def pinned(args: list[str], core: str, env: dict[str, str] | None = None, port: int | None = None,
-           ) -> Iterator[subprocess.Popen[bytes]]:
-    """A process pinned to `core` (where taskset exists), stopped on exit."""
+           cwd: pathlib.Path = ROOT) -> Iterator[subprocess.Popen[bytes]]:
+    """A process pinned to `core` (where taskset exists), stopped on exit; run in `cwd` (the
+    repository: `python -m proxy` runs the gateway of the tree it is started in)."""
     command = ["taskset", "-c", core, *args] if _has_taskset() and CORES > 1 else args
     process = subprocess.Popen(
-        command, cwd=ROOT, env={**os.environ, **(env or {})}, preexec_fn=raise_fd_limit,
+        command, cwd=cwd, env={**os.environ, **(env or {})}, preexec_fn=raise_fd_limit,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
@@ -84,8 +85,8 @@ def emulator(*, tokens: int = 32, token_delay: float = 0.0, latency: float = 0.0
 
 
 @contextlib.contextmanager
-def gateway(upstream: str, kind: str = "ollama", core: str = GATEWAY_CORE, **settings: str,
-            ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def gateway(upstream: str, kind: str = "ollama", core: str = GATEWAY_CORE, tree: pathlib.Path = ROOT,
+            **settings: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     env = {
         "PROXY_PORT": str(port), "PROXY_API_TOKENS": TOKEN, "PROXY_LOG_LEVEL": "WARNING",
@@ -93,7 +94,7 @@ def gateway(upstream: str, kind: str = "ollama", core: str = GATEWAY_CORE, **set
         "OPENAI_API_ENDPOINT": f"{upstream}/v1" if kind == "openai" else "",
         **settings,
     }
-    with pinned([sys.executable, "-m", "proxy"], core, env=env, port=port) as process:
+    with pinned([sys.executable, "-m", "proxy"], core, env=env, port=port, cwd=tree) as process:
         yield f"http://127.0.0.1:{port}", process
 
 

@@ -28,11 +28,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench import clients
+from bench import clients, paired
 from bench.processes import (
     CORES,
     GATEWAY_CORE,
     LOAD_CORE,
+    ROOT,
     TOKEN,
     LoadResult,
     children,
@@ -156,41 +157,82 @@ backends = [{ backend = "ollama", model = "bench" }]
 """
 
 
-def feature_costs(seconds: int, rounds: int) -> None:
+# Exports every second (batches of 512 at this load come sooner anyway), so the spans of a
+# run are all exported, and counted, in the 1.5 s after it.
+TRACING = {"OTEL_EXPORTER_OTLP_ENDPOINT": "{upstream}", "OTEL_BSP_SCHEDULE_DELAY": "1000"}
+
+
+def feature_costs(seconds: int, rounds: int, baseline: pathlib.Path | None = None) -> None:
     """The gateway's CPU per single-shot request with tracing and the answer cache off and on
-    (access log off). Rounds alternate the variants, and the median of each is shown, so a
-    colleague's load on the shared machine does not land on one variant only."""
+    (access log off), beside the floor. Rounds alternate the variants, and the median of each
+    is shown, so a colleague's load on the shared machine does not land on one variant only.
+    Tracing's exporter process (a child of the gateway, on the same pinned core) is measured
+    apart: "+ exporter" is the gateway's CPU and its exporter's together. With `baseline` (another
+    checkout, e.g. of main), its gateway is measured too, tracing off and on, in the same rounds."""
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as routes:
         routes.write(ROUTES_WITH_CACHE)
+    ratio = {**TRACING, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio"}
     variants: dict[str, tuple[dict[str, str], dict[str, str]]] = {
+        "floor": ({}, {}),
         "both off": ({}, {}),
-        "tracing on (every request sampled)": ({"OTEL_EXPORTER_OTLP_ENDPOINT": "{upstream}"}, {}),
-        "tracing on, 1 in 20 sampled": ({"OTEL_EXPORTER_OTLP_ENDPOINT": "{upstream}",
-                                         "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-                                         "OTEL_TRACES_SAMPLER_ARG": "0.05"}, {}),
+        "tracing on (every request sampled), exporter process": (TRACING, {}),
+        "tracing on (every request sampled), exporter thread": ({**TRACING, "PROXY_TRACE_EXPORT": "thread"}, {}),
+        "tracing on, 1 in 4 sampled": ({**ratio, "OTEL_TRACES_SAMPLER_ARG": "0.25"}, {}),
+        "tracing on, 1 in 20 sampled": ({**ratio, "OTEL_TRACES_SAMPLER_ARG": "0.05"}, {}),
+        "tracing on, 1 in 100 sampled": ({**ratio, "OTEL_TRACES_SAMPLER_ARG": "0.01"}, {}),
         "cache on, request not cacheable": ({"PROXY_ROUTES_FILE": routes.name}, {}),
         "cache on, every request a hit": ({"PROXY_ROUTES_FILE": routes.name}, {"X-Gateway-Cache": "use"}),
     }
-    measured: dict[str, list[float]] = {name: [] for name in variants}
+    if baseline is not None:
+        variants |= {"baseline tree, both off": ({}, {}), "baseline tree, tracing on": (TRACING, {})}
+    measured: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     with emulator() as upstream:
         for _ in range(rounds):
             for name, (env, headers) in variants.items():
                 env = {k: v.format(upstream=upstream) for k, v in env.items()}
-                with gateway(upstream, "ollama", **env) as (url, process):
-                    wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=8, seconds=2,
-                        headers={**AUTH, **headers}, core=LOAD_CORE)
-                    before = cpu_seconds(process.pid)
-                    load = wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=32, seconds=seconds,
-                               headers={**AUTH, **headers}, core=LOAD_CORE)
-                    used = cpu_seconds(process.pid) - before
-                measured[name].append(used / (load.rps * seconds) * 1e6)
+                tree = baseline if baseline is not None and name.startswith("baseline") else ROOT
+                server = floor(upstream) if name == "floor" else gateway(upstream, "ollama", tree=tree, **env)
+                with server as (url, process):
+                    measured[name].append(_cpu_with_children(url, process.pid, seconds, headers))
     os.unlink(routes.name)
-    baseline = statistics.median(measured["both off"])
+    baseline = statistics.median(own for own, _ in measured["both off"])
     for name, values in measured.items():
-        median = statistics.median(values)
-        row(f"cpu per request, {name}", "gateway CPU µs per request", f"{median:.0f}",
-            f"{median / baseline - 1:+.1%} vs both off; rounds {', '.join(f'{v:.0f}' for v in values)}")
+        own = statistics.median(v[0] for v in values)
+        row(f"cpu per request, {name}", "gateway CPU µs per request", f"{own:.0f}",
+            f"{own / baseline - 1:+.1%} vs both off; rounds {', '.join(f'{v[0]:.0f}' for v in values)}")
+        if any(v[1] for v in values):
+            total = statistics.median(v[0] + v[1] for v in values)
+            row(f"cpu per request, {name}", "gateway + exporter CPU µs per request", f"{total:.0f}",
+                f"{total / baseline - 1:+.1%} vs both off; exporter alone "
+                f"{', '.join(f'{v[1]:.0f}' for v in values)}")
         results[f"cpu per request, {name}"] = values
+
+
+def _cpu_with_children(url: str, pid: int, seconds: int, headers: dict[str, str]) -> tuple[float, float]:
+    """(µs of CPU per request of the process, and of its child processes) over one wrk run after a warm-up."""
+    wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=8, seconds=2, headers={**AUTH, **headers},
+        core=LOAD_CORE)
+    time.sleep(1.5)  # an exporter started by the warm-up's spans has finished starting
+    before = cpu_seconds(pid), {child: cpu_seconds(child) for child in children(pid)}
+    load = wrk(url + "/api/v1/inference", GATEWAY_BODY, connections=32, seconds=seconds,
+               headers={**AUTH, **headers}, core=LOAD_CORE)
+    time.sleep(1.5)  # the last spans are exported
+    own = cpu_seconds(pid) - before[0]
+    spawned = sum(cpu_seconds(child) - before[1].get(child, 0.0) for child in children(pid))
+    requests = load.rps * seconds
+    return own / requests * 1e6, spawned / requests * 1e6
+
+
+def tracing_paired(seconds: int, rounds: int, baseline: pathlib.Path | None) -> None:
+    """Tracing's cost with all its variants loaded at the same time (bench/paired.py)."""
+    variants = paired.VARIANTS | (paired.BASELINE_VARIANTS if baseline else {})
+    with emulator() as upstream:
+        measured = [paired.one_round(upstream, variants, baseline, seconds, 8, n) for n in range(rounds)]
+    for r in paired.report(measured):
+        row(f"tracing paired, {r['variant']}", "CPU µs per request: gateway / + exporter",
+            f"{r['own_us']:.0f} / {r['total_us']:.0f}",
+            f"{r['own_vs_off']:+.1%} / {r['total_vs_off']:+.1%} vs tracing off in the same rounds")
+        results[f"tracing paired, {r['variant']}"] = r
 
 
 def frontier(seconds: int, rates: list[int]) -> None:
@@ -374,12 +416,15 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write raw results here")
     parser.add_argument("--only", default=None, metavar="NAMES",
                         help="comma-separated scenarios to run, e.g. 'single shot,streaming' (default: all)")
+    parser.add_argument("--baseline", type=pathlib.Path, default=None, metavar="TREE",
+                        help="another checkout whose gateway 'features cpu' and 'tracing paired' measure too")
     args = parser.parse_args()
     seconds = 3 if args.quick else 10
     scenarios: list[tuple[str, Callable[[], None]]] = [
         ("single shot", lambda: single_shot(seconds)),
         ("cpu per request", lambda: cpu_per_request(seconds)),
-        ("features cpu", lambda: feature_costs(seconds, 2 if args.quick else 3)),
+        ("features cpu", lambda: feature_costs(seconds, 2 if args.quick else 3, args.baseline)),
+        ("tracing paired", lambda: tracing_paired(seconds, 3 if args.quick else 7, args.baseline)),
         ("frontier", lambda: frontier(seconds, [250, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000, 5500])),
         ("streaming", lambda: streaming(20 if args.quick else 100)),
         ("many streams", lambda: many_streams(1000 if args.quick else 10_000)),

@@ -77,6 +77,11 @@ class Upstream:
     _probe_timeout: aiohttp.ClientTimeout
     _errors: ErrorTranslation
     _urls: dict[str, URL] = field(factory=dict)
+    _display_url: str = field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Built once: a traced request reads it on every attempt (serving/attempt_spans.py).
+        self._display_url = str(self.base_url.with_query(None).with_fragment(None))
 
     @classmethod
     def open(
@@ -120,7 +125,7 @@ class Upstream:
     def display_url(self) -> str:
         """Scheme, host, port and path only: a query string or fragment may hold a credential
         (`?key=...`), and health answers and errors show this URL."""
-        return str(self.base_url.with_query(None).with_fragment(None))
+        return self._display_url
 
     @property
     def timeouts(self) -> Timeouts:

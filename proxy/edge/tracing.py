@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from attrs import define
@@ -20,12 +19,9 @@ from proxy.backends.outbound import caller_trace_context
 from proxy.edge.observe import CLIENT_CLOSED, route_template
 from proxy.edge.request_keys import OUTCOME, REQUEST_ID, STARTED, TENANT, Handler
 from proxy.settings.tracing import TracingConfig
-from proxy.tracing.setup import tracer_provider
+from proxy.tracing.recorder import LiveSpan, Recorder
+from proxy.tracing.setup import SpanExport, span_recording
 from proxy.tracing.spans import RequestSpan, first_token_event
-
-if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.trace import Span, Tracer
 
 # The API surfaces are traced; probes, metrics and the playground's files are not.
 _TRACED_PREFIXES = ("/api/v1/", "/v1/")
@@ -40,38 +36,32 @@ def _version() -> str:
 
 @define
 class Tracing:
-    provider: TracerProvider
-    tracer: Tracer
+    recorder: Recorder
+    export: SpanExport
     capture_content: bool
 
     @classmethod
     def from_config(cls, config: TracingConfig) -> Tracing:
-        provider = tracer_provider(config, _version())
-        return cls(provider=provider, tracer=provider.get_tracer("octomil-gateway", _version()),
-                   capture_content=config.capture_content)
+        recorder, export = span_recording(config, _version())
+        return cls(recorder=recorder, export=export, capture_content=config.capture_content)
 
     def shutdown(self) -> None:
         """Export what is still queued (bounded by the export timeout), then stop."""
-        self.provider.shutdown()
+        self.export.shutdown()
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith(_TRACED_PREFIXES) or request.method == "OPTIONS":
             return await handler(request)
-        from opentelemetry import trace
-        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
         caller = caller_trace_context(request.headers.get("traceparent"), request.headers.get("tracestate"))
-        parent = TraceContextTextMapPropagator().extract(caller) if caller else None
         started_ns = time.time_ns()
-        span = self.tracer.start_span(
-            f"{request.method} {route_template(request)}", context=parent, kind=trace.SpanKind.SERVER,
-            start_time=started_ns,
-            attributes={"http.request.method": request.method, "http.route": route_template(request),
-                        "gateway.request_id": request[REQUEST_ID]})
-        traced = RequestSpan(span=span, context=trace.set_span_in_context(span), tracer=self.tracer,
-                             capture_content=self.capture_content, request_id=request[REQUEST_ID],
-                             tracestate=caller.get("tracestate"))
+        route = route_template(request)
+        span = self.recorder.server_span(
+            f"{request.method} {route}", caller,
+            {"http.request.method": request.method, "http.route": route, "gateway.request_id": request[REQUEST_ID]},
+            started_ns)
+        traced = RequestSpan(span=span, recorder=self.recorder, capture_content=self.capture_content,
+                             request_id=request[REQUEST_ID], tracestate=caller.get("tracestate"))
         traced.enter()
         status = CLIENT_CLOSED
         try:
@@ -79,17 +69,14 @@ class Tracing:
             status = response.status
             return response
         finally:
-            _finish(span, traced, request, status, started_ns)
+            if span.sampled:  # not sampled: nothing to describe or export
+                _finish(span, traced, request, status, started_ns)
 
 
-def _finish(span: Span, traced: RequestSpan, request: web.Request, status: int, started_ns: int) -> None:
-    from opentelemetry.trace import Status, StatusCode
-
-    if not span.is_recording():  # not sampled: nothing to describe
-        span.end()
-        return
+def _finish(span: LiveSpan, traced: RequestSpan, request: web.Request, status: int, started_ns: int) -> None:
     outcome = request[OUTCOME]
-    attributes: dict[str, Any] = {"http.response.status_code": status}
+    attributes = span.attributes
+    attributes["http.response.status_code"] = status
     if traced.operation or outcome.model:
         attributes["gen_ai.operation.name"] = traced.operation or _operation(request.path)
     if outcome.model:
@@ -107,12 +94,11 @@ def _finish(span: Span, traced: RequestSpan, request: web.Request, status: int, 
         attributes["gen_ai.response.finish_reasons"] = tuple(traced.finish_reasons)
     if TENANT in request:
         attributes["gateway.key.name"] = request[TENANT].name
-    span.set_attributes(attributes)
     if outcome.first_token_at is not None:
         first_token_event(span, started_ns, request[STARTED], outcome.first_token_at)
     if status >= 500:
-        span.set_status(Status(StatusCode.ERROR, f"HTTP {status}"))
-        span.set_attribute("error.type", str(status))
+        span.fail(f"HTTP {status}")
+        attributes["error.type"] = str(status)
     span.end()
 
 

@@ -8,6 +8,7 @@ While tracing is off, `span` returns None after one context-variable read.
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from attrs import frozen
 from yarl import URL
@@ -52,7 +53,9 @@ class Asked:
         return span
 
 
+@functools.lru_cache(maxsize=256)
 def _server(display_url: str) -> URL | None:
+    """The backend's URL, parsed once per backend rather than once per attempt."""
     try:
         return URL(display_url)
     except ValueError:

@@ -322,8 +322,10 @@ _NUMBERS = (
     ("cache_ttl", "PROXY_CACHE_TTL", "float"),
 )
 
-# The OpenTelemetry SDK's standard variables this gateway honours (settings/tracing.py).
+# The OpenTelemetry SDK's standard variables this gateway honours (settings/tracing.py),
+# and the gateway's own tracing setting.
 _OTEL_VARIABLES = (
+    "PROXY_TRACE_EXPORT",
     "OTEL_SDK_DISABLED",
     "OTEL_TRACES_EXPORTER",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -336,6 +338,8 @@ _OTEL_VARIABLES = (
     "OTEL_TRACES_SAMPLER",
     "OTEL_TRACES_SAMPLER_ARG",
     "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
     "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
 )
 

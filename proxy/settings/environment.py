@@ -133,6 +133,12 @@ ENVIRONMENT: tuple[Variable, ...] = (
              'always_on, always_off, traceidratio, or parentbased_ of each (follow the caller\'s decision)'),
     Variable('OTEL_TRACES_SAMPLER_ARG', '1.0', 'the ratio of the traceidratio samplers (0 to 1)'),
     Variable('OTEL_BSP_SCHEDULE_DELAY', '5000', 'milliseconds between exports of the finished spans'),
+    Variable('OTEL_BSP_MAX_QUEUE_SIZE', '2048',
+             'finished spans waiting for export; more are dropped and counted (gateway_trace_spans_dropped_total)'),
+    Variable('OTEL_BSP_MAX_EXPORT_BATCH_SIZE', '512', 'spans per export, at most the queue size'),
+    Variable('PROXY_TRACE_EXPORT', 'process',
+             'where spans are encoded and exported: process, a supervised child process off the gateway\'s core, '
+             'or thread, a thread of the gateway; see [tracing](tracing.md#cost)'),
     Variable('OTEL_TRACES_EXPORTER', 'otlp', 'none switches tracing off'),
     Variable('OTEL_SDK_DISABLED', 'false', 'true switches tracing off'),
     Variable('OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT', 'false',

@@ -37,6 +37,12 @@ class TracingConfig:
     export_every: float = 5.0  # seconds between the batch processor's exports
     # The GenAI conventions' opt-in: prompts and answers as span events.
     capture_content: bool = False
+    # PROXY_TRACE_EXPORT: the exporter in a child process (the default) or in a thread of the gateway.
+    export_process: bool = True
+    # OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE: spans waiting to be exported, and
+    # spans per export (the gateway's queue to its exporter process has the same bound).
+    queue_size: int = 2048
+    batch_size: int = 512
 
 
 def tracing_config(raw: Mapping[str, str], problems: list[str]) -> TracingConfig | None:
@@ -71,11 +77,16 @@ def tracing_config(raw: Mapping[str, str], problems: list[str]) -> TracingConfig
     capture = raw.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "").strip().lower()
     if capture not in ("", "true", "false"):
         problems.append(f"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT={capture} is not true or false")
+    export = raw.get("PROXY_TRACE_EXPORT", "process").strip().lower() or "process"
+    if export not in ("process", "thread"):
+        problems.append(f"PROXY_TRACE_EXPORT={export} is not process or thread")
+    queue_size, batch_size = _queue_sizes(raw, problems)
     return TracingConfig(
         endpoint=endpoint, headers=headers, service_name=service,
         resource_attributes=tuple((k, v) for k, v in resource if k != "service.name"),
         sampler=sampler, sampler_ratio=ratio, export_timeout=max(timeout_ms, 1.0) / 1000,
-        capture_content=capture == "true", export_every=max(every_ms, 1.0) / 1000,
+        capture_content=capture == "true", export_every=max(every_ms, 1.0) / 1000, export_process=export != "thread",
+        queue_size=queue_size, batch_size=batch_size,
     )
 
 
@@ -109,6 +120,17 @@ def _pairs(text: str, name: str, problems: list[str]) -> tuple[tuple[str, str], 
             continue
         pairs.append((key.strip(), unquote(value.strip())))
     return tuple(pairs)
+
+
+def _queue_sizes(raw: Mapping[str, str], problems: list[str]) -> tuple[int, int]:
+    queue = _number(raw, "OTEL_BSP_MAX_QUEUE_SIZE", 2048, problems)
+    batch = _number(raw, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, problems)
+    for name, number in (("OTEL_BSP_MAX_QUEUE_SIZE", queue), ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", batch)):
+        if number < 1 or number != int(number):
+            problems.append(f"{name}={number:g} must be a whole number of spans, 1 or more")
+    if batch > queue:
+        problems.append(f"OTEL_BSP_MAX_EXPORT_BATCH_SIZE={batch:g} must not be over OTEL_BSP_MAX_QUEUE_SIZE={queue:g}")
+    return max(int(queue), 1), max(min(int(batch), int(queue)), 1)
 
 
 def _number(raw: Mapping[str, str], name: str, default: float, problems: list[str]) -> float:

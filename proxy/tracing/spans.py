@@ -16,7 +16,8 @@ answers, `gen_ai.output.messages`. Error messages are left out too, since an ups
 message can quote the prompt: the code says what went wrong.
 
 Nothing here runs while tracing is off: the middleware is not installed, and `current()`
-is None for the router, which then creates nothing.
+is None for the router, which then creates nothing. Spans are recorded by
+tracing/recorder.py and exported by the official SDK outside the request path.
 """
 
 from __future__ import annotations
@@ -29,11 +30,9 @@ import orjson
 from attrs import define, field
 
 from proxy.backends.outbound import OUTBOUND
+from proxy.tracing.recorder import LiveSpan, Recorder
 
 if TYPE_CHECKING:
-    from opentelemetry.context import Context
-    from opentelemetry.trace import Span, Tracer
-
     from proxy.llm import Message, Usage
 
 _CURRENT: ContextVar[RequestSpan | None] = ContextVar("request_span", default=None)
@@ -46,9 +45,8 @@ def current() -> RequestSpan | None:
 
 @define
 class RequestSpan:
-    span: Span
-    context: Context
-    tracer: Tracer
+    span: LiveSpan
+    recorder: Recorder
     capture_content: bool
     request_id: str
     tracestate: str | None = None
@@ -61,8 +59,6 @@ class RequestSpan:
 
     def attempt(self, operation: str, provider: str, backend: str, model: str, server: Any) -> AttemptSpan:
         """A CLIENT span for one upstream attempt; the upstream gets it as its parent."""
-        from opentelemetry import trace
-
         self.operation = self.operation or operation
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": operation,
@@ -73,12 +69,8 @@ class RequestSpan:
         if server is not None and server.host:
             attributes["server.address"] = server.host
             attributes["server.port"] = server.port
-        span = self.tracer.start_span(f"{operation} {model}", context=self.context,
-                                      kind=trace.SpanKind.CLIENT, attributes=attributes)
-        parent = trace.format_trace_id(span.get_span_context().trace_id)
-        child = trace.format_span_id(span.get_span_context().span_id)
-        flags = f"{int(span.get_span_context().trace_flags):02x}"
-        outbound = {"X-Request-ID": self.request_id, "traceparent": f"00-{parent}-{child}-{flags}"}
+        span = self.recorder.child_span(self.span, f"{operation} {model}", attributes)
+        outbound = {"X-Request-ID": self.request_id, "traceparent": span.traceparent}
         if self.tracestate:
             outbound["tracestate"] = self.tracestate
         OUTBOUND.set(outbound)
@@ -87,7 +79,7 @@ class RequestSpan:
 
 @define
 class AttemptSpan:
-    span: Span
+    span: LiveSpan
     owner: RequestSpan
     model: str
 
@@ -95,17 +87,17 @@ class AttemptSpan:
         self.span.add_event("gen_ai.first_token")
 
     def prompt(self, messages: tuple[Message, ...] | tuple[str, ...]) -> None:
-        if self.owner.capture_content:
-            self.span.set_attribute("gen_ai.input.messages", _messages_json(messages))
+        if self.owner.capture_content and self.span.sampled:
+            self.span.attributes["gen_ai.input.messages"] = _messages_json(messages)
 
     def succeeded(self, usage: Usage | None, finish_reason: str | None = None, output: str | None = None) -> None:
         if finish_reason:
             self.owner.finish_reasons.append(finish_reason)
         self.owner.response_model = self.model
-        if not self.span.is_recording():
-            self.span.end()
+        if not self.span.sampled:
             return
-        attributes: dict[str, Any] = {"gen_ai.response.model": self.model}
+        attributes = self.span.attributes
+        attributes["gen_ai.response.model"] = self.model
         if usage is not None:
             attributes["gen_ai.usage.input_tokens"] = usage.prompt_tokens
             attributes["gen_ai.usage.output_tokens"] = usage.completion_tokens
@@ -114,14 +106,11 @@ class AttemptSpan:
         if output is not None and self.owner.capture_content:
             attributes["gen_ai.output.messages"] = orjson.dumps(
                 [{"role": "assistant", "parts": [{"type": "text", "content": output}]}]).decode()
-        self.span.set_attributes(attributes)
         self.span.end()
 
     def failed(self, code: str) -> None:
-        from opentelemetry.trace import Status, StatusCode
-
-        self.span.set_attribute("error.type", code)
-        self.span.set_status(Status(StatusCode.ERROR, code))
+        self.span.attributes["error.type"] = code
+        self.span.fail(code)
         self.span.end()
 
 
@@ -133,7 +122,7 @@ def _messages_json(messages: tuple[Message, ...] | tuple[str, ...]) -> str:
     ]).decode()
 
 
-def first_token_event(span: Span, started_ns: int, started: float, first_token_at: float) -> None:
+def first_token_event(span: LiveSpan, started_ns: int, started: float, first_token_at: float) -> None:
     """The time to first token as an event at the moment it left, with its seconds."""
     seconds = first_token_at - started
     span.add_event("gen_ai.first_token", {"gen_ai.server.time_to_first_token": round(seconds, 6)},

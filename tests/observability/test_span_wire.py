@@ -1,0 +1,143 @@
+"""The request path's spans (proxy/tracing/recorder.py) against the SDK's own: the same calls,
+through the pipe to the exporter (proxy/tracing/span_wire.py), must give the official OTLP
+encoder the same protobuf as the SDK's Tracer would, and the same sampling decisions."""
+
+from __future__ import annotations
+
+import io
+import itertools
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from proxy.tracing.recorder import Recorder
+from proxy.tracing.span_wire import MAX_FRAME, WireSpan, frame, from_wire, read_frame
+
+RESOURCE = Resource({"service.name": "gateway-under-test", "service.version": "1.2.3"})
+SCOPE_NAME, SCOPE_VERSION = "octomil-gateway", "1.2.3"
+SAMPLED_CALLER = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "vendor=abc"}
+UNSAMPLED_CALLER = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"}
+START = {"http.request.method": "POST", "http.route": "/v1/chat/completions"}
+ATTEMPT = {"gen_ai.request.model": "gemma3:1b", "server.port": 11434}
+ANSWERED = {"gen_ai.response.finish_reasons": ("stop",), "gen_ai.usage.input_tokens": 128}
+FINISHED = {"http.response.status_code": 200, "ratio": 0.5, "gateway.cached": False}
+
+
+class CountingIds(IdGenerator):
+    """The same ids, in the same order, for both tracers."""
+
+    def __init__(self) -> None:
+        self._next = itertools.count(0x1000)
+
+    def generate_span_id(self) -> int:
+        return next(self._next)
+
+    def generate_trace_id(self) -> int:
+        return 0x5B8EFFF798038103D269B633813FC60C
+
+    def is_trace_id_random(self) -> bool:
+        return False
+
+
+class Ended(SpanProcessor):
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if span.context is not None and span.context.trace_flags.sampled:  # what the batch processor exports
+            self.spans.append(span)
+
+
+def through_the_sdk(sampler: Sampler, caller: dict[str, str]) -> list[ReadableSpan]:
+    provider = TracerProvider(sampler=sampler, resource=RESOURCE, id_generator=CountingIds(), shutdown_on_exit=False)
+    ended = Ended()
+    provider.add_span_processor(ended)
+    tracer = provider.get_tracer(SCOPE_NAME, SCOPE_VERSION)
+    server = tracer.start_span("POST /v1/chat/completions", context=TraceContextTextMapPropagator().extract(caller),
+                               kind=trace.SpanKind.SERVER, attributes=dict(START), start_time=1_000)
+    attempt = tracer.start_span("chat gemma3:1b", context=trace.set_span_in_context(server),
+                                kind=trace.SpanKind.CLIENT, attributes=dict(ATTEMPT))
+    attempt.add_event("gen_ai.first_token")
+    attempt.set_attributes({**ANSWERED, "error.type": "upstream_unavailable"})
+    attempt.set_status(Status(StatusCode.ERROR, "upstream_unavailable"))
+    attempt.end()
+    server.set_attributes(FINISHED)
+    server.add_event("gen_ai.first_token", {"gen_ai.server.time_to_first_token": 0.0123}, timestamp=2_000)
+    server.end()
+    return ended.spans
+
+
+def through_the_gateway(sampler: Sampler, caller: dict[str, str]) -> list[ReadableSpan]:
+    ended: list[WireSpan] = []
+    recorder = Recorder(sampler, CountingIds(), ended.append)
+    server = recorder.server_span("POST /v1/chat/completions", caller, dict(START), 1_000)
+    attempt = recorder.child_span(server, "chat gemma3:1b", dict(ATTEMPT))
+    attempt.add_event("gen_ai.first_token")
+    attempt.attributes.update({**ANSWERED, "error.type": "upstream_unavailable"})
+    attempt.fail("upstream_unavailable")
+    attempt.end()
+    server.attributes.update(FINISHED)
+    server.add_event("gen_ai.first_token", {"gen_ai.server.time_to_first_token": 0.0123}, timestamp=2_000)
+    server.end()
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    scope = InstrumentationScope(SCOPE_NAME, SCOPE_VERSION)
+    return [from_wire(wire, RESOURCE, scope) for wire in read_frame(io.BytesIO(frame(ended)))]
+
+
+def otlp(spans: list[ReadableSpan]) -> ExportTraceServiceRequest:
+    """As the exporter encodes them, with the clock's readings left out (the two runs differ)."""
+    message = ExportTraceServiceRequest()
+    message.ParseFromString(encode_spans(spans).SerializeToString())
+    for resource_spans in message.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                span.end_time_unix_nano = 0
+                if span.kind == span.SPAN_KIND_CLIENT:
+                    span.start_time_unix_nano = 0
+                    for event in span.events:
+                        event.time_unix_nano = 0
+    return message
+
+
+@pytest.mark.parametrize("caller", [SAMPLED_CALLER, {}], ids=["under a caller", "a new trace"])
+def test_the_gateways_spans_encode_exactly_as_the_sdks(caller: dict[str, str]) -> None:
+    sampler = ParentBased(ALWAYS_ON)
+    ours, sdks = through_the_gateway(sampler, caller), through_the_sdk(sampler, caller)
+    assert len(ours) == 2
+    assert otlp(ours) == otlp(sdks)
+    attempt, server = ours
+    assert attempt.parent is not None and attempt.parent.span_id == server.context.span_id
+    if caller:
+        assert server.parent is not None and server.parent.is_remote and server.parent.span_id == 0xB7AD6B7169203331
+        assert server.context.trace_state.to_header() == "vendor=abc"
+
+
+@pytest.mark.parametrize(("sampler", "caller"), [
+    (ParentBased(ALWAYS_ON), UNSAMPLED_CALLER), (ParentBased(ALWAYS_OFF), SAMPLED_CALLER),
+    (ParentBased(ALWAYS_OFF), {}), (ALWAYS_OFF, SAMPLED_CALLER), (ALWAYS_ON, UNSAMPLED_CALLER),
+    (TraceIdRatioBased(0.0), {}), (TraceIdRatioBased(1.0), {}), (ParentBased(TraceIdRatioBased(0.0)), SAMPLED_CALLER),
+])
+def test_sampling_decides_as_the_sdk_does(sampler: Sampler, caller: dict[str, Any]) -> None:
+    ours, sdks = through_the_gateway(sampler, caller), through_the_sdk(sampler, caller)
+    assert [span.name for span in ours] == [span.name for span in sdks]
+    assert otlp(ours) == otlp(sdks)
+
+
+def test_a_frame_cut_short_or_claiming_too_much_is_refused() -> None:
+    whole = frame([("a",)])
+    with pytest.raises(EOFError):
+        read_frame(io.BytesIO(whole[:-1]))
+    with pytest.raises(EOFError):  # the writer closed the pipe
+        read_frame(io.BytesIO(b""))
+    with pytest.raises(ValueError, match="over the"):
+        read_frame(io.BytesIO((MAX_FRAME + 1).to_bytes(4, "big") + b"x"))

@@ -1,0 +1,212 @@
+"""The trace exporter process (proxy/tracing/exporter_process.py), with the real gateway process.
+
+The gateway pipes its finished spans to a child process that runs the official OTLP
+exporter. Whatever happens to that child, requests are answered; spans it could not take
+are counted; it is started again after it dies; and it never outlives the gateway.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from tests.support.app import AUTH, TOKEN, RunningUpstream
+from tests.support.gateway_process import RUN_TIMEOUT, GatewayProcess, running_gateway
+from tests.support.metrics import parse, value
+from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.waiting import eventually
+
+EXPORTER_MODULE = b"proxy.tracing.exporter_main"
+
+
+@pytest.fixture
+async def receiver(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> tuple[OtlpReceiver, TestServer]:
+    receiver = OtlpReceiver()
+    return receiver, await aiohttp_server(receiver.app())
+
+
+def traced_env(ollama: RunningUpstream, receiver: TestServer, **more: str) -> dict[str, str]:
+    return {"PROXY_API_TOKENS": TOKEN, "OLLAMA_BASE_URL": str(ollama.url), "OPENAI_API_ENDPOINT": "",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": str(receiver.make_url("")), "OTEL_BSP_SCHEDULE_DELAY": "50", **more}
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        yield session
+
+
+async def chat(session: aiohttp.ClientSession, gateway: GatewayProcess, request_id: str) -> None:
+    """One single-shot chat, which must be answered in full whatever the exporter's state."""
+    async with session.post(f"{gateway.base}/v1/chat/completions", headers={"X-Request-ID": request_id},
+                            json={"model": "gemma3:1b", "messages": [{"role": "user", "content": "hi"}]}) as response:
+        assert response.status == 200
+        assert (await response.json())["choices"][0]["message"]["content"]
+
+
+async def batch(session: aiohttp.ClientSession, gateway: GatewayProcess, items: int) -> None:
+    """A batch: one server span and a client span per item."""
+    inputs = [{"input_data": f"item {i}"} for i in range(items)]
+    async with session.post(f"{gateway.base}/api/v1/inference/batch",
+                            json={"model_id": "gemma3:1b", "inputs": inputs}) as response:
+        assert response.status == 200
+        assert (await response.json())["succeeded"] == items
+
+
+async def metric(session: aiohttp.ClientSession, gateway: GatewayProcess, name: str, **labels: str) -> float:
+    async with session.get(f"{gateway.base}/metrics") as response:
+        return value(parse(await response.text()), name, **labels)
+
+
+async def fill_until_dropped(session: aiohttp.ClientSession, gateway: GatewayProcess) -> None:
+    """Batches (21 spans each), every one answered, until the gateway drops a span for a full queue."""
+    for _ in range(100):
+        await batch(session, gateway, 20)
+        if await metric(session, gateway, "gateway_trace_spans_dropped_total", reason="queue_full") > 0:
+            return
+    raise AssertionError("no span was ever dropped: is the queue bounded?")
+
+
+def exporters_of(pid: int) -> list[int]:
+    """The gateway's exporter processes (its children running proxy.tracing.exporter_main)."""
+    found = []
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmdline = pathlib.Path(f"/proc/{child}/cmdline")
+            if cmdline.exists() and EXPORTER_MODULE in cmdline.read_bytes():
+                found.append(int(child))
+    return found
+
+
+async def the_exporter(gateway: GatewayProcess) -> int:
+    async def found() -> list[int]:
+        return exporters_of(gateway.process.pid)
+
+    exporters = await eventually(found, RUN_TIMEOUT)
+    assert len(exporters) == 1
+    return exporters[0]
+
+
+def is_gone(pid: int) -> bool:
+    """Exited (a zombie not yet reaped by its parent counts as exited) or reaped."""
+    try:
+        state = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
+
+
+async def until_gone(pid: int) -> None:
+    async def gone() -> bool:
+        return is_gone(pid)
+
+    await eventually(gone, RUN_TIMEOUT)
+
+
+async def test_a_dead_exporter_costs_spans_never_requests_and_is_started_again(
+    ollama: RunningUpstream, receiver: tuple[OtlpReceiver, TestServer], session: aiohttp.ClientSession,
+) -> None:
+    spans, server = receiver
+    async with running_gateway(traced_env(ollama, server)) as gateway:
+        await chat(session, gateway, "before-1")
+        await spans.trace_of("before-1", 2)
+        first = await the_exporter(gateway)
+
+        os.kill(first, signal.SIGKILL)
+        await until_gone(first)
+        await chat(session, gateway, "while-dead-1")  # answered in full
+        dropped = "gateway_trace_spans_dropped_total"
+
+        async def counted() -> bool:  # the two spans of while-dead-1, counted once piping them failed
+            return await metric(session, gateway, dropped, reason="exporter_down") >= 2
+
+        await eventually(counted, RUN_TIMEOUT)
+
+        # Started again with the next spans, a second later: traces flow again.
+        async def restarted() -> bool:
+            await chat(session, gateway, "meanwhile")
+            return await metric(session, gateway, "gateway_trace_exporter_restarts_total") >= 1
+
+        await eventually(restarted, RUN_TIMEOUT, every=0.1)
+        second = await the_exporter(gateway)
+        assert second != first
+        await chat(session, gateway, "after-1")
+        server_span, client_span = await spans.trace_of("after-1", 2)
+        assert client_span.parent_span_id == server_span.span_id
+        assert not any(s.attributes.get("gateway.request_id") == "while-dead-1" for s in spans.spans)
+
+
+async def test_a_stuck_exporter_fills_the_queue_and_further_spans_are_dropped_and_counted(
+    ollama: RunningUpstream, receiver: tuple[OtlpReceiver, TestServer], session: aiohttp.ClientSession,
+) -> None:
+    spans, server = receiver
+    env = traced_env(ollama, server, OTEL_BSP_MAX_QUEUE_SIZE="8", OTEL_BSP_MAX_EXPORT_BATCH_SIZE="4")
+    async with running_gateway(env) as gateway:
+        await chat(session, gateway, "before-2")
+        await spans.trace_of("before-2", 2)
+        exporter = await the_exporter(gateway)
+        os.kill(exporter, signal.SIGSTOP)  # reads nothing more: its pipe fills, then the gateway's queue
+        try:
+            await fill_until_dropped(session, gateway)
+        finally:
+            os.kill(exporter, signal.SIGCONT)
+        # Unstuck, it exports again (once the backlog is through: until then spans may still be
+        # dropped); it was never restarted, nothing was lost to a dead exporter.
+        async def exported_again() -> bool:
+            await chat(session, gateway, "after-2")
+            return any(s.attributes.get("gateway.request_id") == "after-2" for s in spans.spans)
+
+        await eventually(exported_again, RUN_TIMEOUT, every=0.2)
+        assert await metric(session, gateway, "gateway_trace_exporter_restarts_total") == 0
+        dropped = "gateway_trace_spans_dropped_total"
+        assert await metric(session, gateway, dropped, reason="exporter_down") == 0
+
+
+async def test_the_exporter_exports_what_is_queued_and_exits_when_the_gateway_stops(
+    ollama: RunningUpstream, receiver: tuple[OtlpReceiver, TestServer], session: aiohttp.ClientSession,
+) -> None:
+    spans, server = receiver
+    # Exports a minute apart: only the stop can send these spans before the test ends.
+    env = traced_env(ollama, server, OTEL_BSP_SCHEDULE_DELAY="60000")
+    async with running_gateway(env, graceful=True) as gateway:
+        await chat(session, gateway, "at-stop-1")
+        exporter = await the_exporter(gateway)
+        assert spans.spans == []
+    assert gateway.returncode == 0
+    await until_gone(exporter)
+    server_span, client_span = await spans.trace_of("at-stop-1", 2)
+    assert client_span.parent_span_id == server_span.span_id
+
+
+async def test_no_exporter_outlives_a_killed_gateway(
+    ollama: RunningUpstream, receiver: tuple[OtlpReceiver, TestServer], session: aiohttp.ClientSession,
+) -> None:
+    _, server = receiver
+    async with running_gateway(traced_env(ollama, server)) as gateway:
+        await chat(session, gateway, "killed-1")
+        exporter = await the_exporter(gateway)
+        gateway.process.kill()  # SIGKILL: no cleanup at all in the gateway
+        await gateway.process.wait()
+    await until_gone(exporter)
+
+
+async def test_a_stuck_exporter_does_not_hold_up_the_gateways_stop(
+    ollama: RunningUpstream, receiver: tuple[OtlpReceiver, TestServer], session: aiohttp.ClientSession,
+) -> None:
+    _, server = receiver
+    # A 1 s export timeout bounds the exporter's flush at shutdown; a stuck one is then killed.
+    env = traced_env(ollama, server, OTEL_EXPORTER_OTLP_TIMEOUT="1000", OTEL_BSP_MAX_QUEUE_SIZE="8",
+                     OTEL_BSP_MAX_EXPORT_BATCH_SIZE="4")
+    async with running_gateway(env, graceful=True) as gateway:
+        await chat(session, gateway, "stuck-1")
+        exporter = await the_exporter(gateway)
+        os.kill(exporter, signal.SIGSTOP)
+        await fill_until_dropped(session, gateway)  # the pipe and the queue are full: a write is blocked
+    assert gateway.returncode == 0
+    await until_gone(exporter)
