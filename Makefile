@@ -58,6 +58,7 @@ docs: install
 bench-profile: install bench-tools
 	$(PY) -m bench.profile --py-spy 8
 	$(PY) -m bench.calls
+	$(PY) -m bench.stream_cost
 
 lint: install
 	$(VENV)/bin/ruff check proxy tests bench

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from types import FrameType
 
 from bench.processes import LOAD_CORE, ROOT, TOKEN, emulator, free_port, wait_for_port
@@ -59,9 +60,12 @@ def _hey(url: str, requests: int) -> None:
                    check=True, capture_output=True)
 
 
-def count(kind: str, upstream: str, requests: int, settings: dict[str, str] | None = None,
+def count(kind: str, upstream: str, requests: int, *, path: str = "/api/v1/inference",
+          drive: Callable[[str, int], None] = _hey, warm_up: int = 200, settings: dict[str, str] | None = None,
           ) -> Counter[tuple[str, int, str]]:
-    """Calls of each function (file, line, name) over `requests` requests of `kind`."""
+    """Calls of each function (file, line, name) over exactly `requests` calls of
+    `drive(url, requests)` to `kind`, after `warm_up` calls (`drive` sends them to `path`);
+    `settings` are the gateway's extra settings (`{upstream}` for the emulator's URL)."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         output = os.path.join(tmp, "stats")
@@ -78,10 +82,10 @@ def count(kind: str, upstream: str, requests: int, settings: dict[str, str] | No
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_for_port(port, server)
-            url = f"http://127.0.0.1:{port}/api/v1/inference"
-            _hey(url, 200)  # warm-up: pools, caches, first-call imports
+            url = f"http://127.0.0.1:{port}{path}"
+            drive(url, warm_up)  # warm-up: pools, caches, first-call imports
             server.send_signal(signal.SIGUSR1)
-            _hey(url, requests)
+            drive(url, requests)
             server.send_signal(signal.SIGUSR2)
             while not os.path.exists(output):
                 time.sleep(0.05)
@@ -116,7 +120,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = dict(item.split("=", 1) for item in args.set)
     with emulator() as upstream:
-        functions = {kind: count(kind, upstream, args.requests, settings) for kind in ("floor", "gateway")}
+        functions = {kind: count(kind, upstream, args.requests, settings=settings) for kind in ("floor", "gateway")}
     counted = {kind: by_group(calls) for kind, calls in functions.items()}
     groups = sorted(set(counted["gateway"]) | set(counted["floor"]), key=lambda g: -counted["gateway"][g])
     print("| functions called in | gateway calls/request | floor calls/request |\n|---|---|---|")

@@ -67,6 +67,22 @@ async def stream_timings(target: tuple[str, dict, Callable[[bytes], bool], dict[
         return [await time_stream(session, url, body, is_token, headers) for _ in range(runs)]
 
 
+Target = tuple[str, dict, Callable[[bytes], bool], dict[str, str]]
+
+
+async def alternating_timings(targets: dict[str, Target], runs: int) -> dict[str, list[StreamTiming]]:
+    """`runs` streams from each target, taking turns (one from each, then again), so a
+    neighbour's load on the shared machine lands on every target alike."""
+    async with aiohttp.ClientSession() as session:
+        for url, body, is_token, headers in targets.values():
+            await time_stream(session, url, body, is_token, headers)  # warm the connections
+        timed: dict[str, list[StreamTiming]] = {name: [] for name in targets}
+        for _ in range(runs):
+            for name, (url, body, is_token, headers) in targets.items():
+                timed[name].append(await time_stream(session, url, body, is_token, headers))
+        return timed
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]

@@ -58,6 +58,7 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("proxy/edge/", "", "middlewares: context, errors, auth"),
     ("proxy/tenants/keyring.py", "", "middlewares: context, errors, auth"),
     ("proxy/surfaces/request_bodies.py", "", "validation"),
+    ("proxy/surfaces/octomil/request_models.py", "", "validation"),
     ("proxy/surfaces/json_io.py", "json_response", "response building"),
     ("proxy/surfaces/json_io.py", "", "validation"),
     ("proxy/serving/router.py", "", "routing and breakers"),

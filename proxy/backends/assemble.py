@@ -7,22 +7,19 @@ stream, the same answer shows its progress, so a single-shot call is bounded lik
 stream (connect, headers, first token, silence between chunks) and capped as a whole only
 by PROXY_MAX_REQUEST_SECONDS, far above any silence.
 
-Two readers with one set of timers: `assemble` takes any backend's stream of items;
-`assemble_lines` reads a line-per-message body (Ollama's NDJSON) a network chunk at a
-time and parses its lines without a generator step per line, which is what made reading
-an answer as a stream cost more than reading it whole (docs/PERFORMANCE.md).
+`collect` takes any backend's stream of items and a collector that adds them up (the
+chat answer here, Ollama's own single answer in ollama_single.py), so thinking and tool
+calls are joined the same way for every backend; the backends' readers split a network
+read into its lines themselves (wire.py), so a short answer costs few reads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from typing import Protocol, TypeVar
 
-from aiohttp import StreamReader
-
-from proxy.backends.wire import MAX_LINE, StreamSilent
 from proxy.errors import BadUpstreamResponse, UpstreamTimeout
 from proxy.llm import ChatResult, ReasoningDelta, StreamEnd, StreamItem, ToolCall, ToolCallDelta
 from proxy.settings.config import Timeouts
@@ -30,8 +27,6 @@ from proxy.settings.config import Timeouts
 In = TypeVar("In", contravariant=True)
 Out = TypeVar("Out", covariant=True)
 
-# One message line -> its token ("" for none) and, on the last line, the end.
-LineParser = Callable[[bytes], tuple[str, StreamEnd | None]]
 
 
 class _Timers:
@@ -76,15 +71,17 @@ async def collect(
     whole-call cap. The silences in between are the stream's own idle timer (wire.py),
     translated where the stream is read."""
     timers = _Timers(timeouts, backend, cold=cold, started=now())
+    waiting = True  # for the first token
     try:
         async with contextlib.aclosing(items), timers.timer:
             async for item in items:
-                was_empty = collector.empty()
                 whole = collector.add(item)
                 if whole is not None:
                     return whole
-                if was_empty and not collector.empty():
+                # Asked only until the first token: after that, one call per item.
+                if waiting and not collector.empty():
                     timers.first_token_arrived()
+                    waiting = False
     except TimeoutError as exc:
         if not timers.timer.expired():
             raise  # the stream's own timers (connect, silence): translated where the body is read
@@ -112,10 +109,10 @@ class Answer:
         return not (self.tokens or self.thinking or self.calls)
 
     def add(self, item: StreamItem) -> ChatResult | None:
-        if isinstance(item, StreamEnd):
-            return self.result(item)
-        if isinstance(item, str):
+        if isinstance(item, str):  # the usual item: text
             self.tokens.append(item)
+        elif isinstance(item, StreamEnd):
+            return self.result(item)
         elif isinstance(item, ReasoningDelta):
             self.thinking.append(item.text)
         elif isinstance(item, ToolCallDelta):
@@ -130,56 +127,3 @@ class Answer:
                       for _, call in sorted(self.calls.items()))
         return ChatResult(output="".join(self.tokens), usage=end.usage, finish_reason=end.finish_reason,
                           tool_calls=calls, reasoning="".join(self.thinking))
-
-
-async def assemble_lines(
-    content: StreamReader, parse: LineParser, timeouts: Timeouts, backend: str, *, cold: bool, started: float,
-    idle: float,
-) -> ChatResult:
-    """The answer from a body of one message per line, read as it arrives. `started`: when
-    the request was sent (the first-token budget counts from there). Each wait for bytes is
-    bounded by `idle` on the gateway's own timer (aiohttp's socket timer does not fire after
-    a broken chunked framing; wire.py). A line longer than MAX_LINE is refused, so an
-    upstream that never ends a line cannot make the gateway buffer without end."""
-    timers = _Timers(timeouts, backend, cold=cold, started=started)
-    tokens: list[str] = []
-    pending = b""
-    try:
-        async with timers.timer:
-            while chunk := await _next_chunk(content, idle):
-                *lines, pending = (pending + chunk).split(b"\n")
-                if len(pending) > MAX_LINE:
-                    raise BadUpstreamResponse(f"a line longer than {MAX_LINE} bytes", backend=backend)
-                had_tokens = bool(tokens)
-                for line in lines:
-                    if not line.strip():
-                        continue
-                    token, end = parse(line)
-                    if token:
-                        tokens.append(token)
-                    if end is not None:
-                        return ChatResult(output="".join(tokens), usage=end.usage, finish_reason=end.finish_reason)
-                if tokens and not had_tokens:
-                    timers.first_token_arrived()
-    except TimeoutError as exc:
-        if not timers.timer.expired():
-            raise  # the session's own timers (connect, silence): translated where the body is read
-        raise timers.expired(exc, any_token=bool(tokens)) from exc
-    if pending.strip() and (end := _take(parse(pending), tokens)) is not None:
-        return ChatResult(output="".join(tokens), usage=end.usage, finish_reason=end.finish_reason)
-    raise BadUpstreamResponse("the answer ended without its final message", backend=backend)
-
-
-async def _next_chunk(content: StreamReader, idle: float) -> bytes:
-    try:
-        async with asyncio.timeout(idle):
-            return await content.readany()
-    except TimeoutError:
-        raise StreamSilent(idle) from None
-
-
-def _take(parsed: tuple[str, StreamEnd | None], tokens: list[str]) -> StreamEnd | None:
-    token, end = parsed
-    if token:
-        tokens.append(token)
-    return end

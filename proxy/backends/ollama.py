@@ -235,9 +235,14 @@ class OllamaBackend(HttpBackend):
         async with self._upstream.request("POST", "/api/chat", json=body, streaming=True, cold=cold) as response:
             async for raw in ndjson_objects(response.content, self._upstream.read_budget(cold=cold)):
                 message = self._checked(raw)
-                for item in ollama_chat.stream_items(fields.object(message.get("message"), "message"), fields, calls):
-                    calls += isinstance(item, ToolCallDelta)
-                    yield item
+                inner = message.get("message")
+                text = ollama_chat.plain_text(inner)
+                if text is None:
+                    for item in ollama_chat.stream_items(fields.object(inner, "message"), fields, calls):
+                        calls += isinstance(item, ToolCallDelta)
+                        yield item
+                elif text:
+                    yield text
                 if message.get("done") is True:
                     reported = fields.optional_text(message.get("done_reason"), "done_reason")
                     yield StreamEnd(usage=ollama_chat.usage(message, fields),

@@ -140,6 +140,16 @@ def tool_calls(message: dict[str, Any], fields: Fields, first_index: int = 0) ->
     return calls
 
 
+def plain_text(message: Any) -> str | None:
+    """The text of a stream line's message that carries nothing else (nearly every line),
+    else None: such a line needs none of stream_items' checks and lists."""
+    if type(message) is dict and "thinking" not in message and "tool_calls" not in message:
+        content = message.get("content")
+        if type(content) is str:
+            return content
+    return None
+
+
 def stream_items(message: dict[str, Any], fields: Fields, calls_so_far: int) -> list[StreamItem]:
     """What one stream line carries: thinking, text, whole tool calls (one delta each)."""
     items: list[StreamItem] = []

@@ -2,21 +2,24 @@
 
 Both read line by line from aiohttp's StreamReader, so each message is handed on as
 soon as its last byte arrives; nothing waits for the whole answer. Each wait for a line
-is bounded by the stream's idle budget here, on the gateway's own timer: aiohttp's
+is bounded by the stream's idle budget here, on the gateway's own timer (IdleTimer): aiohttp's
 socket timer does not fire in every case (after a broken chunked framing it waits for
 bytes that never come). A line longer than
-MAX_LINE raises aiohttp's LineTooLong, which backends report as a bad upstream: an
-upstream that never sends a newline cannot make the gateway buffer without end.
+MAX_LINE is refused (aiohttp's LineTooLong, or a ValueError where the lines are split
+here), which backends report as a bad upstream: an upstream that never sends a newline
+cannot make the gateway buffer without end.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import StreamReader
+
+T = TypeVar("T")
 
 # Far above any real token chunk, far below what would hurt with many streams.
 MAX_LINE = 1 << 20
@@ -30,29 +33,80 @@ class StreamSilent(TimeoutError):
         self.seconds = seconds
 
 
-async def _lines(content: StreamReader, idle: float) -> AsyncIterator[bytes]:
-    while True:
+class IdleTimer:
+    """The idle budget of one stream's reads, on one timer for the whole stream.
+
+    A timer armed and cancelled around every read (asyncio.timeout) made and dropped an
+    event-loop timer per token: a seventh of a stream's CPU. Here a read only notes when it
+    began; the one timer, when it fires, checks whether the read in progress has waited the
+    whole budget, and otherwise moves itself to where that read's budget ends. When it has,
+    the reading task is cancelled and the read raises StreamSilent, as asyncio.timeout
+    would have raised TimeoutError. One stream's reads are made by one task (the request's).
+    """
+
+    def __init__(self, idle: float) -> None:
+        self.idle = idle
+        self._loop = asyncio.get_running_loop()
+        self._handle: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._cancelling = 0  # the task's cancel requests when the timer was armed
+        self._read_since: float | None = None  # when the read in progress began
+        self._expired = False
+
+    async def read(self, wait: Awaitable[T]) -> T:
+        """`wait`'s result, within the idle budget."""
+        now = self._read_since = self._loop.time()
+        if self._handle is None:
+            self._arm(now + self.idle)
         try:
-            async with asyncio.timeout(idle):
-                line = await content.readline(max_line_length=MAX_LINE)
-        except TimeoutError:
-            raise StreamSilent(idle) from None
-        if not line:
+            return await wait
+        except asyncio.CancelledError:
+            if self._expired and self._task is not None and self._task.uncancel() <= self._cancelling:
+                raise StreamSilent(self.idle) from None
+            raise
+        finally:
+            self._read_since = None
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _arm(self, when: float) -> None:
+        self._task = asyncio.current_task()
+        self._cancelling = 0 if self._task is None else self._task.cancelling()
+        self._handle = self._loop.call_at(when, self._check)
+
+    def _check(self) -> None:
+        self._handle = None
+        since = self._read_since
+        if since is None or self._task is None:
+            return  # between reads: the next read arms the timer again
+        due = since + self.idle
+        if self._loop.time() < due:  # this read began after the timer was armed
+            self._arm(due)
             return
-        yield line
+        self._expired = True
+        self._task.cancel()
+
+
+async def _lines(content: StreamReader, idle: float) -> AsyncIterator[bytes]:
+    timer = IdleTimer(idle)
+    try:
+        while line := await timer.read(content.readline(max_line_length=MAX_LINE)):
+            yield line
+    finally:
+        timer.close()
 
 
 async def chunks(content: StreamReader, idle: float) -> AsyncIterator[bytes]:
     """The body in chunks as they arrive, for a relay that need not see its lines."""
-    while True:
-        try:
-            async with asyncio.timeout(idle):
-                chunk = await content.readany()
-        except TimeoutError:
-            raise StreamSilent(idle) from None
-        if not chunk:
-            return
-        yield chunk
+    timer = IdleTimer(idle)
+    try:
+        while chunk := await timer.read(content.readany()):
+            yield chunk
+    finally:
+        timer.close()
 
 
 async def ndjson_lines(content: StreamReader, idle: float) -> AsyncIterator[bytes]:
@@ -63,10 +117,48 @@ async def ndjson_lines(content: StreamReader, idle: float) -> AsyncIterator[byte
 
 
 async def ndjson_objects(content: StreamReader, idle: float) -> AsyncIterator[Any]:
-    """Ollama's NDJSON: one JSON value per line; blank lines are skipped."""
-    async for line in _lines(content, idle):
-        if line.strip():
-            yield orjson.loads(line)
+    """Ollama's NDJSON: one JSON value per line; blank lines are skipped.
+
+    Read as whatever has arrived (readany), then split into lines here: when the upstream
+    writes faster than a client reads, one read takes many lines at once, where
+    readline() went through aiohttp's line search and a wait per line. Every token of a
+    translated stream, and of a single shot, passes through this loop. A line is held to
+    MAX_LINE as with readline: its start is kept while it has no end, and refused past it.
+    """
+    timer = IdleTimer(idle)
+    start: list[bytes] = []  # the pieces of a line whose end has not arrived yet
+    started = 0
+    try:
+        while chunk := await timer.read(content.readany()):
+            lines = chunk.split(b"\n")
+            if len(lines) == 1:  # no line ends in this piece
+                start.append(chunk)
+                started += len(chunk)
+                _check_line(started)
+                continue
+            if start:
+                start.append(lines[0])
+                lines[0] = b"".join(start)
+                start, started = [], 0
+            rest = lines.pop()
+            if rest:
+                start, started = [rest], len(rest)
+            for line in lines:
+                if len(line) > MAX_LINE:
+                    _check_line(len(line))
+                if line and not line.isspace():
+                    yield orjson.loads(line)
+            _check_line(started)
+        last = b"".join(start)
+        if last and not last.isspace():  # the body's last line, without its newline
+            yield orjson.loads(last)
+    finally:
+        timer.close()
+
+
+def _check_line(size: int) -> None:
+    if size > MAX_LINE:
+        raise ValueError(f"a line longer than {MAX_LINE} bytes")
 
 
 async def sse_events(content: StreamReader, idle: float) -> AsyncIterator[tuple[bytes, bytes]]:

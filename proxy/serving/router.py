@@ -136,8 +136,8 @@ class OpenStream(Generic[Items]):
             async with aclosing(self.rest):
                 item = self.first
                 while True:
-                    end = stream_end(item)
-                    if end is not None:
+                    # A token (a str, nearly every item) never ends the stream: no call for it.
+                    if not isinstance(item, str) and (end := stream_end(item)) is not None:
                         self.attempt.finish(None, end)
                     yield item
                     item = await anext(self.rest)

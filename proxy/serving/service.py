@@ -255,8 +255,15 @@ async def _settled(
     items: AsyncIterator[Items], reservation: Reservation, outcome: Outcome, backend: Backend,
 ) -> AsyncGenerator[Items, None]:
     """The items, recording each into the reservation and the final usage into the outcome."""
+    # Counted here and recorded once the stream ends, however it ends: before the
+    # reservation is settled, which happens only after this generator is closed.
+    produced = 0
     try:
         async for item in items:
+            if isinstance(item, str):  # the usual item: a token
+                produced += 1
+                yield item
+                continue
             end = stream_end(item)
             if end is not None:
                 reservation.record(end.usage)
@@ -264,10 +271,12 @@ async def _settled(
                     outcome.served(backend.provider, end.usage)
                 yield item
                 return
-            reservation.produced()  # thinking and tool-call pieces are output tokens too
+            produced += 1  # thinking and tool-call pieces are output tokens too
             yield item
         raise BadUpstreamResponse("the stream ended without a final message", backend=backend.name)
     except UpstreamError as exc:
         metrics.upstream_failed(exc.backend, exc.code, passed_on=False)
         raise
+    finally:
+        reservation.produced(produced)
 

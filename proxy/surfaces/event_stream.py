@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.web import BaseRequest
 from aiohttp_sse import EventSourceResponse
 
 # An event this small is taken whole by a transport with nothing queued (its pause mark is
@@ -35,6 +37,15 @@ class NamedEvent(str):
 
 
 class EventStream(EventSourceResponse):
+    # The client's connection, kept at prepare(): asked for its write buffer on every event.
+    # Once the connection is lost, the write itself raises ConnectionResetError.
+    _client_transport: asyncio.Transport | None = None
+
+    async def prepare(self, request: BaseRequest) -> AbstractStreamWriter | None:
+        writer = await super().prepare(request)
+        self._client_transport = request.transport
+        return writer
+
     async def send_data(self, data: str) -> None:
         """One `data:` event (named when it is a NamedEvent), framed with this response's separator."""
         event = data.event if isinstance(data, NamedEvent) else None
@@ -44,8 +55,7 @@ class EventStream(EventSourceResponse):
         # Event names are the gateway's own constants: one line, nothing to escape.
         named = "" if event is None else f"event: {event}{self._sep}"
         frame = f"{named}data: {data}{self._sep}{self._sep}".encode()
-        writer = self._payload_writer
-        transport = None if writer is None else writer.transport
+        transport = self._client_transport
         if transport is not None and not transport.get_write_buffer_size() and len(frame) < _UNTIMED_EVENT:
             # The client has taken everything so far: this write cannot block, so it needs
             # no timer (arming one per token was a twentieth of a stream's CPU).

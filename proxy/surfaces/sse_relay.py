@@ -93,16 +93,20 @@ async def relay_events(
     """The dialect's events for `items`, each handed to `send`: the framing (SSE here, NDJSON
     for another surface) is the caller's."""
     outcome = request[OUTCOME]
+    token = events.token
     try:
         await _send_all(send, events.opening())
         async for item in items:
+            if isinstance(item, str):
+                # The usual item, once per token: one event, sent without a list around it.
+                await send(token(item))
+                if outcome.first_token_at is None:
+                    outcome.first_token_sent()
+                continue
             if isinstance(item, StreamEnd):
                 await _send_all(send, events.finished(item))
                 return
-            if isinstance(item, str):
-                sent = [events.token(item)]
-            else:
-                sent = events.reasoning(item) if isinstance(item, ReasoningDelta) else events.tool_call(item)
+            sent = events.reasoning(item) if isinstance(item, ReasoningDelta) else events.tool_call(item)
             await _send_all(send, sent)
             if sent:  # a dialect that keeps thinking out has sent nothing yet
                 outcome.first_token_sent()

@@ -203,9 +203,25 @@ async def test_endless_line_is_a_bad_upstream_not_a_memory_leak(
     body = events(await response.read())
     assert body[0]["token"] == "one"
     assert body[-1]["error"]["code"] == "bad_upstream_response"
+    assert "a line longer than 1048576 bytes" in body[-1]["error"]["message"]
     [seen] = await faulty_ollama.recorder.settled()
     assert seen.cancelled
     await assert_nothing_in_flight(gateway)
+
+
+async def test_lines_cut_and_glued_in_transit_are_read_whole(gateway: TestClient) -> None:
+    # The gateway splits what arrives into lines itself (backends/wire.py): a line in
+    # pieces is joined, two lines in one read are two, a last line without its newline
+    # still ends the answer.
+    streamed = events(await (await gateway.post(STREAM, json=ask("split-lines"))).read())
+    assert [e["token"] for e in streamed[:-1]] == ["one", " two", " three"]
+    assert streamed[-1]["done"] is True and "error" not in streamed[-1]
+    assert streamed[-1]["usage"]["completion_tokens"] == 3
+    response = await gateway.post(INFER, json=ask("split-lines"))
+    assert response.status == 200
+    answer = await response.json()
+    assert answer["output"] == "one two three"
+    assert answer["provider"] == "ollama"
 
 
 async def test_long_generation_that_keeps_producing_is_never_cut(

@@ -180,4 +180,6 @@ async def test_responses_from_the_real_model(real_gateway) -> None:
     # Eight tokens may end the answer early: OpenAI then ends with response.incomplete.
     assert final.type in ("response.completed", "response.incomplete") and final.response.status == final.type[9:]
     assert deltas and final.response.output_text == "".join(deltas)
-    assert final.response.usage is not None and final.response.usage.output_tokens == len(deltas)
+    # llama.cpp sends a chunk per token, except that it holds back a token ending inside a
+    # UTF-8 character and sends it with the next: a delta carries one token or more.
+    assert final.response.usage is not None and 0 < len(deltas) <= final.response.usage.output_tokens

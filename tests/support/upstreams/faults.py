@@ -13,6 +13,9 @@ the network does to them:
   malformed-first   a line that is not JSON, before any token
   malformed-after-2 two tokens, then a line that is not JSON
   endless-line      one token, then 4 MiB without a newline, then silence
+  split-lines       three tokens and the end, the lines cut and glued as TCP may deliver
+                    them: the first in three pieces, the next two in one write, the
+                    final line without its newline
   think-forever     headers and lines with empty content, but never a token
   slow-body         (single shot) headers and half an answer, then silence
   trickle           `trickle_tokens` tokens, `trickle_delay` seconds apart, then the end
@@ -153,6 +156,14 @@ class FaultyOllama:
             await write(line("one"))
             await write(b"x" * (4 << 20))
             await forever()
+        elif model == "split-lines":
+            first = line("one")
+            for piece in (first[:7], first[7:30], first[30:]):
+                await write(piece)
+                await asyncio.sleep(0.01)  # each piece its own read at the gateway
+            await write(line(" two") + line(" three"))
+            await asyncio.sleep(0.01)
+            await write(final(3).rstrip(b"\n"))
         elif model == "think-forever":
             while True:
                 await write(line(""))
