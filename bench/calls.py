@@ -1,6 +1,6 @@
 """Python function calls per single-shot request, gateway beside floor: a count, not a time.
 
-    python -m bench.calls [--requests 2000] [--top N]
+    python -m bench.calls [--requests 2000] [--top N] [--set NAME=VALUE ...]
 
 On a machine shared with other work every timing moves by tens of percent from run to
 run; the number of Python function calls a request makes does not. Each server runs in a
@@ -9,6 +9,8 @@ SIGUSR2 after exactly `--requests` requests (hey -n, 8 connections); the count i
 by the package the called function lives in. cProfile's own overhead makes its times
 meaningless here, so only the counts are printed. `--top N` also lists the gateway's N
 most-called functions (calls per request), which is where to look for a change's effect.
+`--set` passes settings to the gateway, `{upstream}` standing for the emulator's URL (e.g.
+--set OTEL_EXPORTER_OTLP_ENDPOINT={upstream} to count a traced request's calls).
 """
 
 from __future__ import annotations
@@ -59,9 +61,11 @@ def _hey(url: str, requests: int) -> None:
 
 
 def count(kind: str, upstream: str, requests: int, *, path: str = "/api/v1/inference",
-          drive: Callable[[str, int], None] = _hey, warm_up: int = 200) -> Counter[tuple[str, int, str]]:
+          drive: Callable[[str, int], None] = _hey, warm_up: int = 200, settings: dict[str, str] | None = None,
+          ) -> Counter[tuple[str, int, str]]:
     """Calls of each function (file, line, name) over exactly `requests` calls of
-    `drive(url, requests)` to `kind`, after `warm_up` calls (`drive` sends them to `path`)."""
+    `drive(url, requests)` to `kind`, after `warm_up` calls (`drive` sends them to `path`);
+    `settings` are the gateway's extra settings (`{upstream}` for the emulator's URL)."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         output = os.path.join(tmp, "stats")
@@ -72,6 +76,8 @@ def count(kind: str, upstream: str, requests: int, *, path: str = "/api/v1/infer
         code = f"import sys; sys.argv = {argv!r}; import bench.calls as c; c.serve_profiled({module!r}, {output!r})"
         env = {**os.environ, "PROXY_PORT": str(port), "PROXY_API_TOKENS": TOKEN, "PROXY_LOG_LEVEL": "WARNING",
                "OLLAMA_BASE_URL": upstream, "OPENAI_API_ENDPOINT": ""}
+        if kind == "gateway":
+            env.update({name: value.format(upstream=upstream) for name, value in (settings or {}).items()})
         server = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-c", code], cwd=ROOT, env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -110,9 +116,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--top", type=int, default=0, metavar="N", help="also list the gateway's N most-called")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a gateway setting")
     args = parser.parse_args()
+    settings = dict(item.split("=", 1) for item in args.set)
     with emulator() as upstream:
-        functions = {kind: count(kind, upstream, args.requests) for kind in ("floor", "gateway")}
+        functions = {kind: count(kind, upstream, args.requests, settings=settings) for kind in ("floor", "gateway")}
     counted = {kind: by_group(calls) for kind, calls in functions.items()}
     groups = sorted(set(counted["gateway"]) | set(counted["floor"]), key=lambda g: -counted["gateway"][g])
     print("| functions called in | gateway calls/request | floor calls/request |\n|---|---|---|")

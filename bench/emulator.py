@@ -24,16 +24,16 @@ from aiohttp import web
 OLLAMA_VERSION = b'{"version":"0.13.5"}'
 
 
-def ollama_line(token: str) -> bytes:
+def ollama_line(token: str, model: str = "bench") -> bytes:
     return orjson.dumps({
-        "model": "bench", "created_at": "2026-01-28T18:34:16.110694939Z",
+        "model": model, "created_at": "2026-01-28T18:34:16.110694939Z",
         "message": {"role": "assistant", "content": token}, "done": False,
     }) + b"\n"
 
 
-def ollama_final(count: int) -> bytes:
+def ollama_final(count: int, model: str = "bench") -> bytes:
     return orjson.dumps({
-        "model": "bench", "created_at": "2026-01-28T18:34:16.177747459Z",
+        "model": model, "created_at": "2026-01-28T18:34:16.177747459Z",
         "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop",
         "total_duration": 667241489, "load_duration": 1000, "prompt_eval_count": 12,
         "prompt_eval_duration": 33919315, "eval_count": count, "eval_duration": 48387027,

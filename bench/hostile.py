@@ -4,7 +4,7 @@
     python -m bench.hostile --tree /path/old  # another checkout (e.g. before the fixes)
 
 The gateway (`python -m proxy`, so with the production GC tuning) runs in front of the
-hostile upstream of tests/support/upstreams/hostile.py, which runs in this process. Figures per
+hostile upstream of bench/hostile_upstream.py, which runs in this process. Figures per
 attack: the gateway's RSS before, at its peak (VmHWM) and after; the longest /livez
 answer seen while the attack runs (polled every 20 ms: the event-loop stall); what a
 well-behaved client got meanwhile; and for the stream attack, how long until `done: true`.
@@ -28,9 +28,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bench.hostile_upstream import HostileUpstream, gzip_of_zeros
 from bench.processes import ROOT, free_port
 from proxy.tenants.keyring import stored_hash
-from tests.support.upstreams.hostile import HostileUpstream, gzip_of_zeros
 
 TOKEN = "bench-token-0123456789"
 SLOW_KEY = "bench-slow-key-0123456789"

@@ -6,7 +6,7 @@ On a machine shared with other work, CPU per request measured one variant after 
 moves by 20% between rounds (a neighbour's build lands on one round and not the next),
 more than the differences tracing is about. Here each round starts every variant (the
 floor, the gateway with tracing off, on with the exporter process, on with the exporter
-thread, ratio sampling, and with --baseline another checkout's gateway off and on), each
+thread, ratio sampling, and with --baseline another checkout's gateway off, on and 1 in 20), each
 as its own process on the gateway's core, warms them up, and loads them all at once with
 one wrk each: the variants share the core and its neighbours for the same seconds. Each
 process's utime + stime (/proc) over the run, divided by the requests its wrk completed,
@@ -40,7 +40,11 @@ VARIANTS: dict[str, dict[str, str]] = {
     "tracing on, 1 in 20 sampled": {**RATIO, "OTEL_TRACES_SAMPLER_ARG": "0.05"},
     "tracing on, 1 in 100 sampled": {**RATIO, "OTEL_TRACES_SAMPLER_ARG": "0.01"},
 }
-BASELINE_VARIANTS = {"baseline: tracing off": {}, "baseline: tracing on": TRACING}
+BASELINE_VARIANTS = {"baseline: tracing off": {}, "baseline: tracing on": TRACING,
+                     "baseline: tracing on, 1 in 20 sampled": VARIANTS["tracing on, 1 in 20 sampled"]}
+# This tree's variant beside the baseline's same one, compared round by round.
+AGAINST_BASELINE = {"tracing off": "baseline: tracing off", "tracing on, exporter process": "baseline: tracing on",
+                    "tracing on, 1 in 20 sampled": "baseline: tracing on, 1 in 20 sampled"}
 
 
 def one_round(upstream: str, variants: dict[str, dict[str, str]], baseline: pathlib.Path | None,
@@ -119,7 +123,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=8, help="per variant")
     parser.add_argument("--baseline", type=pathlib.Path, default=None, metavar="TREE",
-                        help="another checkout (e.g. main's) measured tracing off and on too")
+                        help="another checkout (e.g. main's) measured tracing off, on, and 1 in 20 too")
     args = parser.parse_args()
     variants = VARIANTS | (BASELINE_VARIANTS if args.baseline else {})
     rounds = []
@@ -134,9 +138,13 @@ def main() -> None:
         print(f"| {row['variant']} | {row['own_us']:.0f} | {row['own_vs_off']:+.1%} | {row['total_us']:.0f} "
               f"| {row['total_vs_off']:+.1%} | {', '.join(f'{v:.0f}' for v in row['rounds_own'])} |")
     if args.baseline:
-        ratios = [r["tracing off"][0] / r["baseline: tracing off"][0] - 1 for r in rounds]
-        print(f"\ntracing off against the baseline's tracing off, paired: median {statistics.median(ratios):+.1%} "
-              f"(rounds {', '.join(f'{v:+.1%}' for v in ratios)})")
+        print()
+        for ours, theirs in AGAINST_BASELINE.items():
+            ratios = [r[ours][0] / r[theirs][0] - 1 for r in rounds]
+            totals = [(r[ours][0] + r[ours][1]) / (r[theirs][0] + r[theirs][1]) - 1 for r in rounds]
+            print(f"{ours} against the baseline's, paired: gateway median {statistics.median(ratios):+.1%} "
+                  f"(rounds {', '.join(f'{v:+.1%}' for v in ratios)}); "
+                  f"gateway + exporter median {statistics.median(totals):+.1%}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ Two measures, both chosen because they hold up on a machine shared with other wo
   Samples with no application frame are aiohttp's server, the client's callbacks, or
   the event loop.
 
-`--set` passes settings to the gateway (e.g. --set PROXY_LOG_LEVEL=INFO).
+`--set` passes settings to the gateway (e.g. --set PROXY_LOG_LEVEL=INFO); `{upstream}` stands
+for the emulator's URL (--set OTEL_EXPORTER_OTLP_ENDPOINT={upstream} traces to it).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("proxy/edge/", "", "middlewares: context, errors, auth"),
     ("proxy/tenants/keyring.py", "", "middlewares: context, errors, auth"),
     ("proxy/surfaces/request_bodies.py", "", "validation"),
+    ("proxy/surfaces/octomil/request_models.py", "", "validation"),
     ("proxy/surfaces/json_io.py", "json_response", "response building"),
     ("proxy/surfaces/json_io.py", "", "validation"),
     ("proxy/serving/router.py", "", "routing and breakers"),
@@ -152,7 +154,8 @@ def main() -> None:
     settings = dict(item.split("=", 1) for item in args.set)
     per_request: dict[str, list[float]] = {"floor": [], "gateway": []}
     with emulator() as upstream, floor(upstream) as (floor_url, floor_process), \
-            gateway(upstream, **settings) as (gateway_url, gateway_process):
+            gateway(upstream, **{k: v.format(upstream=upstream) for k, v in settings.items()}) as (
+                gateway_url, gateway_process):
         servers = {"floor": (floor_url, floor_process.pid), "gateway": (gateway_url, gateway_process.pid)}
         for url, _ in servers.values():
             wrk(url + PATH, BODY, connections=8, seconds=2, headers=AUTH, core=LOAD_CORE)  # warm-up

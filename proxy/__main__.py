@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Sequence
 from aiohttp import web
 from attrs import frozen
 
+from proxy.background import every, running
 from proxy.commands import parser as cli
 from proxy.edge.connection_gate import gated_loop
 from proxy.observability import logs
@@ -74,18 +75,8 @@ async def _sweep_cycles(_app: web.Application) -> AsyncIterator[None]:
     only visits what was made since: a few milliseconds.
     """
 
-    async def sweep() -> None:
-        while True:
-            await asyncio.sleep(GC_SWEEP_INTERVAL)
-            gc.collect()
-
-    task = asyncio.create_task(sweep())
-    try:
+    async with running(every(GC_SWEEP_INTERVAL, gc.collect)):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def _reload_keys_on_sighup(app: web.Application) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -22,6 +21,7 @@ from proxy.app_keys import (
     SETTINGS,
 )
 from proxy.backends.registry import BackendRegistry, ModelCatalog, backend_names
+from proxy.background import running
 from proxy.cache.answers import AnswerCache
 from proxy.edge.admission import Admission
 from proxy.edge.auth import BearerAuth
@@ -84,26 +84,17 @@ async def routes_watch_ctx(app: web.Application) -> AsyncIterator[None]:
     """Reload the routing table when its file changes; the task is cancelled at shutdown."""
     settings = app[SETTINGS]
     routes = app[ROUTES]
-    task = None
-    if routes.path is not None:
-        task = asyncio.create_task(routes.watch(backend_names(settings), settings.routes_reload))
-    try:
+    jobs = [] if routes.path is None else [routes.watch(backend_names(settings), settings.routes_reload)]
+    async with running(*jobs):
         yield
-    finally:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 async def keys_watch_ctx(app: web.Application) -> AsyncIterator[None]:
     """Reload the keys file when it changes (SIGHUP reloads it at once, see __main__)."""
     keys = app[KEYS]
-    tasks = [] if keys.path is None else [asyncio.create_task(keys.watch(app[SETTINGS].keys_reload))]
-    try:
+    jobs = [] if keys.path is None else [keys.watch(app[SETTINGS].keys_reload)]
+    async with running(*jobs):
         yield
-    finally:
-        await _cancel(tasks)
 
 
 async def fleet_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -115,17 +106,16 @@ async def fleet_ctx(app: web.Application) -> AsyncIterator[None]:
     limiter = app[LIMITER] = Limiter.from_settings(settings, link)
     # The answer cache: in Redis with the fleet (shared by every replica), else in memory.
     app[ANSWERS] = AnswerCache.from_settings(settings, link)
-    tasks = []
+    jobs = []
     if link is not None:
         await link.beat()
         breakers = {member.backend.name: member.breaker for member in app[ROUTER].members}
         shared = SharedBreakers.attach(link, breakers)
-        jobs = (link.maintain(), limiter.keep_leases(), limiter.usage.run(), shared.run())
-        tasks = [asyncio.create_task(job) for job in jobs]
+        jobs = [link.maintain(), limiter.keep_leases(), limiter.usage.run(), shared.run()]
     try:
-        yield
+        async with running(*jobs):
+            yield
     finally:
-        await _cancel(tasks)
         await limiter.aclose()
         if link is not None:
             await link.aclose()
@@ -136,14 +126,6 @@ async def service_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SERVICE] = Service(model_table=app[ROUTES], limiter=app[LIMITER], router=app[ROUTER], drain=app[DRAIN],
                            answers=app[ANSWERS])
     yield
-
-
-async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def drain_streams(app: web.Application) -> None:
@@ -179,13 +161,13 @@ def create_app(settings: Settings) -> web.Application:
     admission = Admission(limit=settings.max_in_flight, queue_timeout=settings.queue_timeout)
     guard = RequestGuard.configured(host=settings.host, auth_disabled=settings.auth_disabled,
                                     cors_origins=settings.cors_origins, allowed_hosts=settings.allowed_hosts)
-    # OpenTelemetry traces only when configured: otherwise no middleware and no SDK at all.
+    # OpenTelemetry traces only when configured: otherwise no span is begun and no SDK loaded at all.
     tracing = Tracing.from_config(settings.tracing) if settings.tracing else None
     app = web.Application(
         # Each surface answers errors in its own shape; paths of no such surface get the contract's.
         middlewares=middlewares(auth, admission, ErrorRendering(shapes=(
             ("/v1/", openai_error), *((path, ollama_error) for path in OLLAMA_PATHS))), guard,
-            trace=tracing.middleware if tracing else None),
+            trace=tracing),
         client_max_size=settings.max_body_bytes,
         # Request bodies are never inflated (a compressed one is refused: edge/request_guard.py).
         # An idle client connection is closed after IDLE_CLIENT_KEEPALIVE seconds, not

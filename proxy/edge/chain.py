@@ -7,12 +7,15 @@ and before any body is read (request_guard.py); errors wrap the guard and auth s
 is rendered like any other error; admission comes last, so only authenticated requests take
 a place in flight.
 
-The steps run in one aiohttp middleware rather than one each: every layer of aiohttp's
+The steps run in one aiohttp middleware rather than one each (tracing's span too, begun
+and ended around the rest rather than as a layer of its own): every layer of aiohttp's
 chain costs a coroutine, a call through its plumbing and a frame per request, and five
 layers were a measurable share of the gateway's CPU (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -25,10 +28,13 @@ from proxy.edge.observe import CLIENT_CLOSED, record_outcome
 from proxy.edge.request_guard import RequestGuard
 from proxy.edge.request_keys import Handler
 
+if TYPE_CHECKING:
+    from proxy.edge.tracing import Tracing
+
 
 def middlewares(
     auth: BearerAuth | None, admission: Admission, errors: ErrorRendering, guard: RequestGuard | None = None,
-    trace: Middleware | None = None,
+    trace: Tracing | None = None,
 ) -> list[Middleware]:
     """`trace` (the request's span, edge/tracing.py) is there only while tracing is on."""
 
@@ -46,15 +52,15 @@ def middlewares(
     @web.middleware
     async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         begin_request(request)
+        traced = trace.begin(request) if trace is not None else None
         status = CLIENT_CLOSED  # unless an answer is returned: the client went away
         try:
-            if trace is None:
-                response = await served(request, handler)
-            else:
-                response = await trace(request, lambda traced: served(traced, handler))
+            response = await served(request, handler)
             status = response.status
             return response
         finally:
+            if trace is not None and traced is not None:
+                trace.end(traced, request, status)
             record_outcome(request, status)
 
     return [edge]

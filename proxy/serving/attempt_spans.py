@@ -2,7 +2,8 @@
 
 The router asks `Asked.span` when it starts an attempt and `end_span` when the attempt
 ends: with the answer (usage, finish reason) or with the error that moved the request on.
-While tracing is off, `span` returns None after one context-variable read.
+While tracing is off, `span` returns None after one context-variable read; for a request
+that is not sampled, after setting the upstream's trace context.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from yarl import URL
 from proxy.backends.base import Backend
 from proxy.errors import UpstreamError
 from proxy.llm import ChatResult, EmbedResult, Message, StreamEnd, Usage
-from proxy.tracing.spans import AttemptSpan, current
+from proxy.tracing.spans import AttemptSpan, UnsampledRequest, current
 
 
 def end_span(span: AttemptSpan, error: BaseException | None, answer: object) -> None:
@@ -47,9 +48,13 @@ class Asked:
         traced = current()
         if traced is None:
             return None
+        if isinstance(traced, UnsampledRequest):
+            traced.attempt()
+            return None
         span = traced.attempt(self.operation, backend.provider, backend.name, model or self.model,
                               _server(backend.display_url))
-        span.prompt(self.prompt)
+        if traced.capture_content:
+            span.prompt(self.prompt)
         return span
 
 

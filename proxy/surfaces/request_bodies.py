@@ -1,9 +1,11 @@
-"""Client request bodies of `/api/v1`, and the one cattrs converter that checks them.
+"""The field types every surface's request bodies are built from, and the one cattrs
+converter that checks them.
 
 Bodies are structured at the edge: a body that does not fit becomes one `InvalidInput`
 listing every problem with its JSON path ("expected an integer @ $.parameters.max_tokens"),
 before anything reaches a backend. Values are checked against what *both* backend kinds
 accept, so a request valid here is never refused by the fallback for its parameters.
+Each surface's bodies live with it, in its `request_models.py`.
 """
 
 from __future__ import annotations
@@ -13,12 +15,9 @@ from types import NoneType, UnionType
 from typing import Any, NewType, TypeVar, Union, get_args, get_origin
 
 import cattrs
-from attrs import frozen
 from cattrs.cols import list_structure_factory
 
-from proxy import llm
 from proxy.errors import InvalidInput
-from proxy.llm import ChatRequest, EmbedRequest, Parameters, ResponseFormat, Role
 
 T = TypeVar("T")
 
@@ -47,79 +46,6 @@ MAX_STOP_SEQUENCES = 4  # OpenAI's limit, so a fallback never refuses what Ollam
 # Characters per stop sequence: far above any real one; an upstream checks every sequence
 # against the output at each token, so a huge one costs it on every token.
 MAX_STOP_LENGTH = 256
-
-
-@frozen
-class ParametersBody:
-    temperature: Temperature | None = None
-    max_tokens: TokenCount | None = None
-    top_p: TopP | None = None
-    top_k: TokenCount | None = None
-    stop: StopSequences | None = None
-    seed: Seed | None = None
-    # Additions both backend kinds honour; the SDKs never send them (docs/capabilities.md).
-    frequency_penalty: Penalty | None = None
-    presence_penalty: Penalty | None = None
-    json_schema: SchemaObject | None = None
-    include_reasoning: bool | None = None
-
-    def normalized(self) -> Parameters:
-        return Parameters(
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-            top_p=self.top_p,
-            top_k=self.top_k,
-            stop=self.stop,
-            seed=self.seed,
-            frequency_penalty=self.frequency_penalty,
-            presence_penalty=self.presence_penalty,
-        )
-
-    def response_format(self) -> ResponseFormat | None:
-        if self.json_schema is None:
-            return None
-        original = {"type": "json_schema", "json_schema": {"name": "output", "schema": self.json_schema}}
-        return ResponseFormat(kind="json_schema", original=original, schema=self.json_schema)
-
-
-# A message of the contract: a role and its text, nothing more. The normalized llm.Message
-# carries more (for /v1), which this body must not accept. (A comment, not a docstring:
-# the OpenAPI description of the contract stays as it was.)
-@frozen
-class Message:
-    role: Role
-    content: str
-
-
-@frozen
-class PromptBody:
-    """The prompt part shared by single-shot, stream and batch items."""
-
-    messages: list[Message] | None = None
-    input_data: str | None = None
-    parameters: ParametersBody | None = None
-
-
-@frozen
-class InferenceBody:
-    model_id: ModelId
-    messages: list[Message] | None = None
-    input_data: str | None = None
-    parameters: ParametersBody | None = None
-
-
-@frozen
-class BatchBody:
-    model_id: ModelId
-    inputs: list[Any]  # each item is checked on its own: a bad one fails alone
-    parameters: ParametersBody | None = None
-    max_concurrency: PositiveInt | None = None
-
-
-@frozen
-class EmbeddingsBody:
-    model_id: ModelId
-    input: Texts
 
 
 # --- strict scalar hooks ------------------------------------------------------------
@@ -332,53 +258,3 @@ def structure(data: object, cls: type[T], path: str = "$", *, also: Sequence[str
     if also:
         raise invalid(also)
     return structured
-
-
-def prompt_problems(data: object, *, max_messages: int, path: str = "$") -> list[str]:
-    """The prompt rules that span fields: exactly one of messages and input_data, and
-    messages neither empty nor too many."""
-    if not isinstance(data, dict):
-        return []
-    problems = []
-    given = [name for name in ("messages", "input_data") if data.get(name) is not None]
-    if len(given) != 1:
-        problems.append(f"exactly one of messages and input_data is required @ {path}")
-    messages = data.get("messages")
-    if isinstance(messages, list) and not messages:
-        problems.append(f"must not be empty @ {path}.messages")
-    if isinstance(messages, list) and len(messages) > max_messages:
-        problems.append(f"at most {max_messages} messages are accepted @ {path}.messages")
-    return problems
-
-
-def structure_prompt(data: object, cls: type[T], *, max_messages: int, path: str = "$") -> T:
-    """A body carrying a prompt, with field and prompt problems reported together."""
-    return structure(data, cls, path, also=prompt_problems(data, max_messages=max_messages, path=path))
-
-
-# --- from bodies to normalized requests ---------------------------------------------
-
-_NO_PARAMETERS = Parameters()
-
-
-def chat_request(
-    model_id: str, prompt: InferenceBody | PromptBody, *, defaults: Parameters = _NO_PARAMETERS,
-    default_format: ResponseFormat | None = None,
-) -> ChatRequest:
-    """The normalized request from a body that `structure_prompt` accepted; a batch's
-    `defaults` and `default_format` come from its top-level parameters."""
-    if prompt.input_data is not None:
-        messages: tuple[llm.Message, ...] = (llm.Message(role="user", content=prompt.input_data),)
-    else:
-        messages = tuple(llm.Message(role=m.role, content=m.content) for m in prompt.messages or ())
-    parameters = prompt.parameters.normalized() if prompt.parameters else defaults
-    if prompt.parameters and defaults is not _NO_PARAMETERS:  # (merging over no defaults changes nothing)
-        parameters = parameters.merged_over(defaults)
-    response_format = (prompt.parameters and prompt.parameters.response_format()) or default_format
-    return ChatRequest(model=model_id, messages=messages, parameters=parameters, response_format=response_format)
-
-
-def embed_request(body: EmbeddingsBody, *, max_inputs: int, single: bool) -> EmbedRequest:
-    if len(body.input) > max_inputs:
-        raise invalid([f"at most {max_inputs} texts are accepted @ $.input"])
-    return EmbedRequest(model=body.model_id, inputs=body.input, single=single)

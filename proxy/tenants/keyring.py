@@ -24,7 +24,6 @@ enforced (proxy/tenants/limiter.py).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
@@ -37,6 +36,7 @@ from typing import Any
 
 from attrs import define, field, frozen
 
+from proxy.background import every
 from proxy.settings.toml_lines import line_of
 
 log = logging.getLogger("proxy")
@@ -256,10 +256,8 @@ class KeyRing:
         log.info("keys reloaded from %s: %d keys", self.path, len(tenants))
         return True
 
-    async def watch(self, every: float) -> None:
-        while True:
-            await asyncio.sleep(every)
-            self.reload(only_if_changed=True)
+    async def watch(self, interval: float) -> None:
+        await every(interval, lambda: self.reload(only_if_changed=True))
 
 
 def _stamp_of(path: pathlib.Path) -> tuple[int, int, int]:

@@ -38,11 +38,12 @@ class SpanQueue:
 
     def put(self, span: WireSpan) -> None:
         """A finished span (from the request path)."""
-        if len(self._queue) >= self._queue_size:
+        queued = len(self._queue)
+        if queued >= self._queue_size:
             self._dropped_full.inc()
             return
         self._queue.append(span)
-        if len(self._queue) == self._batch_size:
+        if queued + 1 == self._batch_size:
             self._wake.set()
 
     def shutdown(self) -> None:

@@ -16,15 +16,17 @@ answers, `gen_ai.output.messages`. Error messages are left out too, since an ups
 message can quote the prompt: the code says what went wrong.
 
 Nothing here runs while tracing is off: the middleware is not installed, and `current()`
-is None for the router, which then creates nothing. Spans are recorded by
+is None for the router, which then creates nothing. A request that is not sampled is an
+`UnsampledRequest`: no span, only the trace context its upstream calls carry. Spans are recorded by
 tracing/recorder.py and exported by the official SDK outside the request path.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, final
 
 import orjson
 from attrs import define, field
@@ -35,12 +37,37 @@ from proxy.tracing.recorder import LiveSpan, Recorder
 if TYPE_CHECKING:
     from proxy.llm import Message, Usage
 
-_CURRENT: ContextVar[RequestSpan | None] = ContextVar("request_span", default=None)
+_CURRENT: ContextVar[RequestSpan | UnsampledRequest | None] = ContextVar("request_span", default=None)
 
 
-def current() -> RequestSpan | None:
+def current() -> RequestSpan | UnsampledRequest | None:
     """The span of the request being served in this task, None while tracing is off."""
     return _CURRENT.get()
+
+
+@final
+class UnsampledRequest:
+    """A traced request the sampler left out: nothing is recorded, but each upstream attempt
+    still gets a `traceparent` of its own (the trace's id, a new span id, the sampled flag
+    off), as the SDK's non-recording spans would send, so the upstream can follow the
+    caller's decision."""
+
+    __slots__ = ("new_span_id", "outbound", "prefix")
+
+    def __init__(self, trace_id: int, new_span_id: Callable[[], int], request_id: str, tracestate: str | None
+                 ) -> None:
+        self.prefix = f"00-{trace_id:032x}-"
+        self.new_span_id = new_span_id
+        self.outbound = {"X-Request-ID": request_id}
+        if tracestate:
+            self.outbound["tracestate"] = tracestate
+
+    def enter(self) -> None:
+        _CURRENT.set(self)
+
+    def attempt(self) -> None:
+        """An upstream attempt starts: its trace context, for the upstream."""
+        OUTBOUND.set({**self.outbound, "traceparent": f"{self.prefix}{self.new_span_id():016x}-00"})
 
 
 @define

@@ -1,4 +1,4 @@
-"""A hostile upstream (tests/support/upstreams/hostile.py): what the client sees, what reached the
+"""A hostile upstream (bench/hostile_upstream.py): what the client sees, what reached the
 upstream (or where it redirected), and what it costs the gateway in memory and latency.
 
 Memory is read with tracemalloc in this process, where the gateway runs, with the cyclic
@@ -20,9 +20,11 @@ from contextlib import contextmanager
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from bench.hostile_upstream import SECRET, HostileUpstream
 from tests.support.app import GatewayFactory, RunningUpstream
 from tests.support.sse import events
-from tests.support.upstreams.hostile import SECRET, HostileUpstream, RedirectTarget
+from tests.support.upstreams.recorder import Recorder
+from tests.support.upstreams.redirect_target import RedirectTarget
 
 STREAM = "/api/v1/inference/stream"
 INFER = "/api/v1/inference"
@@ -46,8 +48,9 @@ async def hostile_up(
     aiohttp_server: Callable[..., Awaitable[TestServer]], hostile: HostileUpstream, target: RunningUpstream,
 ) -> RunningUpstream:
     hostile.redirect_to = str(target.url / "api" / "chat")
-    server = await aiohttp_server(hostile.app())
-    return RunningUpstream(url=server.make_url(""), recorder=hostile.recorder)
+    recorder = Recorder()
+    server = await aiohttp_server(hostile.app(middlewares=[recorder.middleware()]))
+    return RunningUpstream(url=server.make_url(""), recorder=recorder)
 
 
 @pytest.fixture

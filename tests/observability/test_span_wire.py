@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import random
 from typing import Any
 
 import pytest
@@ -14,8 +15,16 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.id_generator import IdGenerator
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -141,3 +150,53 @@ def test_a_frame_cut_short_or_claiming_too_much_is_refused() -> None:
         read_frame(io.BytesIO(b""))
     with pytest.raises(ValueError, match="over the"):
         read_frame(io.BytesIO((MAX_FRAME + 1).to_bytes(4, "big") + b"x"))
+
+
+class EveryOtherTrace(Sampler):
+    """A sampler the recorder does not know: it must ask the SDK's should_sample."""
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, kind: Any = None, attributes: Any = None,
+                      links: Any = None, trace_state: Any = None) -> SamplingResult:
+        decision = Decision.RECORD_AND_SAMPLE if trace_id % 2 else Decision.DROP
+        return SamplingResult(decision, None, trace.get_current_span(parent_context).get_span_context().trace_state)
+
+    def get_description(self) -> str:
+        return "EveryOtherTrace"
+
+
+class SeededIds(RandomIdGenerator):
+    def __init__(self) -> None:
+        self._random = random.Random(17)
+
+    def generate_trace_id(self) -> int:
+        return self._random.getrandbits(128)
+
+
+CALLERS = [{}, SAMPLED_CALLER, UNSAMPLED_CALLER, {"traceparent": "00-" + "0" * 32 + "-b7ad6b7169203331-01"},
+           {"traceparent": "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+           {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "a=1,b=2"}]
+
+
+@pytest.mark.parametrize("sampler", [
+    ALWAYS_ON, ALWAYS_OFF, TraceIdRatioBased(0.3), ParentBased(ALWAYS_ON), ParentBased(ALWAYS_OFF),
+    ParentBased(TraceIdRatioBased(0.05)), ParentBased(TraceIdRatioBased(0.5)), EveryOtherTrace(),
+    ParentBased(ALWAYS_ON, remote_parent_not_sampled=TraceIdRatioBased(0.5)),
+], ids=lambda sampler: sampler.get_description())
+def test_the_recorders_decision_is_the_sdks_for_every_trace(sampler: Sampler) -> None:
+    """The recorder decides without asking the SDK for the samplers it knows: for many trace ids,
+    with and without a caller (valid or not), the decision and trace state are the SDK's."""
+    propagator = TraceContextTextMapPropagator()
+    for caller in CALLERS:
+        ids = SeededIds()
+        recorder = Recorder(sampler, SeededIds(), lambda _span: None)
+        for _ in range(200):
+            ours = recorder.trace_of(caller)
+            context = propagator.extract(caller)
+            parent = trace.get_current_span(context).get_span_context()
+            trace_id = parent.trace_id if parent.is_valid else ids.generate_trace_id()
+            sdks = sampler.should_sample(context if parent.is_valid else None, trace_id, "POST /v1/chat/completions",
+                                         trace.SpanKind.SERVER)
+            assert ours.trace_id == trace_id
+            assert ours.parent_id == (parent.span_id if parent.is_valid else 0)
+            assert ours.sampled == sdks.decision.is_sampled()
+            assert ours.trace_state == (sdks.trace_state.to_header() if ours.sampled and sdks.trace_state else "")

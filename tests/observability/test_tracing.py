@@ -197,3 +197,68 @@ async def test_a_malformed_traceparent_is_not_passed_on(gateway: TestClient, oll
     seen = ollama.recorder.requests[-1].headers
     assert "traceparent" not in seen
     assert seen["X-Request-ID"] == response.headers["X-Request-ID"]
+
+
+@pytest.fixture
+async def sampled_out(
+    make_gateway: GatewayFactory, receiver: tuple[OtlpReceiver, TestServer], ollama: RunningUpstream,
+    openai: RunningUpstream,
+) -> TestClient:
+    """A parent-based ratio sampler at 0: only a caller's sampled trace is recorded."""
+    _, server = receiver
+    config = TracingConfig(endpoint=server.make_url("/v1/traces"), export_every=0.05,
+                           sampler="parentbased_traceidratio", sampler_ratio=0.0)
+    return await make_gateway(ollama_base_url=ollama.url, openai_endpoint=openai.url, tracing=config)
+
+
+async def nothing_recorded_before(spans: OtlpReceiver, gateway: TestClient, *unsampled_ids: str) -> None:
+    """A sampled request sent after the unsampled ones is exported; spans leave in the order they
+    ended, so had the earlier requests recorded anything, it would be there by then."""
+    response = await gateway.post("/api/v1/inference", headers={
+        "traceparent": TRACEPARENT, "X-Request-ID": "req-sampled-after"},
+        json={"model_id": "gemma3:1b", "input_data": "hi"})
+    assert response.status == 200
+    server, client = await spans.trace_of("req-sampled-after", 2)
+    assert server.trace_id == CALLER_TRACE and server.parent_span_id == CALLER_SPAN  # the caller's flag, followed
+    assert client.parent_span_id == server.span_id
+    # Everything the receiver got: the two spans of the sampled request, none of the others.
+    assert sorted(span.span_id for span in spans.spans) == sorted([server.span_id, client.span_id])
+    assert not any(request_id in json.dumps(span.attributes) for span in spans.spans for request_id in unsampled_ids)
+
+
+async def test_an_unsampled_caller_is_followed_its_context_passed_on_and_nothing_exported(
+    sampled_out: TestClient, receiver: tuple[OtlpReceiver, TestServer], ollama: RunningUpstream,
+) -> None:
+    spans, _ = receiver
+    unsampled = f"00-{CALLER_TRACE}-{CALLER_SPAN}-00"
+    response = await sampled_out.post("/v1/chat/completions", headers={
+        "traceparent": unsampled, "tracestate": "vendor=abc", "X-Request-ID": "req-unsampled-1"},
+        json={"model": "gemma3:1b", "messages": [{"role": "user", "content": PROMPT}]})
+    assert response.status == 200
+    assert (await response.json())["choices"][0]["message"]["content"]
+    seen = ollama.recorder.requests[-1].headers
+    version, trace_id, parent_id, flags = seen["traceparent"].split("-")
+    # As the SDK's non-recording span would send it: the caller's trace, a span of the gateway's, not sampled.
+    assert (version, trace_id, flags) == ("00", CALLER_TRACE, "00")
+    assert len(parent_id) == 16 and parent_id not in (CALLER_SPAN, "0" * 16)
+    assert seen["tracestate"] == "vendor=abc" and seen["X-Request-ID"] == "req-unsampled-1"
+    await nothing_recorded_before(spans, sampled_out, "req-unsampled-1")
+
+
+async def test_an_unsampled_new_trace_gives_each_attempt_its_own_traceparent(
+    sampled_out: TestClient, receiver: tuple[OtlpReceiver, TestServer], ollama: RunningUpstream,
+    openai: RunningUpstream,
+) -> None:
+    spans, _ = receiver
+    response = await sampled_out.post("/api/v1/inference", headers={"X-Request-ID": "req-unsampled-2"},
+                                      json={"model_id": "missing-locally", "input_data": PROMPT})
+    assert response.status == 200
+    assert (await response.json())["provider"] == "openai"  # after a first attempt at Ollama
+    first = ollama.recorder.requests[-1].headers["traceparent"].split("-")
+    second = openai.recorder.requests[-1].headers["traceparent"].split("-")
+    assert first[0] == second[0] == "00" and first[3] == second[3] == "00"
+    assert first[1] == second[1] != "0" * 32 and len(first[1]) == 32  # one new trace
+    assert first[2] != second[2]  # a span id per attempt
+    assert "tracestate" not in ollama.recorder.requests[-1].headers
+    assert openai.recorder.requests[-1].headers["X-Request-ID"] == "req-unsampled-2"
+    await nothing_recorded_before(spans, sampled_out, "req-unsampled-2")

@@ -25,7 +25,8 @@ from proxy.settings.config import Settings
 from proxy.surfaces.caller import caller_of, service_of
 from proxy.surfaces.json_io import json_response, read_body
 from proxy.surfaces.octomil.inference import answer_json
-from proxy.surfaces.request_bodies import BatchBody, PromptBody, chat_request, invalid, structure_prompt
+from proxy.surfaces.octomil.request_models import BatchBody, PromptBody, chat_request, structure_prompt
+from proxy.surfaces.request_bodies import invalid
 
 log = logging.getLogger("proxy")
 

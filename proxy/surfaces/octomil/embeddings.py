@@ -8,7 +8,8 @@ from proxy.app_keys import SETTINGS
 from proxy.edge.request_keys import elapsed_ms
 from proxy.surfaces.caller import caller_of, service_of
 from proxy.surfaces.json_io import json_response, read_json
-from proxy.surfaces.request_bodies import EmbeddingsBody, embed_request, structure
+from proxy.surfaces.octomil.request_models import EmbeddingsBody, embed_request
+from proxy.surfaces.request_bodies import structure
 
 
 async def embeddings(request: web.Request) -> web.Response:

@@ -11,7 +11,7 @@ from proxy.edge.request_keys import elapsed_ms
 from proxy.llm import ChatResult
 from proxy.surfaces.caller import caller_of, service_of
 from proxy.surfaces.json_io import json_response, read_json
-from proxy.surfaces.request_bodies import InferenceBody, chat_request, structure_prompt
+from proxy.surfaces.octomil.request_models import InferenceBody, chat_request, structure_prompt
 
 
 def answer_json(

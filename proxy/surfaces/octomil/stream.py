@@ -21,7 +21,7 @@ from proxy.edge.request_keys import elapsed_ms
 from proxy.errors import GatewayError, UpstreamError
 from proxy.llm import ReasoningDelta, StreamEnd, ToolCallDelta
 from proxy.surfaces.json_io import read_json
-from proxy.surfaces.request_bodies import InferenceBody, chat_request, structure_prompt
+from proxy.surfaces.octomil.request_models import InferenceBody, chat_request, structure_prompt
 from proxy.surfaces.sse_relay import relay
 
 

@@ -1,6 +1,7 @@
 """The OpenAPI 3.1 description of every endpoint, generated at start-up from the attrs
-classes that validate the requests (surfaces/request_bodies.py, surfaces/openai/request_models.py)
-and describe the answers (response_shapes.py). Served at /api/v1/openapi.json without a token.
+classes that validate the requests (surfaces/octomil/request_models.py, surfaces/openai/request_models.py,
+with the field types of surfaces/request_bodies.py) and describe the answers (contract_shapes.py,
+openai_shapes.py, generation_shapes.py). Served at /api/v1/openapi.json without a token.
 
 Types map to JSON Schema by their Python annotations; the constrained types (NewTypes
 with a cattrs hook) map through `_CONSTRAINED`, which states the same limits the hooks
@@ -19,14 +20,16 @@ import attrs
 
 from proxy.settings.config import Settings
 from proxy.surfaces import request_bodies as req
+from proxy.surfaces.octomil import request_models as contract
 from proxy.surfaces.openai import completion_models as cmp
 from proxy.surfaces.openai import content_parts as parts
 from proxy.surfaces.openai import request_models as oai
 from proxy.surfaces.openai import response_models as rsp
 from proxy.surfaces.openai import response_tools as rsp_tools
 from proxy.surfaces.openai import tools
+from proxy.surfaces.openapi import contract_shapes as res
 from proxy.surfaces.openapi import generation_shapes as gen
-from proxy.surfaces.openapi import response_shapes as res
+from proxy.surfaces.openapi import openai_shapes as oai_res
 from proxy.surfaces.openapi.ollama_description import CONSTRAINED as OLLAMA_CONSTRAINED
 from proxy.surfaces.openapi.ollama_description import ollama_paths
 
@@ -139,15 +142,15 @@ _CONSTRAINED: dict[object, Schema] = {
     **OLLAMA_CONSTRAINED,
 }
 
-# Cross-field rules that live in code (request_bodies.prompt_problems), stated here too.
+# Cross-field rules that live in code (octomil/request_models.prompt_problems), stated here too.
 _ONE_PROMPT = {"oneOf": [
     {"required": ["messages"], "not": {"required": ["input_data"]}},
     {"required": ["input_data"], "not": {"required": ["messages"]}},
 ]}
-_EXTRA: dict[type, Schema] = {req.InferenceBody: _ONE_PROMPT, req.PromptBody: _ONE_PROMPT}
+_EXTRA: dict[type, Schema] = {contract.InferenceBody: _ONE_PROMPT, contract.PromptBody: _ONE_PROMPT}
 # Fields typed loosely for the validator's sake, and what they really hold.
 _FIELD_OVERRIDES: dict[tuple[type, str], Callable[[_Components], Schema]] = {
-    (req.BatchBody, "inputs"): lambda c: {"type": "array", "minItems": 1, "items": c.ref(req.PromptBody)},
+    (contract.BatchBody, "inputs"): lambda c: {"type": "array", "minItems": 1, "items": c.ref(contract.PromptBody)},
 }
 
 
@@ -230,17 +233,17 @@ def _operation(
 
 def openapi_document(settings: Settings) -> Schema:
     c = _Components()
-    oai_error = res.OpenAIError
+    oai_error = oai_res.OpenAIError
     paths: Schema = {
         "/api/v1/inference": {"post": _operation(
-            "Single-shot inference", c, body=req.InferenceBody, answer=res.InferenceAnswer)},
+            "Single-shot inference", c, body=contract.InferenceBody, answer=res.InferenceAnswer)},
         "/api/v1/inference/stream": {"post": _operation(
-            "Streaming inference over Server-Sent Events", c, body=req.InferenceBody, events=res.StreamEvent)},
+            "Streaming inference over Server-Sent Events", c, body=contract.InferenceBody, events=res.StreamEvent)},
         "/api/v1/inference/batch": {"post": _operation(
-            "Many prompts, bounded concurrency, answers in input order", c, body=req.BatchBody,
+            "Many prompts, bounded concurrency, answers in input order", c, body=contract.BatchBody,
             answer=res.BatchAnswer)},
         "/api/v1/embeddings": {"post": _operation(
-            "Text embeddings", c, body=req.EmbeddingsBody, answer=res.EmbeddingsAnswer)},
+            "Text embeddings", c, body=contract.EmbeddingsBody, answer=res.EmbeddingsAnswer)},
         "/api/v1/health": {"get": _operation("Backend health (details for operator keys)", c, answer=res.HealthAnswer)},
         "/api/v1/inference/health": {"get": _operation("Backend health (same answer)", c, answer=res.HealthAnswer)},
         "/api/v1/models": {"get": _operation("Public models and their backends", c, answer=res.ModelsAnswer)},
@@ -248,7 +251,7 @@ def openapi_document(settings: Settings) -> Schema:
             "Tokens per key and model (admin keys only)", c, answer=res.AdminUsageAnswer)},
         "/v1/chat/completions": {"post": _operation(
             "OpenAI-compatible chat completions; `stream: true` answers chat.completion.chunk events", c,
-            body=oai.ChatCompletionBody, answer=res.ChatCompletion, error=oai_error)},
+            body=oai.ChatCompletionBody, answer=oai_res.ChatCompletion, error=oai_error)},
         "/v1/completions": {"post": _operation(
             "OpenAI-compatible text completions (prompt, suffix); `stream: true` answers text_completion chunks", c,
             body=cmp.CompletionBody, answer=gen.TextCompletion, error=oai_error)},
@@ -256,12 +259,12 @@ def openapi_document(settings: Settings) -> Schema:
             "OpenAI's Responses API; `stream: true` answers its named events (response.created ... "
             "response.completed)", c, body=rsp.ResponsesBody, answer=gen.ResponseObject, error=oai_error)},
         "/v1/embeddings": {"post": _operation(
-            "OpenAI-compatible embeddings", c, body=oai.EmbeddingsV1Body, answer=res.OpenAIEmbeddings,
+            "OpenAI-compatible embeddings", c, body=oai.EmbeddingsV1Body, answer=oai_res.OpenAIEmbeddings,
             error=oai_error)},
-        "/v1/models": {"get": _operation("OpenAI-compatible model list", c, answer=res.OpenAIModelList,
+        "/v1/models": {"get": _operation("OpenAI-compatible model list", c, answer=oai_res.OpenAIModelList,
                                          error=oai_error)},
         "/v1/models/{model}": {"get": {
-            **_operation("One model", c, answer=res.OpenAIModel, error=oai_error),
+            **_operation("One model", c, answer=oai_res.OpenAIModel, error=oai_error),
             "parameters": [{"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}],
         }},
     }
@@ -278,7 +281,7 @@ def openapi_document(settings: Settings) -> Schema:
     paths.update(ollama_paths(c.ref, c.schemas))
     # The stream's events are described too, though no JSON response carries them.
     paths["/v1/chat/completions"]["post"]["responses"]["200"]["content"]["text/event-stream"] = {
-        "schema": c.ref(res.ChatCompletionChunk)}
+        "schema": c.ref(oai_res.ChatCompletionChunk)}
     # A stream cut after its start ends with an error event in OpenAI's shape, and no [DONE].
     paths["/v1/completions"]["post"]["responses"]["200"]["content"]["text/event-stream"] = {
         "schema": {"oneOf": [c.ref(gen.TextCompletion), c.ref(oai_error)]}}

@@ -1,5 +1,5 @@
 """The shapes of /v1/completions' and /v1/responses' answers and stream events, for the
-OpenAPI description (the conventions of response_shapes.py: a field without a default is
+OpenAPI description (the conventions of contract_shapes.py: a field without a default is
 always present; `X | None = None` may be absent or null)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from attrs import frozen
 
-from proxy.surfaces.openapi.response_shapes import UsageAnswer
+from proxy.surfaces.openapi.contract_shapes import UsageAnswer
 
 # --- /v1/completions ----------------------------------------------------------------
 

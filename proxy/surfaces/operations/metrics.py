@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 from collections.abc import AsyncIterator
 
@@ -12,6 +10,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from proxy.app_keys import ADMISSION, LIMITER, ROUTER
+from proxy.background import every, running
 from proxy.observability.metrics import IN_FLIGHT, set_backend_state
 
 # The text format every Prometheus version reads (the names here need no newer escaping).
@@ -29,18 +28,8 @@ async def backend_gauges_ctx(app: web.Application) -> AsyncIterator[None]:
     """Keeps this process's gauges (requests in flight, backends) current: a breaker turns
     half_open by the clock alone, and with several workers the scrape may land on any of them."""
 
-    async def refresh_every_second() -> None:
-        while True:
-            _refresh_gauges(app)
-            await asyncio.sleep(1)
-
-    task = asyncio.create_task(refresh_every_second())
-    try:
+    async with running(every(1, lambda: _refresh_gauges(app), first_at_once=True)):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def metrics(request: web.Request) -> web.Response:

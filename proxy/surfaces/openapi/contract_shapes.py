@@ -1,8 +1,11 @@
-"""The shapes of the gateway's answers, as attrs classes, for the OpenAPI description.
+"""The shapes of `/api/v1`'s answers (the Octomil contract) and of the probes, as attrs
+classes, for the OpenAPI description.
 
 Handlers build their JSON directly (it is the hot path); these classes describe it, and
 tests/surfaces/test_openapi.py checks every real answer against the description generated from
 them, with unknown fields refused, so a handler and its description cannot drift apart.
+OpenAI's shapes under `/v1` are in openai_shapes.py and generation_shapes.py, which reuse the
+usage and attempt shapes defined here.
 
 A field without a default is always present; `X | None = None` may be absent or null.
 """
@@ -12,8 +15,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from attrs import frozen
-
-# --- /api/v1 ------------------------------------------------------------------------
 
 
 @frozen
@@ -258,140 +259,3 @@ class BackendCounts:
 class ReadyAnswer:
     status: Literal["ready", "shutting_down", "unavailable"]
     backends: BackendCounts | None = None
-
-
-# --- /v1 (OpenAI's shapes) ----------------------------------------------------------
-
-
-@frozen
-class OpenAIErrorDetail:
-    message: str
-    type: str
-    param: None
-    code: str
-    request_id: str | None = None
-    errors: list[str] | None = None
-    attempts: list[AttemptAnswer] | None = None
-    limit: Literal["requests_per_minute", "tokens_per_minute", "concurrent_requests"] | None = None
-    limit_value: int | None = None
-    retry_after: int | None = None
-
-
-@frozen
-class OpenAIError:
-    error: OpenAIErrorDetail
-
-
-@frozen
-class CalledFunction:
-    name: str
-    arguments: str  # a JSON object, as a string
-
-
-@frozen
-class AnsweredToolCall:
-    id: str
-    type: Literal["function"]
-    function: CalledFunction
-
-
-@frozen
-class AssistantMessage:
-    role: Literal["assistant"]
-    content: str | None  # None when the turn only calls tools
-    tool_calls: list[AnsweredToolCall] | None = None
-    reasoning_content: str | None = None  # a reasoning model's thinking, never in `content`
-
-
-@frozen
-class CompletionChoice:
-    index: int
-    message: AssistantMessage
-    finish_reason: Literal["stop", "length", "tool_calls", "content_filter"]
-    logprobs: dict[str, Any] | None
-
-
-@frozen
-class ChatCompletion:
-    id: str
-    object: Literal["chat.completion"]
-    created: int
-    model: str
-    choices: list[CompletionChoice]
-    system_fingerprint: None
-    usage: UsageAnswer | None = None
-
-
-@frozen
-class FunctionPiece:
-    name: str | None = None
-    arguments: str | None = None
-
-
-@frozen
-class ToolCallPiece:
-    """A piece of tool call `index`: its id, type and name first, then its arguments' text."""
-
-    index: int
-    function: FunctionPiece
-    id: str | None = None
-    type: Literal["function"] | None = None
-
-
-@frozen
-class ChunkDelta:
-    role: Literal["assistant"] | None = None
-    content: str | None = None
-    reasoning_content: str | None = None
-    tool_calls: list[ToolCallPiece] | None = None
-
-
-@frozen
-class ChunkChoice:
-    index: int
-    delta: ChunkDelta
-    finish_reason: Literal["stop", "length", "tool_calls", "content_filter"] | None
-    logprobs: None
-
-
-@frozen
-class ChatCompletionChunk:
-    """One `data:` event of a /v1 stream; the stream ends with `data: [DONE]`."""
-
-    id: str
-    object: Literal["chat.completion.chunk"]
-    created: int
-    model: str
-    system_fingerprint: None
-    choices: list[ChunkChoice]
-    usage: UsageAnswer | None = None
-
-
-@frozen
-class OpenAIEmbedding:
-    object: Literal["embedding"]
-    index: int
-    # A list of floats, or base64 of little-endian float32 with encoding_format "base64".
-    embedding: list[float] | str
-
-
-@frozen
-class OpenAIEmbeddings:
-    object: Literal["list"]
-    data: list[OpenAIEmbedding]
-    model: str
-    usage: EmbeddingUsage
-
-
-@frozen
-class OpenAIModel:
-    id: str
-    object: Literal["model"]
-    created: int
-    owned_by: str
-
-
-@frozen
-class OpenAIModelList:
-    object: Literal["list"]
-    data: list[OpenAIModel]

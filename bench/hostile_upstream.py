@@ -1,5 +1,9 @@
 """An upstream that attacks the gateway, one attack per model name, on Ollama's wire
-(and OpenAI's error shape under /v1). Its good lines are faults.py's real Ollama lines.
+(and OpenAI's error shape under /v1), with the emulator's Ollama lines for its good ones.
+bench/hostile.py measures what each attack costs a gateway process;
+tests/backends/test_hostile_upstreams.py checks what the client sees, with every request
+recorded by a middleware of its own (`app(middlewares=...)`). It lives here, not under
+tests/, so that the benchmark does not depend on the tests.
 
   gzip-bomb          (single shot) 200 with `Content-Encoding: gzip`: about 1 KB per MiB on
                      the wire, `bomb_mib` MiB of zeros once inflated, with an honest
@@ -15,7 +19,6 @@
   ok                 a short complete answer (stream or single shot)
 
 POST /v1/chat/completions answers 500 in OpenAI's error shape, a secret beside `message`.
-Every request is recorded (tests.upstreams.recorder), as in the other test upstreams.
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ import asyncio
 import functools
 import struct
 import zlib
+from collections.abc import Iterable
 
 from aiohttp import web
-from attrs import define, field
+from aiohttp.typedefs import Middleware
+from attrs import define
 
-from tests.support.upstreams.faults import final_line, token_line
-from tests.support.upstreams.recorder import Recorder
+from bench.emulator import ollama_final, ollama_line
 
 SECRET = "db password=hunter2 at 10.0.0.5"
 MIB = 1 << 20
@@ -53,14 +57,13 @@ def gzip_of_zeros(mib: int) -> bytes:
 
 @define
 class HostileUpstream:
-    recorder: Recorder = field(factory=Recorder)
     bomb_mib: int = 1024
     error_bomb_mib: int = 60
     over_cap_mib: int = 70
     redirect_to: str = ""
 
-    def app(self) -> web.Application:
-        app = web.Application(middlewares=[self.recorder.middleware()])
+    def app(self, middlewares: Iterable[Middleware] = ()) -> web.Application:
+        app = web.Application(middlewares=middlewares)
         app.router.add_post("/api/chat", self.chat)
         app.router.add_post("/api/embed", self.chat)
         app.router.add_get("/api/version", self.version)
@@ -131,7 +134,7 @@ class HostileUpstream:
             await response.write(gzip_of_zeros(self.bomb_mib))
             await response.write_eof()
             return response
-        await response.write(token_line(model, "one"))
+        await response.write(ollama_line("one", model))
         if model == "broken-chunk":
             await asyncio.sleep(0.05)  # the good token goes out on its own
             assert request.transport is not None
@@ -141,21 +144,7 @@ class HostileUpstream:
             await asyncio.sleep(0.05)
             transport.close()  # if the client has not closed it already
             return response
-        await response.write(final_line(model, 1))
+        await response.write(ollama_final(1, model))
         await response.write_eof()
         return response
 
-
-@define
-class RedirectTarget:
-    """Where the hostile upstream redirects to: it only records what reaches it."""
-
-    recorder: Recorder = field(factory=Recorder)
-
-    def app(self) -> web.Application:
-        app = web.Application(middlewares=[self.recorder.middleware()])
-        app.router.add_route("*", "/{tail:.*}", self.anything)
-        return app
-
-    async def anything(self, request: web.Request) -> web.Response:
-        return web.Response(status=500, text=f"the redirect target saw the prompt; {SECRET}")
