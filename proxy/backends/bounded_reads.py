@@ -94,3 +94,27 @@ class EndsWhenCut:
     def _cut(self, _: object = None) -> None:
         if not self._content.is_eof():
             self._content.feed_eof()
+
+
+# How long a finished answer's connection waits for the end of its body before it is
+# closed instead of pooled: an upstream sends that end right after its last line, so only
+# a broken one is still silent after this.
+BODY_END_WITHIN = 0.25
+
+
+async def await_body_end(content: aiohttp.StreamReader) -> None:
+    """Wait, briefly, for the end of a body whose reader has what it wanted.
+
+    A chunked body ends with an empty chunk that often arrives a moment after the
+    answer's last line. A response released before that end is read cannot go back to
+    the pool (aiohttp closes its connection), so the next request would pay for a new
+    connection. Only the end is waited for: a body with more to say (the reader left
+    early, e.g. its client is gone) or one silent for BODY_END_WITHIN is left to close.
+    """
+    if content.is_eof():
+        return
+    try:
+        async with asyncio.timeout(BODY_END_WITHIN):
+            await content.readany()  # b"" at the end; anything else means the body goes on
+    except (TimeoutError, aiohttp.ClientError):
+        pass

@@ -22,7 +22,14 @@ from aiohttp.http_exceptions import HttpProcessingError
 from attrs import define, field
 from yarl import URL
 
-from proxy.backends.bounded_reads import MAX_ANSWER_BODY, MAX_ERROR_BODY, EndsWhenCut, log_error_body, read_capped
+from proxy.backends.bounded_reads import (
+    MAX_ANSWER_BODY,
+    MAX_ERROR_BODY,
+    EndsWhenCut,
+    await_body_end,
+    log_error_body,
+    read_capped,
+)
 from proxy.backends.outbound import OUTBOUND
 from proxy.backends.wire import StreamSilent
 from proxy.errors import BadUpstreamResponse, UpstreamError, UpstreamTimeout, UpstreamUnavailable
@@ -158,7 +165,12 @@ class Upstream:
                     yield response
                     return
                 with EndsWhenCut(response):
-                    yield response
+                    try:
+                        yield response
+                    except GeneratorExit:  # its reader stopped at the answer's last line
+                        await await_body_end(response.content)
+                        raise
+                    await await_body_end(response.content)
 
     def read_budget(self, *, cold: bool = False) -> float:
         """The longest wait for the next bytes of a stream (wire.py keeps this timer itself)."""

@@ -1,5 +1,5 @@
-"""What an upstream test server saw: every request with its JSON body, concurrency, and
-whether the gateway hung up on it (its handler was cancelled)."""
+"""What an upstream test server saw: every request with its JSON body, concurrency, the
+connection it came on, and whether the gateway hung up on it (its handler was cancelled)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     json: Any
+    connection: int = 0  # which TCP connection it came on (an id, the same for a reused one)
     cancelled: bool = False
     finished: bool = False
 
@@ -40,6 +41,10 @@ class Recorder:
 
     def bodies(self, path: str) -> list[Any]:
         return [r.json for r in self.requests if r.path == path]
+
+    def connections(self) -> int:
+        """How many TCP connections the recorded requests came on."""
+        return len({r.connection for r in self.requests})
 
     def models(self) -> list[str]:
         return [r.json.get("model") for r in self.requests if isinstance(r.json, dict)]
@@ -73,7 +78,7 @@ class Recorder:
                 body = orjson.loads(raw) if raw else None
             except orjson.JSONDecodeError:
                 body = raw
-            seen = Seen(request.method, request.path, dict(request.headers), body)
+            seen = Seen(request.method, request.path, dict(request.headers), body, connection=id(request.protocol))
             self.requests.append(seen)
             self._changed.set()
             self.in_flight += 1

@@ -21,6 +21,7 @@ class Answer:
     content_type: str = "application/json"
     chunks: list[bytes] = field(factory=list)
     gap: float = 0.0  # seconds between chunks
+    end_after: float = 0.0  # seconds between the last chunk and the end of the body
 
 
 @define
@@ -42,4 +43,6 @@ class ScriptedUpstream:
             if i and answer.gap:
                 await asyncio.sleep(answer.gap)
             await response.write(chunk)
+        if answer.end_after:
+            await asyncio.sleep(answer.end_after)
         return response
