@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -30,8 +30,9 @@ _REFUSAL = (
 
 class _Refused(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(_REFUSAL)
+        # A TCP transport, whichever loop made it: uvloop's does not derive from
+        # asyncio.WriteTransport, so no isinstance check can say so.
+        cast(asyncio.WriteTransport, transport).write(_REFUSAL)
         transport.close()
 
 

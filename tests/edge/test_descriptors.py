@@ -10,15 +10,17 @@ import os
 import pathlib
 import resource
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 
 from tests.support.app import AUTH, TOKEN, RunningUpstream
 from tests.support.gateway_process import probe_until
 from tests.support.paths import ROOT
 from tests.support.ports import free_port
+from tests.support.upstreams.gated import GatedOpenAI
 
 IDLE_CONNECTIONS = 1100
 
@@ -77,5 +79,45 @@ async def test_idle_connections_past_a_1024_limit_do_not_lock_clients_out(
     finally:
         for writer in idle:
             writer.close()
+        process.kill()
+        await process.wait()
+
+
+async def test_past_the_gate_a_new_connection_gets_a_503_it_can_read(
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> None:
+    """Every connection busy (streams held open by the upstream) and the gate full: the next
+    client is told so in a 503 it can read, on the event loop the gateway really runs."""
+    upstream = GatedOpenAI()
+    server = await aiohttp_server(upstream.app())
+    port = free_port()
+    # Upstream pools sized past the descriptor limit leave the gate its minimum: 64 client
+    # connections and 8 of headroom (settings/descriptors.py, edge/connection_gate.py).
+    env = {"PATH": os.environ["PATH"], "PROXY_PORT": str(port), "PROXY_API_TOKENS": TOKEN,
+           "OLLAMA_BASE_URL": "off", "OPENAI_API_ENDPOINT": str(server.make_url("/v1")),
+           "PROXY_UPSTREAM_MAX_IN_FLIGHT": "1024", "PROXY_LOG_LEVEL": "ERROR"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proxy", cwd=ROOT, env=env, preexec_fn=start_with_limit(1024, 1024),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    ask = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    try:
+        async with asyncio.timeout(30):
+            assert await probe_until(f"http://127.0.0.1:{port}/readyz", lambda s: s is not None) == 200
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), headers=AUTH) as session:
+            held = []
+            for _ in range(64 + 8):
+                response = await session.post(url, json=ask)
+                assert response.status == 200
+                await response.content.readline()  # its first token: the connection is busy
+                held.append(response)
+            async with session.post(url, json=ask) as refused:
+                body = await refused.json()
+            assert refused.status == 503 and refused.headers["Retry-After"] == "1"
+            assert body == {"code": "overloaded", "message": "too many connections; retry shortly", "retryable": True}
+            for response in held:
+                response.close()
+        assert process.returncode is None
+    finally:
         process.kill()
         await process.wait()
