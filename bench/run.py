@@ -19,6 +19,7 @@ import math
 import os
 import pathlib
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -303,9 +304,21 @@ def streaming(runs: int) -> None:
                             "direct_tokens_per_s": rate["direct"]}
 
 
-def many_streams(count: int) -> None:
+def streams_that_fit(wanted: int) -> int:
+    """As many of `wanted` streams as this machine's descriptor limit lets one gateway hold.
+
+    Each stream takes two descriptors (client and upstream), and the gateway's connection
+    gate keeps two per upstream pool slot for upstream connections (settings/descriptors.py):
+    with the pool sized to the streams, n streams fit when 15/16 of (limit - 64 - 2n) >= n.
+    """
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return min(wanted, 15 * (limit - 64) // 46 - 16)
+
+
+def many_streams(wanted: int) -> None:
     raise_fd_limit()
-    limits = {"PROXY_MAX_IN_FLIGHT": str(count * 2), "PROXY_UPSTREAM_MAX_IN_FLIGHT": str(count * 2),
+    count = streams_that_fit(wanted)
+    limits = {"PROXY_MAX_IN_FLIGHT": str(count), "PROXY_UPSTREAM_MAX_IN_FLIGHT": str(count),
               "LLM_BACKEND_TIMEOUT": "120"}
     with emulator(token_delay=1.0) as upstream, gateway(upstream, **limits) as (url, process):
         asyncio.run(clients.stream_timings(clients.gateway_stream_request(url, 2), 3))  # warm
