@@ -6,7 +6,7 @@ On a machine shared with other work, CPU per request measured one variant after 
 moves by 20% between rounds (a neighbour's build lands on one round and not the next),
 more than the differences tracing is about. Here each round starts every variant (the
 floor, the gateway with tracing off, on with the exporter process, on with the exporter
-thread, ratio sampling, and with --baseline another checkout's gateway off, on and 1 in 20), each
+thread, ratio sampling, the JSON access log on, and with --baseline another checkout's gateway off, on and 1 in 20), each
 as its own process on the gateway's core, warms them up, and loads them all at once with
 one wrk each: the variants share the core and its neighbours for the same seconds. Each
 process's utime + stime (/proc) over the run, divided by the requests its wrk completed,
@@ -39,6 +39,8 @@ VARIANTS: dict[str, dict[str, str]] = {
     "tracing on, exporter thread": {**TRACING, "PROXY_TRACE_EXPORT": "thread"},
     "tracing on, 1 in 20 sampled": {**RATIO, "OTEL_TRACES_SAMPLER_ARG": "0.05"},
     "tracing on, 1 in 100 sampled": {**RATIO, "OTEL_TRACES_SAMPLER_ARG": "0.01"},
+    # Not tracing, but measured the same way for the same reason: the JSON access log's cost.
+    "access log on (tracing off)": {"PROXY_LOG_LEVEL": "INFO"},
 }
 BASELINE_VARIANTS = {"baseline: tracing off": {}, "baseline: tracing on": TRACING,
                      "baseline: tracing on, 1 in 20 sampled": VARIANTS["tracing on, 1 in 20 sampled"]}
