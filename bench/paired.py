@@ -6,14 +6,15 @@ On a machine shared with other work, CPU per request measured one variant after 
 moves by 20% between rounds (a neighbour's build lands on one round and not the next),
 more than the differences tracing is about. Here each round starts every variant (the
 floor, the gateway with tracing off, on with the exporter process, on with the exporter
-thread, ratio sampling, the JSON access log on, and with --baseline another checkout's gateway off, on and 1 in 20), each
-as its own process on the gateway's core, warms them up, and loads them all at once with
-one wrk each: the variants share the core and its neighbours for the same seconds. Each
-process's utime + stime (/proc) over the run, divided by the requests its wrk completed,
-is its CPU per request; an exporter process (a child of its gateway) is counted apart.
-Reported per variant: the median over rounds, and the median of its per-round ratio to
-tracing off measured in that same round. The order in which the variants start and are
-loaded turns by one each round (a fixed order favoured some positions by a few percent).
+thread, ratio sampling, the JSON access log on, and with --baseline another checkout's
+gateway off, on and 1 in 20), each as its own process on the gateway's core, warms them
+up, and loads them all at once with one wrk each: the variants share the core and its
+neighbours for the same seconds. Each process's utime + stime (/proc) over the run,
+divided by the requests its wrk completed, is its CPU per request; an exporter process (a
+child of its gateway) is counted apart. Reported per variant: the median over rounds, and
+the median of its per-round ratio to tracing off measured in that same round. The order in
+which the variants start and are loaded turns by one each round (a fixed order favoured
+some positions by a few percent).
 """
 
 from __future__ import annotations

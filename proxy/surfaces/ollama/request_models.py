@@ -47,6 +47,9 @@ class OllamaMessage:
     thinking: str | None = None
     tool_calls: list[JsonObject] | None = None
     tool_name: str | None = None
+    # Not in Ollama's docs, which ignores it, but LangChain's ChatOllama and the AI SDK's
+    # Ollama providers send the id of the call a tool result answers.
+    tool_call_id: str | None = None
 
 
 @frozen
@@ -215,7 +218,7 @@ def _messages(messages: list[OllamaMessage]) -> tuple[Message, ...]:
     for i, m in enumerate(messages):
         where = f"$.messages[{i}]"
         if m.role == "tool":
-            translated.append(tool_result(turns, m.content, m.tool_name, where))
+            translated.append(tool_result(turns, m.content, m.tool_name, m.tool_call_id, where))
             continue
         translated.append(Message(role=m.role, content=m.content, images=message_images(m.images, f"{where}.images"),
                                   tool_calls=turns.calls(m.tool_calls, f"{where}.tool_calls")))

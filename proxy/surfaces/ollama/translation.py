@@ -6,7 +6,9 @@ sends them with the one translation it has (backends/openai_chat.py).
 - an assistant message's `tool_calls` (arguments as an object, usually without an id) ->
   calls with their arguments as JSON text and an id made for each (stable: a hash of its
   place, name and arguments); a `role: "tool"` message -> a tool result answering the
-  earliest unanswered call of its `tool_name` (or the earliest unanswered one);
+  call its `tool_call_id` names (sent by LangChain and the AI SDK's Ollama providers,
+  ignored by Ollama), else the earliest unanswered call of its `tool_name` (or the
+  earliest unanswered one);
 - `format`: "json" -> JSON mode, a schema object -> structured output with that schema;
 - `images` (bare base64) -> data: URLs of the media type their bytes show;
 - `think`: true -> reasoning effort "medium" (OpenAI's default), "low"/"medium"/"high" ->
@@ -128,9 +130,12 @@ class ToolTurns:
         self.pending += calls
         return tuple(calls)
 
-    def answered(self, tool_name: str | None, where: str) -> ToolCall:
-        """The call a tool result answers: the earliest unanswered one of that name."""
-        call = next((c for c in self.pending if tool_name in (None, c.name)), None)
+    def answered(self, tool_name: str | None, tool_call_id: str | None, where: str) -> ToolCall:
+        """The call a tool result answers: the one with its id when it names one the
+        conversation has, else the earliest unanswered one of that name."""
+        call = next((c for c in self.pending if c.id == tool_call_id), None) if tool_call_id else None
+        if call is None:
+            call = next((c for c in self.pending if tool_name in (None, c.name)), None)
         if call is None:
             raise Untranslatable("a tool result must answer an earlier assistant tool call of that name "
                                  "for chat completions", where)
@@ -138,6 +143,7 @@ class ToolTurns:
         return call
 
 
-def tool_result(turns: ToolTurns, content: str, tool_name: str | None, where: str) -> Message:
-    call = turns.answered(tool_name, where)
+def tool_result(turns: ToolTurns, content: str, tool_name: str | None, tool_call_id: str | None,
+                where: str) -> Message:
+    call = turns.answered(tool_name, tool_call_id, where)
     return Message(role="tool", content=content, tool_call_id=call.id, tool_name=call.name)

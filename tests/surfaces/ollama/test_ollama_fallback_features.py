@@ -181,7 +181,9 @@ async def test_chat_ollama_bound_tools_round_trip(chat_ollama: Any, openai: Runn
     assert (call["name"], call["args"]) == ("weather", {"city": "Paris"})
     answered = await model.ainvoke([question, called, ToolMessage("22 degrees", tool_call_id=call["id"])])
     assert answered.content == "The tool said: 22 degrees"
-    assert sent(openai)["messages"][2]["role"] == "tool"
+    # The `ollama` client under ChatOllama drops LangChain's ids: the result is tied to the call by name.
+    asked, answer = sent(openai)["messages"][1:3]
+    assert (answer["role"], answer["tool_call_id"]) == ("tool", asked["tool_calls"][0]["id"])
 
 
 async def test_chat_ollama_structured_output_and_reasoning(chat_ollama: Any, openai: RunningUpstream) -> None:
@@ -219,3 +221,22 @@ async def test_tool_call_arguments_that_are_not_an_object_end_the_answer_with_an
     assert response.status == (200 if stream else 502)
     assert lines[-1] == {"error": "the arguments of a call of 'weather' are not a JSON object"}
     assert not any(line.get("done") for line in lines)
+
+
+async def test_a_tool_result_answers_the_call_its_tool_call_id_names(gateway: TestClient,
+                                                                    openai: RunningUpstream) -> None:
+    """LangChain and the AI SDK's Ollama providers send the id of the call a result answers
+    (Ollama ignores it); two calls of one tool answered out of order stay tied to theirs."""
+    calls = [{"id": "call-paris", "function": {"name": "weather", "arguments": {"city": "Paris"}}},
+             {"id": "call-oslo", "function": {"name": "weather", "arguments": {"city": "Oslo"}}}]
+    response = await gateway.post("/api/chat", headers=AUTH, json={
+        "model": "gpt-test", "stream": False, "tools": [WEATHER], "messages": [
+            {"role": "user", "content": "Weather in Paris and Oslo?"},
+            {"role": "assistant", "content": "", "tool_calls": calls},
+            {"role": "tool", "content": "-3 degrees", "tool_name": "weather", "tool_call_id": "call-oslo"},
+            {"role": "tool", "content": "22 degrees", "tool_name": "weather", "tool_call_id": "call-paris"}]})
+    assert response.status == 200, await response.text()
+    *_, oslo, paris = sent(openai)["messages"]
+    assert (oslo["tool_call_id"], oslo["content"]) == ("call-oslo", "-3 degrees")
+    assert (paris["tool_call_id"], paris["content"]) == ("call-paris", "22 degrees")
+    assert [c["id"] for c in sent(openai)["messages"][1]["tool_calls"]] == ["call-paris", "call-oslo"]
