@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from proxy.errors import BadUpstreamResponse, UpstreamTimeout
-from proxy.llm import ChatResult, ReasoningDelta, StreamEnd, StreamItem, ToolCall, ToolCallDelta
+from proxy.llm import ChatResult, LoggedText, ReasoningDelta, StreamEnd, StreamItem, ToolCall, ToolCallDelta
 from proxy.settings.config import Timeouts
 
 In = TypeVar("In", contravariant=True)
@@ -104,6 +104,7 @@ class Answer:
         self.tokens: list[str] = []
         self.thinking: list[str] = []
         self.calls: dict[int, list[str]] = {}  # index -> [id, name, argument pieces...]
+        self.logprobs: list[Any] = []  # the entries of every LoggedText, in order
 
     def empty(self) -> bool:
         return not (self.tokens or self.thinking or self.calls)
@@ -113,6 +114,9 @@ class Answer:
             self.tokens.append(item)
         elif isinstance(item, StreamEnd):
             return self.result(item)
+        elif isinstance(item, LoggedText):
+            self.tokens.append(item.text)
+            self.logprobs += item.logprobs
         elif isinstance(item, ReasoningDelta):
             self.thinking.append(item.text)
         elif isinstance(item, ToolCallDelta):
@@ -126,4 +130,5 @@ class Answer:
         calls = tuple(ToolCall(id=call[0], name=call[1], arguments="".join(call[2:]))
                       for _, call in sorted(self.calls.items()))
         return ChatResult(output="".join(self.tokens), usage=end.usage, finish_reason=end.finish_reason,
-                          tool_calls=calls, reasoning="".join(self.thinking))
+                          tool_calls=calls, reasoning="".join(self.thinking),
+                          logprobs={"content": self.logprobs, "refusal": None} if self.logprobs else None)
