@@ -24,6 +24,8 @@ CONSTRAINED: dict[object, Schema] = {
     oll.Think: {"anyOf": [{"type": "boolean"}, {"enum": ["low", "medium", "high"]}]},
     oll.KeepAlive: {"anyOf": [{"type": "string"}, {"type": "number"}]},
     oll.JsonObject: {"type": "object"},
+    oll.Ignored: {"description": "Not Ollama's field: accepted because a client sends it, and ignored, as "
+                                 "Ollama ignores it (put sampling settings in `options`)."},
 }
 
 _DURATIONS = {name: {"type": "integer", "description": "nanoseconds"} for name in (
