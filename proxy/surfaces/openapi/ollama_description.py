@@ -55,7 +55,8 @@ SCHEMAS: dict[str, Schema] = {
     "OllamaEmbedAnswer": {"type": "object", "required": ["model", "embeddings"], "properties": {
         "model": {"type": "string"}, "embeddings": {"type": "array", "items": {"type": "array",
                                                                                 "items": {"type": "number"}}},
-        "total_duration": _DURATIONS["total_duration"], "prompt_eval_count": {"type": "integer"}}},
+        "total_duration": _DURATIONS["total_duration"], "load_duration": _DURATIONS["load_duration"],
+        "prompt_eval_count": {"type": "integer"}}},
     "OllamaEmbedding": {"type": "object", "required": ["embedding"], "properties": {
         "embedding": {"type": "array", "items": {"type": "number"}}}},
     "OllamaModels": {"type": "object", "required": ["models"], "properties": {
