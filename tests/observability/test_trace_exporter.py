@@ -142,6 +142,19 @@ async def test_a_dead_exporter_costs_spans_never_requests_and_is_started_again(
         assert not any(s.attributes.get("gateway.request_id") == "while-dead-1" for s in spans.spans)
 
 
+async def test_the_exporter_runs_below_the_gateways_priority(
+    ollama: RunningUpstream, receiver: tuple[OtlpReceiver, TestServer], session: aiohttp.ClientSession,
+) -> None:
+    """Sharing a core with the gateway, the exporter yields to the requests (nice +10)."""
+    spans, server = receiver
+    async with running_gateway(traced_env(ollama, server)) as gateway:
+        await chat(session, gateway, "niced-1")
+        await spans.trace_of("niced-1", 2)  # exported: the exporter is past its start
+        exporter = await the_exporter(gateway)
+        gateway_niceness = os.getpriority(os.PRIO_PROCESS, gateway.process.pid)
+        assert os.getpriority(os.PRIO_PROCESS, exporter) == min(gateway_niceness + 10, 19)
+
+
 async def test_a_stuck_exporter_fills_the_queue_and_further_spans_are_dropped_and_counted(
     ollama: RunningUpstream, receiver: tuple[OtlpReceiver, TestServer], session: aiohttp.ClientSession,
 ) -> None:
