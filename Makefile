@@ -8,7 +8,8 @@ PY := $(VENV)/bin/python
 # client process, and its dependencies stay out of the gateway's.
 SDK_VENV ?= .venv-sdk
 OCTOMIL_VERSION ?= 4.17.42
-# Node clients the tests drive (the Vercel AI SDK), pinned by tests/support/node/package-lock.json.
+# Node clients the tests drive (the Vercel AI SDK and its OpenAI and Ollama providers, and
+# ollama-js), pinned by tests/support/node/package-lock.json.
 NODE_CLIENTS := tests/support/node
 
 .PHONY: install run test lint docs bench bench-quick bench-profile bench-tools clean

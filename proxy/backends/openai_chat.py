@@ -124,7 +124,7 @@ def delta_items(delta: dict[str, Any], fields: Fields, started: set[int], logpro
     if thought:
         items.append(ReasoningDelta(thought))
     token = fields.text(delta.get("content"), "content")
-    logged = token_logprobs(logprobs, fields)
+    logged = token_logprobs(logprobs, fields) if logprobs is not None else ()  # None: not asked for
     if logged:
         items.append(LoggedText(token, logged))
     elif token:

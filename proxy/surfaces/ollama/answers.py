@@ -6,7 +6,8 @@ What Ollama sends (docs/api.md, and the recorded streams in tests/data): each st
 `prompt_eval_count`, `eval_count` and durations in nanoseconds. Of the durations, the
 gateway knows `total_duration` (from the request's arrival to the end of the answer) and,
 for a stream, `eval_duration` (from its first token to its end); the others (load and
-prompt evaluation) happen inside the upstream and are left out rather than made up.
+prompt evaluation) happen inside the upstream and are left out rather than made up, but
+for an embed answer's `load_duration` (embed_answer says why).
 """
 
 from __future__ import annotations
@@ -122,8 +123,11 @@ def _tool_call(call: ToolCall) -> dict[str, Any]:
 
 
 def embed_answer(model: str, result: EmbedResult, started: float) -> dict[str, Any]:
+    # Ollama's embed answer always has `load_duration`, and the AI SDK's Ollama provider
+    # refuses one without it. The gateway loaded nothing: 0, and whatever the upstream
+    # spent is inside `total_duration`.
     return {"model": model, "embeddings": list(result.vectors), "total_duration": _ns_since(started),
-            "prompt_eval_count": result.prompt_tokens}
+            "load_duration": 0, "prompt_eval_count": result.prompt_tokens}
 
 
 def legacy_embedding_answer(result: EmbedResult) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 converter, and their translation for backends that do not speak it.
 
 Every field Ollama documents is accepted and passed to an Ollama backend as the client sent
-it; an unknown field is a 400 naming it, as everywhere in the gateway. Only the fields the
+it; an unknown field is a 400 naming it, as everywhere in the gateway. The exceptions are the
+few undocumented fields widely used clients send and Ollama ignores (`Ignored` below): they
+are accepted, passed through untouched, and have no effect on either backend, as on Ollama. Only the fields the
 gateway reads or translates are type-checked beyond JSON (`options` values included, with
 their path: "expected a number @ $.options.temperature"); the rest is Ollama's to judge.
 
@@ -37,6 +39,7 @@ Format = NewType("Format", object)  # "json" or a JSON schema
 Think = NewType("Think", object)  # true/false, or "low", "medium", "high"
 KeepAlive = NewType("KeepAlive", object)  # "5m", seconds, or -1
 JsonObject = NewType("JsonObject", object)
+Ignored = NewType("Ignored", object)  # any JSON value: Ollama ignores the field, and so does the gateway
 
 
 @frozen
@@ -66,6 +69,13 @@ class ChatBody:
     shift: bool | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
+    # Not Ollama's: the AI SDK's Ollama provider (npm ollama-ai-provider-v2) sends its
+    # settings here, and `tool_choice` with every tool, where Ollama (which reads sampling
+    # settings from `options` only) ignores them. Refusing them would break that client.
+    temperature: Ignored | None = None
+    top_p: Ignored | None = None
+    max_output_tokens: Ignored | None = None
+    tool_choice: Ignored | None = None
 
 
 @frozen
@@ -133,7 +143,12 @@ def _json_object(v: object, _: object) -> object:
     raise FieldError("expected an object")
 
 
-for _type, _hook in [(Format, _format), (Think, _think), (KeepAlive, _keep_alive), (JsonObject, _json_object)]:
+def _ignored(v: object, _: object) -> object:
+    return v
+
+
+for _type, _hook in [(Format, _format), (Think, _think), (KeepAlive, _keep_alive), (JsonObject, _json_object),
+                     (Ignored, _ignored)]:
     CONVERTER.register_structure_hook(_type, _hook)
 
 # The options the gateway translates, and the JSON type each must have.

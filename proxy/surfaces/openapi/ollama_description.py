@@ -24,6 +24,8 @@ CONSTRAINED: dict[object, Schema] = {
     oll.Think: {"anyOf": [{"type": "boolean"}, {"enum": ["low", "medium", "high"]}]},
     oll.KeepAlive: {"anyOf": [{"type": "string"}, {"type": "number"}]},
     oll.JsonObject: {"type": "object"},
+    oll.Ignored: {"description": "Not Ollama's field: accepted because a client sends it, and ignored, as "
+                                 "Ollama ignores it (put sampling settings in `options`)."},
 }
 
 _DURATIONS = {name: {"type": "integer", "description": "nanoseconds"} for name in (
@@ -58,7 +60,8 @@ SCHEMAS: dict[str, Schema] = {
     "OllamaEmbedAnswer": {"type": "object", "required": ["model", "embeddings"], "properties": {
         "model": {"type": "string"}, "embeddings": {"type": "array", "items": {"type": "array",
                                                                                 "items": {"type": "number"}}},
-        "total_duration": _DURATIONS["total_duration"], "prompt_eval_count": {"type": "integer"}}},
+        "total_duration": _DURATIONS["total_duration"], "load_duration": _DURATIONS["load_duration"],
+        "prompt_eval_count": {"type": "integer"}}},
     "OllamaEmbedding": {"type": "object", "required": ["embedding"], "properties": {
         "embedding": {"type": "array", "items": {"type": "number"}}}},
     "OllamaModels": {"type": "object", "required": ["models"], "properties": {

@@ -8,34 +8,20 @@ talking HTTP to the gateway like any deployed application.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.support.app import TOKEN, GatewayFactory, RunningUpstream
-from tests.support.paths import ROOT
+from tests.support.node_clients import needs_package, run_node
 from tests.support.upstreams.openai import TOKENS
 
-NODE_CLIENTS = ROOT / "tests" / "support" / "node"
-
-pytestmark = pytest.mark.skipif(not (NODE_CLIENTS / "node_modules" / "ai").is_dir(),
-                                reason="tests/support/node packages are not installed (make test runs npm ci)")
+pytestmark = needs_package("ai")
 
 
 async def ai_sdk(gateway: TestClient, model: str, script: str = "ai_sdk_client.mjs") -> dict[str, Any]:
-    process = await asyncio.create_subprocess_exec(
-        "node", str(NODE_CLIENTS / script), str(gateway.make_url("/v1")), TOKEN, model,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={"PATH": os.environ["PATH"]}, cwd=NODE_CLIENTS,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode == 0, stderr.decode()
-    result: dict[str, Any] = json.loads(stdout)
-    return result
+    return await run_node(script, str(gateway.make_url("/v1")), TOKEN, model)
 
 
 STREAM_PARTS = ["start", "start-step", "text-start", "text-delta", "text-end", "finish-step", "finish"]
