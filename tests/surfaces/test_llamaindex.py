@@ -6,7 +6,7 @@ OpenAI test server through the fallback; the upstreams' recorders show what Llam
 
 LlamaIndex's sync methods run in a worker thread: the gateway serves on this test's event loop. The
 NLTK and tiktoken data LlamaIndex uses ship inside llama-index-core, so these tests need no network
-beyond loopback (the index test below splits text with that tiktoken encoding)."""
+beyond loopback (the chat engine's memory counts tokens with that tiktoken encoding)."""
 
 from __future__ import annotations
 
@@ -20,12 +20,14 @@ import openai as openai_client
 import pytest
 from aiohttp.test_utils import TestClient
 from attrs import Factory, frozen
-from llama_index.core import Document, VectorStoreIndex
+from llama_index.core.chat_engine import SimpleChatEngine
 from llama_index.core.llms import ChatMessage
+from llama_index.core.memory import Memory
 from llama_index.embeddings.ollama import OllamaEmbedding
 from llama_index.embeddings.openai_like import OpenAILikeEmbedding
 from llama_index.llms.ollama import Ollama
 from llama_index.llms.openai_like import OpenAILike
+from sqlalchemy.ext.asyncio import create_async_engine
 from yarl import URL
 
 from tests.support.app import AUTH, TOKEN, GatewayFactory, RunningUpstream
@@ -63,10 +65,8 @@ class Served:
                           max_tokens=32, max_retries=0, http_client=self.http, async_http_client=self.ahttp,
                           **options)
 
-    def openai_like_embedding(
-        self, *, token: str = TOKEN, model: str = "nomic-embed-text", **options: Any,
-    ) -> OpenAILikeEmbedding:
-        return OpenAILikeEmbedding(model_name=model, api_base=str(self.gateway.make_url("/v1")),
+    def openai_like_embedding(self, *, token: str = TOKEN, **options: Any) -> OpenAILikeEmbedding:
+        return OpenAILikeEmbedding(model_name="nomic-embed-text", api_base=str(self.gateway.make_url("/v1")),
                                    api_key=token, max_retries=0, http_client=self.http,
                                    async_http_client=self.ahttp, **options)
 
@@ -200,15 +200,15 @@ async def test_ollama_llm_chat(served: Served) -> None:
         assert (reply.message.role, reply.message.content) == ("assistant", expected)
         assert reply.raw is not None and (reply.raw["usage"]["prompt_tokens"],
                                           reply.raw["usage"]["completion_tokens"]) == usage
-    shown = served.ollama.recorder.bodies("/api/show") if served.by == "ollama" else []
     sent = served.upstream_bodies("/api/chat", "/v1/chat/completions")
     if served.by == "ollama":
-        assert shown == [{"model": "gemma3:1b"}]
+        assert served.ollama.recorder.bodies("/api/show") == [{"model": "gemma3:1b"}]
         # Ollama's own show names gemma3's context length, 8192: LlamaIndex sends it as num_ctx.
         assert [(b["messages"], b["options"]) for b in sent] == [
             (SENT_MESSAGES, {"temperature": 0.2, "num_ctx": 8192}),
             (SENT_MESSAGES, {"temperature": 0.2, "num_ctx": 4096})]
-    else:  # the gateway's own /api/show answered for the fallback's model; num_ctx has no OpenAI field
+    else:  # the gateway answered /api/show for a model the fallback lists; num_ctx has no OpenAI field
+        assert "/v1/models" in served.openai.recorder.paths()
         assert sent == [{"model": "gpt-test", "messages": SENT_MESSAGES, "temperature": 0.2, "stream": True,
                          "stream_options": {"include_usage": True}}] * 2
 
@@ -240,32 +240,25 @@ async def test_ollama_embedding(served: Served) -> None:
         assert vectors == [[3.0, 0.0, 0.5], [5.0, 1.0, 0.5]]
 
 
-async def test_a_query_engine_answers_from_an_index_built_through_the_gateway(
-    gateway: TestClient, ollama: RunningUpstream, openai: RunningUpstream,
-) -> None:
-    """What LlamaIndex is for: documents embedded through /v1/embeddings into an index, the nearest
-    retrieved for a question, and the chat model asked with it as context. The embedding model is
-    one Ollama lacks, so the OpenAI test server's vectors (from the texts) make the nearest known;
-    Ollama answers the chat."""
-    served = Served("ollama", gateway, ollama, openai)
-    documents = [Document(text="Paris is the capital of France."), Document(text="Bern is in Switzerland.")]
+async def test_a_chat_engine_sends_the_conversation_so_far(served: Served) -> None:
+    """LlamaIndex's chat engine keeps the conversation in its memory, measured with the tiktoken
+    encoding that ships in llama-index-core, and sends it whole with each new question. The memory's
+    database is its default (SQLite in memory), made here so that the test can close it."""
+    database = create_async_engine("sqlite+aiosqlite:///:memory:")
     try:
-        # Building an index is sync in LlamaIndex, its embedding calls included.
-        index = await in_thread(lambda: VectorStoreIndex.from_documents(
-            documents, embed_model=served.openai_like_embedding(model="missing-here")))
-        engine = index.as_query_engine(llm=served.openai_like(is_chat_model=True), similarity_top_k=1)
-        answer = await engine.aquery("What is the capital of France?")
+        engine = SimpleChatEngine.from_defaults(llm=served.openai_like(is_chat_model=True),
+                                                memory=Memory.from_defaults(async_engine=database))
+        first = await engine.achat("2+2?")
+        second = await engine.achat("And 3+3?")
     finally:
-        await served.close()
-    assert str(answer) == CHATTED
-    (source,) = answer.source_nodes
-    assert source.node.get_content() == "Paris is the capital of France."
-    assert [b["input"] for b in openai.recorder.bodies("/v1/embeddings")] == [
-        [d.text for d in documents], ["What is the capital of France?"]]
-    (asked,) = ollama.recorder.bodies("/api/chat")
-    prompt = asked["messages"][-1]["content"]  # LlamaIndex's question-answering template, filled in
-    assert "Paris is the capital of France." in prompt and "What is the capital of France?" in prompt
-    assert "Bern" not in prompt
+        await database.dispose()
+    expected = CHATTED if served.by == "ollama" else FALLBACK_TEXT
+    assert str(first) == str(second) == expected
+    sent = served.upstream_bodies("/api/chat", "/v1/chat/completions")
+    assert [b["messages"] for b in sent] == [
+        [{"role": "user", "content": "2+2?"}],
+        [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": expected},
+         {"role": "user", "content": "And 3+3?"}]]
 
 
 async def test_a_wrong_token_raises_the_gateways_401_in_each_client(
