@@ -167,3 +167,21 @@ async def test_an_sse_event_that_never_ends_is_refused_not_buffered(
     assert body[0]["token"] == "Hel"
     assert body[-1]["error"]["code"] == "bad_upstream_response"
     assert "larger than" in body[-1]["error"]["message"]
+
+
+
+async def test_a_line_dripped_a_byte_at_a_time_is_cut_at_the_idle_budget(
+    make_gateway: GatewayFactory, scripted: ScriptedUpstream, scripted_url: str,
+) -> None:
+    # Bytes keep coming (so the socket's own read timer never fires) but the SSE line they
+    # make never ends: the wait for it is a silence, cut at the idle budget. The first
+    # event comes 0.3 s after the headers, so the wait for the next line begins well after
+    # the stream's one timer was armed, and the timer has to move to that wait's end.
+    drip = [b"x"] * 30  # 30 bytes 0.2 s apart: 6 s, far beyond the 1 s budget
+    scripted.answers["/v1/chat/completions"] = Answer(content_type="text/event-stream", gap=0.3, chunks=[
+        b": opening comment\n\n", b'data: {"choices":[{"delta":{"content":"Hel"}}]}\n\n', *drip])
+    gateway = await make_gateway(openai_endpoint=f"{scripted_url}/v1", idle_timeout=1)
+    body = events(await (await gateway.post(STREAM, json=ASK)).read())
+    assert body[0]["token"] == "Hel"
+    assert body[-1]["error"]["code"] == "request_timeout", body[-1]["error"]
+    assert "silent for 1 s (PROXY_IDLE_TIMEOUT)" in body[-1]["error"]["message"]
