@@ -20,6 +20,7 @@ import contextlib
 from collections.abc import AsyncGenerator
 from typing import Protocol, TypeVar
 
+from proxy.backends.bounded_reads import MAX_ANSWER_BODY
 from proxy.errors import BadUpstreamResponse, UpstreamTimeout
 from proxy.llm import ChatResult, ReasoningDelta, StreamEnd, StreamItem, ToolCall, ToolCallDelta
 from proxy.settings.config import Timeouts
@@ -54,6 +55,22 @@ def now() -> float:
     return asyncio.get_running_loop().time()
 
 
+class AnswerTooLarge(BadUpstreamResponse):
+    """A collector's answer has outgrown MAX_ANSWER_BODY characters: each line of a stream
+    is capped (wire.MAX_LINE), the lines' sum is capped here, as a body read whole is
+    (bounded_reads.read_capped). Raised where the backend is not known (collect() names it)."""
+
+    def __init__(self, backend: str = "") -> None:
+        super().__init__(f"answer larger than {MAX_ANSWER_BODY} characters", backend=backend)
+
+
+def within_cap(size: int) -> int:
+    """`size`, the characters a collector holds so far, unless it is over the cap."""
+    if size > MAX_ANSWER_BODY:
+        raise AnswerTooLarge
+    return size
+
+
 class Collector(Protocol[In, Out]):
     """What a stream's items add up to, item by item."""
 
@@ -86,6 +103,8 @@ async def collect(
         if not timers.timer.expired():
             raise  # the stream's own timers (connect, silence): translated where the body is read
         raise timers.expired(exc, any_token=not collector.empty()) from exc
+    except AnswerTooLarge:
+        raise AnswerTooLarge(backend) from None
     raise BadUpstreamResponse("the answer ended without its final message", backend=backend)
 
 
@@ -104,6 +123,7 @@ class Answer:
         self.tokens: list[str] = []
         self.thinking: list[str] = []
         self.calls: dict[int, list[str]] = {}  # index -> [id, name, argument pieces...]
+        self.size = 0  # characters held, held to MAX_ANSWER_BODY
 
     def empty(self) -> bool:
         return not (self.tokens or self.thinking or self.calls)
@@ -111,15 +131,18 @@ class Answer:
     def add(self, item: StreamItem) -> ChatResult | None:
         if isinstance(item, str):  # the usual item: text
             self.tokens.append(item)
+            self.size = within_cap(self.size + len(item))
         elif isinstance(item, StreamEnd):
             return self.result(item)
         elif isinstance(item, ReasoningDelta):
             self.thinking.append(item.text)
+            self.size = within_cap(self.size + len(item.text))
         elif isinstance(item, ToolCallDelta):
             call = self.calls.setdefault(item.index, ["", ""])
             call[0] = call[0] or (item.id or "")
             call[1] = call[1] or (item.name or "")
             call.append(item.arguments)
+            self.size = within_cap(self.size + len(item.arguments) + len(call[0]) + len(call[1]))
         return None
 
     def result(self, end: StreamEnd) -> ChatResult:
