@@ -214,6 +214,17 @@ class ReasoningDelta:
 
 
 @frozen
+class LoggedText:
+    """A piece of the answer's text with the log probabilities of its tokens, when the
+    request asked for logprobs: OpenAI's `logprobs.content` entries of one chunk (`token`,
+    `logprob`, `bytes`, `top_logprobs`), as the upstream sent them. Ollama's own `logprobs`
+    entries have the same fields."""
+
+    text: str
+    logprobs: tuple[Any, ...]
+
+
+@frozen
 class ToolCallDelta:
     """A piece of tool call `index`: its id and name come first (once), then pieces of
     its arguments' JSON text. An upstream that sends a call whole sends one delta."""
@@ -224,10 +235,10 @@ class ToolCallDelta:
     arguments: str = ""
 
 
-# A stream yields tokens (str), reasoning and tool-call pieces as they come, then exactly
-# one StreamEnd; anything else (a cut, an error event) surfaces as an UpstreamError raised
-# by the iterator.
-StreamItem = str | ReasoningDelta | ToolCallDelta | StreamEnd
+# A stream yields tokens (str, or LoggedText when logprobs were asked for), reasoning and
+# tool-call pieces as they come, then exactly one StreamEnd; anything else (a cut, an error
+# event) surfaces as an UpstreamError raised by the iterator.
+StreamItem = str | LoggedText | ReasoningDelta | ToolCallDelta | StreamEnd
 
 
 @frozen

@@ -18,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
+
+import orjson
 
 from proxy.backends.bounded_reads import MAX_ANSWER_BODY
 from proxy.errors import BadUpstreamResponse, UpstreamTimeout
-from proxy.llm import ChatResult, ReasoningDelta, StreamEnd, StreamItem, ToolCall, ToolCallDelta
+from proxy.llm import ChatResult, LoggedText, ReasoningDelta, StreamEnd, StreamItem, ToolCall, ToolCallDelta
 from proxy.settings.config import Timeouts
 
 In = TypeVar("In", contravariant=True)
@@ -123,6 +125,7 @@ class Answer:
         self.tokens: list[str] = []
         self.thinking: list[str] = []
         self.calls: dict[int, list[str]] = {}  # index -> [id, name, argument pieces...]
+        self.logprobs: list[Any] = []  # the entries of every LoggedText, in order
         self.size = 0  # characters held, held to MAX_ANSWER_BODY
 
     def empty(self) -> bool:
@@ -134,6 +137,11 @@ class Answer:
             self.size = within_cap(self.size + len(item))
         elif isinstance(item, StreamEnd):
             return self.result(item)
+        elif isinstance(item, LoggedText):
+            self.tokens.append(item.text)
+            self.logprobs += item.logprobs
+            # Asked for only now and then: its entries measured as the JSON they came as.
+            self.size = within_cap(self.size + len(item.text) + len(orjson.dumps(item.logprobs)))
         elif isinstance(item, ReasoningDelta):
             self.thinking.append(item.text)
             self.size = within_cap(self.size + len(item.text))
@@ -149,4 +157,5 @@ class Answer:
         calls = tuple(ToolCall(id=call[0], name=call[1], arguments="".join(call[2:]))
                       for _, call in sorted(self.calls.items()))
         return ChatResult(output="".join(self.tokens), usage=end.usage, finish_reason=end.finish_reason,
-                          tool_calls=calls, reasoning="".join(self.thinking))
+                          tool_calls=calls, reasoning="".join(self.thinking),
+                          logprobs={"content": self.logprobs, "refusal": None} if self.logprobs else None)

@@ -33,7 +33,6 @@ from proxy.errors import (
 )
 from proxy.llm import (
     ChatRequest,
-    ChatResult,
     CompletionRequest,
     EmbedRequest,
     EmbedResult,
@@ -85,7 +84,8 @@ def _usage(data: dict[str, Any], fields: Fields) -> Usage | None:
 
 
 def _chat_choice_items(choice: dict[str, Any], fields: Fields, started_calls: set[int]) -> Iterable[StreamItem]:
-    return openai_chat.delta_items(fields.object(choice.get("delta"), "delta"), fields, started_calls)
+    return openai_chat.delta_items(fields.object(choice.get("delta"), "delta"), fields, started_calls,
+                                   choice.get("logprobs"))
 
 
 def _completion_choice_items(choice: dict[str, Any], fields: Fields, _: set[int]) -> Iterable[StreamItem]:
@@ -110,33 +110,6 @@ class OpenAIBackend(HttpBackend):
             message, _ = _error_fields(data)
             raise UpstreamUnavailable(f"error from the model: {relayed_message(message, 200)}", backend=self.name)
         return data
-
-    async def chat(self, request: ChatRequest) -> ChatResult:
-        """Read as a stream and assembled (base.py), except when logprobs are asked for: a
-        stream's chunks carry them piecemeal, so that answer is asked for whole."""
-        if not request.logprobs:
-            return await HttpBackend.chat(self, request)
-        return await self._whole_chat(request)
-
-    async def _whole_chat(self, request: ChatRequest) -> ChatResult:
-        fields = self.fields
-        body = openai_chat.chat_body(request, stream=False)
-        answer = self._checked(await self.post_json("/chat/completions", body))
-        choices = fields.items(answer.get("choices"), "choices")
-        if not choices:
-            raise fields.bad("an answer without choices")
-        choice = fields.object(choices[0], "a choice")
-        message = fields.object(choice.get("message"), "message")
-        calls = openai_chat.tool_calls(message, fields)
-        finish_reason = fields.optional_text(choice.get("finish_reason"), "finish_reason")
-        return ChatResult(
-            output=fields.text(message.get("content"), "content"),
-            usage=_usage(answer, fields),
-            finish_reason="tool_calls" if calls else finish_reason,
-            tool_calls=tuple(calls),
-            reasoning=openai_chat.reasoning(message, fields),
-            logprobs=choice.get("logprobs") if request.logprobs else None,
-        )
 
     def stream(self, request: ChatRequest, *, cold: bool = False) -> AsyncGenerator[StreamItem, None]:
         body = openai_chat.chat_body(request, stream=True)

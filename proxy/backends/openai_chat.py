@@ -20,6 +20,7 @@ from proxy.backends.base import Fields, call_id
 from proxy.llm import (
     ChatRequest,
     CompletionRequest,
+    LoggedText,
     Message,
     Parameters,
     ReasoningDelta,
@@ -111,8 +112,9 @@ def reasoning(message: dict[str, Any], fields: Fields) -> str:
     return fields.text(message.get("reasoning_content") or message.get("reasoning"), "reasoning_content")
 
 
-def delta_items(delta: dict[str, Any], fields: Fields, started: set[int]) -> list[StreamItem]:
-    """What one chunk's delta carries: thinking, text, pieces of tool calls.
+def delta_items(delta: dict[str, Any], fields: Fields, started: set[int], logprobs: Any = None) -> list[StreamItem]:
+    """What one chunk's delta carries: thinking, text (with the chunk's `logprobs`, when it
+    has them), pieces of tool calls.
 
     A call's id and name are passed on with its first piece only (`started` holds the
     indexes seen): some servers repeat them on every piece, which clients that concatenate
@@ -122,7 +124,10 @@ def delta_items(delta: dict[str, Any], fields: Fields, started: set[int]) -> lis
     if thought:
         items.append(ReasoningDelta(thought))
     token = fields.text(delta.get("content"), "content")
-    if token:
+    logged = token_logprobs(logprobs, fields)
+    if logged:
+        items.append(LoggedText(token, logged))
+    elif token:
         items.append(token)
     for raw in fields.items(delta.get("tool_calls"), "tool_calls"):
         piece = fields.object(raw, "a tool call")
@@ -137,3 +142,12 @@ def delta_items(delta: dict[str, Any], fields: Fields, started: set[int]) -> lis
         given = fields.optional_text(piece.get("id"), "a tool call's id")
         items.append(ToolCallDelta(index=index, id=given or call_id(index, name, ""), name=name, arguments=arguments))
     return items
+
+
+def token_logprobs(logprobs: Any, fields: Fields) -> tuple[dict[str, Any], ...]:
+    """The entries of a choice's `logprobs.content` (null, or absent, when not asked for),
+    each an object as the upstream sent it."""
+    if logprobs is None:
+        return ()
+    content = fields.object(logprobs, "logprobs").get("content")
+    return tuple(fields.object(entry, "a logprobs entry") for entry in fields.items(content, "logprobs.content"))

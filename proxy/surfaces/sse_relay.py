@@ -27,7 +27,7 @@ from aiohttp import web
 from proxy.app_keys import SETTINGS
 from proxy.edge.request_keys import OUTCOME, REQUEST_ID
 from proxy.errors import GatewayError, ShuttingDown, UpstreamError
-from proxy.llm import GenerationRequest, ReasoningDelta, StreamEnd, StreamItem, ToolCallDelta
+from proxy.llm import GenerationRequest, LoggedText, ReasoningDelta, StreamEnd, StreamItem, ToolCallDelta
 from proxy.serving.service import ServedStream
 from proxy.surfaces.caller import caller_of, service_of
 from proxy.surfaces.event_stream import EventStream
@@ -44,6 +44,9 @@ class StreamEvents(Protocol):
         """Events before the first token."""
 
     def token(self, text: str) -> str: ...
+
+    def logged(self, item: LoggedText) -> str:
+        """A token with its log probabilities (asked for): the token alone where the dialect has no place for them."""
 
     def reasoning(self, delta: ReasoningDelta) -> list[str]:
         """A piece of the model's thinking: its own events, or none where the dialect keeps it out."""
@@ -106,6 +109,11 @@ async def relay_events(
             if isinstance(item, StreamEnd):
                 await _send_all(send, events.finished(item))
                 return
+            if isinstance(item, LoggedText):
+                await send(events.logged(item))
+                if outcome.first_token_at is None:
+                    outcome.first_token_sent()
+                continue
             sent = events.reasoning(item) if isinstance(item, ReasoningDelta) else events.tool_call(item)
             await _send_all(send, sent)
             if sent:  # a dialect that keeps thinking out has sent nothing yet

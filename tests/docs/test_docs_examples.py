@@ -37,7 +37,7 @@ def test_every_page_marks_its_examples_correctly() -> None:
 def test_the_pages_hold_runnable_examples() -> None:
     """The parser finds what the pages hold (a parser that found nothing would pass every page)."""
     pages = {path.name: read_page(path) for path in PAGES}
-    assert [e.language for e in pages["README.md"].examples if e.phase == "run"] == ["sh", "sh", "python"]
+    assert [e.language for e in pages["README.md"].examples if e.phase == "run"] == ["sh", "sh", "python", "python"]
     assert any(e.output_language == "json" for e in pages["api.md"].examples)
     assert [f.name for f in pages["routing.md"].files] == ["routes.toml"]
     assert sum(e.phase != "skip" for page in pages.values() for e in page.examples) >= 30

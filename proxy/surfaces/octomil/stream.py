@@ -19,7 +19,7 @@ from attrs import define
 from proxy.app_keys import SETTINGS
 from proxy.edge.request_keys import elapsed_ms
 from proxy.errors import GatewayError, UpstreamError
-from proxy.llm import ReasoningDelta, StreamEnd, ToolCallDelta
+from proxy.llm import LoggedText, ReasoningDelta, StreamEnd, ToolCallDelta
 from proxy.surfaces.json_io import read_json
 from proxy.surfaces.octomil.request_models import InferenceBody, chat_request, structure_prompt
 from proxy.surfaces.sse_relay import relay
@@ -47,6 +47,9 @@ class ContractEvents:
     def token(self, text: str) -> str:
         # orjson escapes newlines inside strings, so every event is exactly one data line.
         return orjson.dumps({"token": text, "done": False, "provider": self.provider}).decode()
+
+    def logged(self, item: LoggedText) -> str:
+        return self.token(item.text)  # this dialect has no place for log probabilities
 
     def reasoning(self, delta: ReasoningDelta) -> list[str]:
         # The contract's `token` is the answer only: thinking stays out of it, unless the

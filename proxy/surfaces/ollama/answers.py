@@ -20,7 +20,7 @@ from attrs import define, field
 
 from proxy.backends.assemble import Answer
 from proxy.errors import BadUpstreamResponse
-from proxy.llm import ChatResult, EmbedResult, ReasoningDelta, StreamEnd, StreamItem, ToolCall, Usage
+from proxy.llm import ChatResult, EmbedResult, LoggedText, ReasoningDelta, StreamEnd, StreamItem, ToolCall, Usage
 
 Endpoint = Literal["chat", "generate"]
 
@@ -81,6 +81,8 @@ class OllamaLines:
             self._first_token = time.perf_counter()
         if isinstance(item, str):
             return self._line({**self._part(item), "done": False})
+        if isinstance(item, LoggedText):
+            return self._line({**self._part(item.text), "done": False, "logprobs": list(item.logprobs)})
         if isinstance(item, ReasoningDelta):
             return self._line({**self._part("", item.text), "done": False}) if self.thinking else b""
         self._calls.add(item)
@@ -99,7 +101,13 @@ class OllamaLines:
         return {"model": self.model, "created_at": created_at(),
                 **self._part(result.output, result.reasoning, result.tool_calls), "done": True,
                 "done_reason": _done_reason(result.finish_reason), "total_duration": _ns_since(self.started),
-                **_counts(result.usage)}
+                **_counts(result.usage), **_logprobs(result)}
+
+
+def _logprobs(result: ChatResult) -> dict[str, Any]:
+    """An OpenAI-compatible answer's `logprobs.content` as Ollama's `logprobs` (same entries)."""
+    content = result.logprobs.get("content") if isinstance(result.logprobs, dict) else None
+    return {"logprobs": content} if isinstance(content, list) else {}
 
 
 def _tool_call(call: ToolCall) -> dict[str, Any]:

@@ -232,7 +232,7 @@ def generate_request(raw: dict[str, Any]) -> NativeRequest:
     if body.suffix is not None:
         return _native("/api/generate", raw, body.model, body.stream, _fill_in_the_middle(body),
                        _first(unable, _unable(_NOT_WITH_SUFFIX, system=body.system, images=body.images,
-                                              format=body.format, think=body.think)))
+                                              format=body.format, think=body.think, logprobs=body.logprobs)))
     messages = [Message(role="system", content=body.system)] if body.system else []
     prompt = Message(role="user", content=body.prompt or "")
     chat = ChatRequest(model=body.model, messages=(*messages, prompt), parameters=_parameters(body.options))

@@ -11,6 +11,8 @@ sends them with the one translation it has (backends/openai_chat.py).
   earliest unanswered one);
 - `format`: "json" -> JSON mode, a schema object -> structured output with that schema;
 - `images` (bare base64) -> data: URLs of the media type their bytes show;
+- `logprobs` (and `top_logprobs`, at most 20) -> the same, their entries back in Ollama's
+  `logprobs` (the fields are the same: token, logprob, bytes, top_logprobs);
 - `think`: true -> reasoning effort "medium" (OpenAI's default), "low"/"medium"/"high" ->
   that effort, false -> none asked (a model that thinks anyway has its thinking left out
   of the answer, as Ollama's `think: false` does).
@@ -54,11 +56,25 @@ class Features:
     tools: tuple[Tool, ...] = ()
     response_format: ResponseFormat | None = None
     reasoning_effort: str | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
 
 
 def features(raw: dict[str, Any]) -> Features:
+    logprobs = raw.get("logprobs") is True
     return Features(tools=_tools(raw.get("tools")), response_format=_format(raw.get("format")),
-                    reasoning_effort=_effort(raw.get("think")))
+                    reasoning_effort=_effort(raw.get("think")), logprobs=logprobs or None,
+                    top_logprobs=_top_logprobs(raw.get("top_logprobs")) if logprobs else None)
+
+
+# OpenAI's bounds on `top_logprobs`, which Ollama does not have.
+MAX_TOP_LOGPROBS = 20
+
+
+def _top_logprobs(value: object) -> int | None:
+    if isinstance(value, int) and not 0 <= value <= MAX_TOP_LOGPROBS:
+        raise Untranslatable(f"chat completions take top_logprobs from 0 to {MAX_TOP_LOGPROBS}", "$.top_logprobs")
+    return value if isinstance(value, int) else None
 
 
 def _tools(tools: object) -> tuple[Tool, ...]:

@@ -24,7 +24,7 @@ from attrs import define
 from proxy.app_keys import SETTINGS
 from proxy.edge.request_keys import REQUEST_ID
 from proxy.errors import GatewayError
-from proxy.llm import ChatResult, ReasoningDelta, StreamEnd, ToolCallDelta
+from proxy.llm import ChatResult, LoggedText, ReasoningDelta, StreamEnd, ToolCallDelta
 from proxy.surfaces.caller import caller_of, service_of
 from proxy.surfaces.json_io import json_response, read_json
 from proxy.surfaces.openai.errors import openai_error
@@ -112,6 +112,11 @@ class ChunkEvents:
 
     def token(self, text: str) -> str:
         return orjson.dumps(self._chunk({"content": text})).decode()
+
+    def logged(self, item: LoggedText) -> str:
+        chunk = self._chunk({"content": item.text})
+        chunk["choices"][0]["logprobs"] = {"content": list(item.logprobs), "refusal": None}
+        return orjson.dumps(chunk).decode()
 
     def reasoning(self, delta: ReasoningDelta) -> list[str]:
         return [orjson.dumps(self._chunk({"reasoning_content": delta.text})).decode()]

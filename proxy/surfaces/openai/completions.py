@@ -23,7 +23,7 @@ from attrs import define
 from proxy.app_keys import SETTINGS
 from proxy.edge.request_keys import REQUEST_ID
 from proxy.errors import GatewayError
-from proxy.llm import ChatResult, CompletionRequest, ReasoningDelta, StreamEnd, ToolCallDelta, Usage
+from proxy.llm import ChatResult, CompletionRequest, LoggedText, ReasoningDelta, StreamEnd, ToolCallDelta, Usage
 from proxy.surfaces.caller import caller_of, service_of
 from proxy.surfaces.json_io import json_response, read_json
 from proxy.surfaces.openai.completion_models import CompletionBody, completion_requests
@@ -128,6 +128,9 @@ class CompletionChunks:
 
     def token(self, text: str) -> str:
         return orjson.dumps(self._chunk(text)).decode()
+
+    def logged(self, item: LoggedText) -> str:
+        return self.token(item.text)  # this dialect has no place for log probabilities
 
     def reasoning(self, delta: ReasoningDelta) -> list[str]:
         return []  # a text completion streams text only

@@ -25,7 +25,7 @@ import orjson
 from attrs import define, field
 
 from proxy.errors import GatewayError
-from proxy.llm import ReasoningDelta, StreamEnd, ToolCall, ToolCallDelta
+from proxy.llm import LoggedText, ReasoningDelta, StreamEnd, ToolCall, ToolCallDelta
 from proxy.surfaces.event_stream import NamedEvent
 from proxy.surfaces.openai.response_objects import ResponseFrame, call_item, output_text, status_of
 
@@ -58,6 +58,9 @@ class ResponseEvents:
     def token(self, text: str) -> str:
         self._text.append(text)
         return self._event("response.output_text.delta", **self._part(delta=text, logprobs=[]))
+
+    def logged(self, item: LoggedText) -> str:
+        return self.token(item.text)  # this dialect has no place for log probabilities
 
     def reasoning(self, delta: ReasoningDelta) -> list[str]:
         return []

@@ -32,8 +32,13 @@ _COUNTS = {"prompt_eval_count": {"type": "integer"}, "eval_count": {"type": "int
 _MESSAGE = {"type": "object", "required": ["role", "content"], "properties": {
     "role": {"type": "string"}, "content": {"type": "string"}, "thinking": {"type": "string"},
     "tool_calls": {"type": "array", "items": {"type": "object"}}, "images": {"type": "array"}}}
+_TOKEN_LOGPROB = {"token": {"type": "string"}, "logprob": {"type": "number"},
+                  "bytes": {"type": "array", "items": {"type": "integer"}}}
+_LOGPROBS = {"type": "array", "description": "with `logprobs: true`: an entry per token of this line (or answer)",
+             "items": {"type": "object", "properties": {**_TOKEN_LOGPROB, "top_logprobs": {
+                 "type": "array", "items": {"type": "object", "properties": _TOKEN_LOGPROB}}}}}
 _STEP = {"model": {"type": "string"}, "created_at": {"type": "string"}, "done": {"type": "boolean"},
-         "done_reason": {"type": "string"}, **_COUNTS, **_DURATIONS}
+         "done_reason": {"type": "string"}, "logprobs": _LOGPROBS, **_COUNTS, **_DURATIONS}
 _MODEL_ENTRY = {"type": "object", "required": ["name", "model"], "properties": {
     "name": {"type": "string"}, "model": {"type": "string"}, "size": {"type": "integer"},
     "digest": {"type": "string"}, "details": {"type": "object"}, "modified_at": {"type": "string"},

@@ -103,7 +103,7 @@ class ChunkChoice:
     index: int
     delta: ChunkDelta
     finish_reason: Literal["stop", "length", "tool_calls", "content_filter"] | None
-    logprobs: None
+    logprobs: dict[str, Any] | None  # this chunk's entries (`content`), when logprobs were asked for
 
 
 @frozen

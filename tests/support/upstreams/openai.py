@@ -90,6 +90,22 @@ def _text_chunk(model: str, delta: dict[str, Any], finish_reason: str | None = N
     }
 
 
+def _pieces(content: str | None) -> list[str]:
+    """The answer's tokens, as this server streams them: each word with the space before it."""
+    return re.findall(r"\s*\S+", content or "")
+
+
+def _logprobs(body: dict[str, Any], tokens: list[str]) -> dict[str, Any]:
+    """OpenAI's `logprobs` of a choice: an entry per token, with `top_logprobs` alternatives
+    (the token itself first) when asked for."""
+    def entry(token: str, logprob: float) -> dict[str, Any]:
+        return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+
+    top = body.get("top_logprobs") or 0
+    return {"content": [{**entry(token, -0.25), "top_logprobs": [entry(token, -0.25), *(
+        entry(f"alt{n}", -2.0 - n) for n in range(1, top))][:top]} for token in tokens], "refusal": None}
+
+
 def _event(data: dict[str, Any] | bytes) -> bytes:
     payload = data if isinstance(data, bytes) else orjson.dumps(data)
     return b"data: " + payload + b"\n\n"
@@ -201,8 +217,7 @@ class OpenAIUpstream:
                     "name": call[0], "arguments": orjson.dumps(call[1]).decode()}}]
             if reasoning:
                 message["reasoning_content"] = reasoning
-            logprobs = {"content": [{"token": "Hello", "logprob": -0.25, "bytes": [72, 101, 108, 108, 111],
-                                     "top_logprobs": []}]} if body.get("logprobs") else None
+            logprobs = _logprobs(body, _pieces(content)) if body.get("logprobs") else None
             return web.json_response({
                 "id": "chatcmpl-test", "object": "chat.completion", "created": 1700000000, "model": model,
                 "choices": [{"index": 0, "message": message, "logprobs": logprobs, "finish_reason": finish}],
@@ -220,9 +235,12 @@ class OpenAIUpstream:
             deltas += [{"tool_calls": [{"index": 0, **head, "function": {**name, "arguments": arguments[i:i + 4]}}]}
                        for i in range(0, len(arguments), 4)]
         else:
-            deltas += [{"content": piece} for piece in re.findall(r"\s*\S+", content or "")]
+            deltas += [{"content": piece} for piece in _pieces(content)]
         for delta in deltas:
-            await response.write(_event(_chunk(model, delta)))
+            chunk = _chunk(model, delta)
+            if body.get("logprobs") and delta.get("content"):  # as OpenAI: each chunk its tokens' entries
+                chunk["choices"][0]["logprobs"] = _logprobs(body, [delta["content"]])
+            await response.write(_event(chunk))
         await response.write(_event(_chunk(model, {}, finish)))
         if (body.get("stream_options") or {}).get("include_usage"):
             await response.write(_event({**_chunk(model, {}), "choices": [], "usage": usage}))

@@ -1,0 +1,124 @@
+"""Log probabilities, single and streamed, on /v1 and on the Ollama API through the fallback:
+what an OpenAI-compatible upstream sends per chunk (`choices[0].logprobs.content`) reaches
+the client per chunk, the official clients unchanged. A single shot with logprobs is read as
+a stream like any other (bounded by silence, not by a whole-answer wait)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ollama
+import pytest
+from aiohttp.test_utils import TestClient
+from yarl import URL
+
+from tests.support.app import AUTH, GatewayFactory, RunningUpstream
+from tests.surfaces.openai.test_chat_features import ASK
+from tests.surfaces.openai.test_openai_compat import client_for
+
+TOKENS = ["Hello", " from", " the", " fallback."]  # the OpenAI test server's answer, word by word
+
+
+def sent(openai: RunningUpstream) -> dict[str, Any]:
+    [*_, last] = openai.recorder.bodies("/v1/chat/completions")
+    return last
+
+
+def tokens_of(entries: Any) -> list[str]:
+    return [entry["token"] if isinstance(entry, dict) else entry.token for entry in entries]
+
+
+async def test_a_single_answer_carries_every_tokens_logprobs(gateway: TestClient, openai: RunningUpstream) -> None:
+    async with client_for(gateway) as client:
+        completion = await client.chat.completions.create(model="gpt-test", messages=ASK, logprobs=True,
+                                                          top_logprobs=2)
+    choice = completion.choices[0]
+    assert choice.message.content == "".join(TOKENS)
+    assert tokens_of(choice.logprobs.content) == TOKENS
+    first = choice.logprobs.content[0]
+    assert (first.logprob, first.bytes) == (-0.25, list(b"Hello"))
+    assert [(t.token, t.logprob) for t in first.top_logprobs] == [("Hello", -0.25), ("alt1", -3.0)]
+    assert (sent(openai)["stream"], sent(openai)["logprobs"], sent(openai)["top_logprobs"]) == (True, True, 2)
+
+
+async def test_a_stream_carries_each_chunks_logprobs(gateway: TestClient) -> None:
+    async with client_for(gateway) as client:
+        stream = await client.chat.completions.create(model="gpt-test", messages=ASK, logprobs=True,
+                                                      top_logprobs=1, stream=True)
+        chunks = [chunk async for chunk in stream]
+    texts = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert texts == TOKENS
+    logged = [c.choices[0] for c in chunks if c.choices and c.choices[0].logprobs is not None]
+    assert [tokens_of(choice.logprobs.content) for choice in logged] == [[token] for token in TOKENS]
+    assert all(choice.delta.content == choice.logprobs.content[0].token for choice in logged)
+    assert all(len(choice.logprobs.content[0].top_logprobs) == 1 for choice in logged)
+
+
+async def test_without_logprobs_asked_no_chunk_carries_any(
+    make_gateway: GatewayFactory, openai: RunningUpstream, dead_url: URL,
+) -> None:
+    gateway = await make_gateway(ollama_base_url=dead_url, openai_endpoint=openai.url)
+    async with client_for(gateway) as client:
+        stream = await client.chat.completions.create(model="gpt-test", messages=ASK, stream=True)
+        chunks = [chunk async for chunk in stream]
+    assert all(c.choices[0].logprobs is None for c in chunks if c.choices)
+    assert "logprobs" not in sent(openai)
+
+
+# --- the Ollama API, served by the fallback ------------------------------------------------
+
+
+@pytest.fixture
+async def ollama_client(make_gateway: GatewayFactory, openai: RunningUpstream, dead_url: URL) -> Any:
+    gateway = await make_gateway(ollama_base_url=dead_url, openai_endpoint=openai.url)
+    client = ollama.AsyncClient(host=str(gateway.make_url("")), headers=AUTH)
+    yield client
+    await client.close()
+
+
+async def test_ollama_chat_logprobs_through_the_fallback(ollama_client: ollama.AsyncClient,
+                                                         openai: RunningUpstream) -> None:
+    answer = await ollama_client.chat(model="gpt-test", messages=ASK, logprobs=True, top_logprobs=2)
+    assert answer.message.content == "".join(TOKENS)
+    assert tokens_of(answer.logprobs) == TOKENS
+    assert [(t.token, t.logprob) for t in answer.logprobs[0].top_logprobs] == [("Hello", -0.25), ("alt1", -3.0)]
+    assert (sent(openai)["logprobs"], sent(openai)["top_logprobs"]) == (True, 2)
+
+    parts = [part async for part in await ollama_client.chat(model="gpt-test", messages=ASK, logprobs=True,
+                                                             stream=True)]
+    logged = [part for part in parts if part.logprobs]
+    assert [part.message.content for part in logged] == TOKENS
+    assert [tokens_of(part.logprobs) for part in logged] == [[token] for token in TOKENS]
+    assert parts[-1].done and not parts[-1].logprobs
+
+
+async def test_ollama_generate_logprobs_through_the_fallback(ollama_client: ollama.AsyncClient) -> None:
+    answer = await ollama_client.generate(model="gpt-test", prompt="Say hello", logprobs=True)
+    assert answer.response == "".join(TOKENS)
+    assert tokens_of(answer.logprobs) == TOKENS
+
+
+async def test_top_logprobs_chat_completions_cannot_take_are_not_sent_to_the_fallback(
+    make_gateway: GatewayFactory, openai: RunningUpstream,
+) -> None:
+    gateway = await make_gateway(openai_endpoint=openai.url)
+    response = await gateway.post("/api/chat", headers=AUTH, json={
+        "model": "gpt-test", "messages": ASK, "logprobs": True, "top_logprobs": 25})
+    assert response.status == 400
+    error = (await response.json())["error"]
+    assert "chat completions take top_logprobs from 0 to 20 @ $.top_logprobs" in error
+    assert openai.recorder.requests == []
+
+
+async def test_ollama_api_logprobs_go_to_ollama_as_they_were_sent(
+    make_gateway: GatewayFactory, ollama: RunningUpstream, openai: RunningUpstream,
+) -> None:
+    """Ollama has logprobs of its own: a request on its API that asks for them is Ollama's to serve."""
+    gateway = await make_gateway(ollama_base_url=ollama.url, openai_endpoint=openai.url)
+    response = await gateway.post("/api/chat", headers=AUTH, json={
+        "model": "gemma3:1b", "messages": ASK, "stream": False, "logprobs": True, "top_logprobs": 3})
+    assert response.status == 200, await response.text()
+    assert response.headers["X-Gateway-Provider"] == "ollama"
+    [asked] = ollama.recorder.bodies("/api/chat")
+    assert (asked["logprobs"], asked["top_logprobs"]) == (True, 3)
+    assert openai.recorder.requests == []
