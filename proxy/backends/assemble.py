@@ -57,19 +57,15 @@ def now() -> float:
     return asyncio.get_running_loop().time()
 
 
-class AnswerTooLarge(BadUpstreamResponse):
-    """A collector's answer has outgrown MAX_ANSWER_BODY characters: each line of a stream
-    is capped (wire.MAX_LINE), the lines' sum is capped here, as a body read whole is
-    (bounded_reads.read_capped). Raised where the backend is not known (collect() names it)."""
-
-    def __init__(self, backend: str = "") -> None:
-        super().__init__(f"answer larger than {MAX_ANSWER_BODY} characters", backend=backend)
+# A collector's answer past this many characters is refused: each line of a stream is
+# capped (wire.MAX_LINE), the lines' sum here, as a body read whole is (read_capped).
+TOO_LARGE = f"answer larger than {MAX_ANSWER_BODY} characters"
 
 
 def within_cap(size: int) -> int:
     """`size`, the characters a collector holds so far, unless it is over the cap."""
     if size > MAX_ANSWER_BODY:
-        raise AnswerTooLarge
+        raise BadUpstreamResponse(TOO_LARGE)  # the backend is named by collect(), which knows it
     return size
 
 
@@ -105,8 +101,9 @@ async def collect(
         if not timers.timer.expired():
             raise  # the stream's own timers (connect, silence): translated where the body is read
         raise timers.expired(exc, any_token=not collector.empty()) from exc
-    except AnswerTooLarge:
-        raise AnswerTooLarge(backend) from None
+    except BadUpstreamResponse as exc:
+        exc.backend = exc.backend or backend  # a collector's own refusal (within_cap) names none
+        raise
     raise BadUpstreamResponse("the answer ended without its final message", backend=backend)
 
 
