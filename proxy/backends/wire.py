@@ -49,7 +49,7 @@ class IdleTimer:
         self._loop = asyncio.get_running_loop()
         self._handle: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[Any] | None = None
-        self._cancelling = 0  # the task's cancel requests when the timer was armed
+        self._cancelling = 0  # the task's cancel requests before the timer's own
         self._read_since: float | None = None  # when the read in progress began
         self._expired = False
 
@@ -57,6 +57,7 @@ class IdleTimer:
         """`wait`'s result, within the idle budget."""
         now = self._read_since = self._loop.time()
         if self._handle is None:
+            self._task = asyncio.current_task()
             self._arm(now + self.idle)
         try:
             return await wait
@@ -73,8 +74,8 @@ class IdleTimer:
             self._handle = None
 
     def _arm(self, when: float) -> None:
-        self._task = asyncio.current_task()
-        self._cancelling = 0 if self._task is None else self._task.cancelling()
+        # The reading task is taken in read(), never here: moved by _check, the timer runs
+        # in a loop callback, where there is no current task.
         self._handle = self._loop.call_at(when, self._check)
 
     def _check(self) -> None:
@@ -87,6 +88,7 @@ class IdleTimer:
             self._arm(due)
             return
         self._expired = True
+        self._cancelling = self._task.cancelling()
         self._task.cancel()
 
 
