@@ -187,6 +187,22 @@ async def test_a_line_dripped_a_byte_at_a_time_is_cut_at_the_idle_budget(
     assert "silent for 1 s (PROXY_IDLE_TIMEOUT)" in body[-1]["error"]["message"]
 
 
+async def test_an_ollama_line_dripped_a_byte_at_a_time_is_cut_at_the_idle_budget(
+    make_gateway: GatewayFactory, scripted: ScriptedUpstream, scripted_url: str,
+) -> None:
+    # Ollama's lines are read as whatever has arrived, so every dripped byte ends a read:
+    # the wait for the rest of a line is counted from its first byte, not from each read.
+    first = {"model": "m", "message": {"role": "assistant", "content": "Hel"}, "done": False}
+    drip = [b'{"model":"m","message":{"role":"assistant","content":"', *[b"x"] * 30]  # 0.2 s apart
+    scripted.answers["/api/chat"] = Answer(content_type="application/x-ndjson", gap=0.2,
+                                           chunks=[*ndjson(first), *drip])
+    gateway = await make_gateway(ollama_base_url=scripted_url, idle_timeout=1)
+    body = events(await (await gateway.post(STREAM, json=ASK)).read())
+    assert body[0]["token"] == "Hel"
+    assert body[-1]["error"]["code"] == "request_timeout", body[-1]["error"]
+    assert "silent for 1 s (PROXY_IDLE_TIMEOUT)" in body[-1]["error"]["message"]
+
+
 # 68 lines of 1,000,000 characters each, every one under the line cap (1 MiB), together
 # over the whole answer's (64 MiB), then a proper end: the sum is what must be refused.
 BIG_PIECE = "x" * 1_000_000
