@@ -11,18 +11,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
+
+log = logging.getLogger("proxy")
 
 
 async def every(interval: float, action: Callable[[], object], *, first_at_once: bool = False) -> None:
     """`action()` every `interval` seconds until cancelled; the first call after one
-    interval, or at once with `first_at_once`."""
+    interval, or at once with `first_at_once`. A call that raises is logged and the chore
+    goes on: one bad moment (a file half written, a full disk) must not end it for the
+    process's life, unnoticed."""
     if first_at_once:
-        action()
+        _attempt(action)
     while True:
         await asyncio.sleep(interval)
+        _attempt(action)
+
+
+def _attempt(action: Callable[[], object]) -> None:
+    try:
         action()
+    except Exception:
+        log.exception("a periodic task failed (%s); it runs again at its next interval",
+                      getattr(action, "__qualname__", action))
 
 
 @contextlib.asynccontextmanager

@@ -20,6 +20,9 @@ import contextlib
 from collections.abc import AsyncGenerator
 from typing import Any, Protocol, TypeVar
 
+import orjson
+
+from proxy.backends.bounded_reads import MAX_ANSWER_BODY
 from proxy.errors import BadUpstreamResponse, UpstreamTimeout
 from proxy.llm import ChatResult, LoggedText, ReasoningDelta, StreamEnd, StreamItem, ToolCall, ToolCallDelta
 from proxy.settings.config import Timeouts
@@ -54,6 +57,18 @@ def now() -> float:
     return asyncio.get_running_loop().time()
 
 
+# A collector's answer past this many characters is refused: each line of a stream is
+# capped (wire.MAX_LINE), the lines' sum here, as a body read whole is (read_capped).
+TOO_LARGE = f"answer larger than {MAX_ANSWER_BODY} characters"
+
+
+def within_cap(size: int) -> int:
+    """`size`, the characters a collector holds so far, unless it is over the cap."""
+    if size > MAX_ANSWER_BODY:
+        raise BadUpstreamResponse(TOO_LARGE)  # the backend is named by collect(), which knows it
+    return size
+
+
 class Collector(Protocol[In, Out]):
     """What a stream's items add up to, item by item."""
 
@@ -86,6 +101,9 @@ async def collect(
         if not timers.timer.expired():
             raise  # the stream's own timers (connect, silence): translated where the body is read
         raise timers.expired(exc, any_token=not collector.empty()) from exc
+    except BadUpstreamResponse as exc:
+        exc.backend = exc.backend or backend  # a collector's own refusal (within_cap) names none
+        raise
     raise BadUpstreamResponse("the answer ended without its final message", backend=backend)
 
 
@@ -105,6 +123,7 @@ class Answer:
         self.thinking: list[str] = []
         self.calls: dict[int, list[str]] = {}  # index -> [id, name, argument pieces...]
         self.logprobs: list[Any] = []  # the entries of every LoggedText, in order
+        self.size = 0  # characters held, held to MAX_ANSWER_BODY
 
     def empty(self) -> bool:
         return not (self.tokens or self.thinking or self.calls)
@@ -112,18 +131,23 @@ class Answer:
     def add(self, item: StreamItem) -> ChatResult | None:
         if isinstance(item, str):  # the usual item: text
             self.tokens.append(item)
+            self.size = within_cap(self.size + len(item))
         elif isinstance(item, StreamEnd):
             return self.result(item)
         elif isinstance(item, LoggedText):
             self.tokens.append(item.text)
             self.logprobs += item.logprobs
+            # Asked for only now and then: its entries measured as the JSON they came as.
+            self.size = within_cap(self.size + len(item.text) + len(orjson.dumps(item.logprobs)))
         elif isinstance(item, ReasoningDelta):
             self.thinking.append(item.text)
+            self.size = within_cap(self.size + len(item.text))
         elif isinstance(item, ToolCallDelta):
             call = self.calls.setdefault(item.index, ["", ""])
             call[0] = call[0] or (item.id or "")
             call[1] = call[1] or (item.name or "")
             call.append(item.arguments)
+            self.size = within_cap(self.size + len(item.arguments) + len(call[0]) + len(call[1]))
         return None
 
     def result(self, end: StreamEnd) -> ChatResult:

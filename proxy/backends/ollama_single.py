@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from proxy.backends.assemble import within_cap
 from proxy.backends.base import Fields
 from proxy.backends.ollama_chat import usage
 from proxy.llm import NativeAnswer, NativeRequest
@@ -35,6 +36,7 @@ class SingleAnswer:
         self.text: list[str] = []
         self.thinking: list[str] = []
         self.tool_calls: list[Any] = []
+        self.size = 0  # characters held, held to MAX_ANSWER_BODY (assemble.within_cap)
 
     def empty(self) -> bool:
         return not (self.text or self.thinking or self.tool_calls)
@@ -44,10 +46,13 @@ class SingleAnswer:
         part = fields.object(line.get("message"), "message") if self.chat else line
         if text := fields.text(part.get("content" if self.chat else "response"), "content"):
             self.text.append(text)
+            self.size = within_cap(self.size + len(text))
         if thinking := fields.text(part.get("thinking"), "thinking"):
             self.thinking.append(thinking)
-        if self.chat:
-            self.tool_calls += fields.items(part.get("tool_calls"), "tool_calls")
+            self.size = within_cap(self.size + len(thinking))
+        if self.chat and (calls := fields.items(part.get("tool_calls"), "tool_calls")):
+            self.tool_calls += calls
+            self.size = within_cap(self.size + len(orjson.dumps(calls)))
         if line.get("done") is not True:
             return None
         answer = self._message(line) if self.chat else self._generation(line)

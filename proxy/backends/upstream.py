@@ -311,7 +311,9 @@ class ErrorTranslation:
         if isinstance(exc, aiohttp.SocketTimeoutError):
             return UpstreamTimeout(f"upstream silent for {t.idle:g} s (PROXY_IDLE_TIMEOUT)", backend=name)
         if isinstance(exc, StreamSilent):
-            return UpstreamTimeout(f"upstream silent for {exc.seconds:g} s (PROXY_IDLE_TIMEOUT)", backend=name)
+            # A model Ollama had to load is given the cold-start budget for every silence (read_budget).
+            setting = "PROXY_IDLE_TIMEOUT" if exc.seconds <= t.idle else "PROXY_COLD_START_TIMEOUT, for a model loading"
+            return UpstreamTimeout(f"upstream silent for {exc.seconds:g} s ({setting})", backend=name)
         if isinstance(exc, TimeoutError):  # the whole-call cap
             return UpstreamTimeout(f"no complete answer within {t.total:g} s (PROXY_MAX_REQUEST_SECONDS)",
                                    backend=name)

@@ -49,15 +49,18 @@ class IdleTimer:
         self._loop = asyncio.get_running_loop()
         self._handle: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[Any] | None = None
-        self._cancelling = 0  # the task's cancel requests when the timer was armed
+        self._cancelling = 0  # the task's cancel requests before the timer's own
         self._read_since: float | None = None  # when the read in progress began
         self._expired = False
 
-    async def read(self, wait: Awaitable[T]) -> T:
-        """`wait`'s result, within the idle budget."""
-        now = self._read_since = self._loop.time()
+    async def read(self, wait: Awaitable[T], since: float | None = None) -> T:
+        """`wait`'s result, within the idle budget counted from now, or from `since` (the
+        loop's time) for a wait that continues an earlier one: the rest of a line whose
+        first bytes came then."""
+        began = self._read_since = self._loop.time() if since is None else since
         if self._handle is None:
-            self._arm(now + self.idle)
+            self._task = asyncio.current_task()
+            self._arm(began + self.idle)
         try:
             return await wait
         except asyncio.CancelledError:
@@ -73,8 +76,8 @@ class IdleTimer:
             self._handle = None
 
     def _arm(self, when: float) -> None:
-        self._task = asyncio.current_task()
-        self._cancelling = 0 if self._task is None else self._task.cancelling()
+        # The reading task is taken in read(), never here: moved by _check, the timer runs
+        # in a loop callback, where there is no current task.
         self._handle = self._loop.call_at(when, self._check)
 
     def _check(self) -> None:
@@ -87,6 +90,7 @@ class IdleTimer:
             self._arm(due)
             return
         self._expired = True
+        self._cancelling = self._task.cancelling()
         self._task.cancel()
 
 
@@ -126,23 +130,28 @@ async def ndjson_objects(content: StreamReader, idle: float) -> AsyncIterator[An
     MAX_LINE as with readline: its start is kept while it has no end, and refused past it.
     """
     timer = IdleTimer(idle)
+    loop = asyncio.get_running_loop()
     start: list[bytes] = []  # the pieces of a line whose end has not arrived yet
     started = 0
+    line_began: float | None = None  # when the first of those pieces came
     try:
-        while chunk := await timer.read(content.readany()):
+        # A line's rest is waited for within the budget counted from its first piece: bytes
+        # dripped without a newline are a silence, as they are for readline().
+        while chunk := await timer.read(content.readany(), line_began):
             lines = chunk.split(b"\n")
             if len(lines) == 1:  # no line ends in this piece
                 start.append(chunk)
                 started += len(chunk)
+                line_began = line_began if line_began is not None else loop.time()
                 _check_line(started)
                 continue
             if start:
                 start.append(lines[0])
                 lines[0] = b"".join(start)
-                start, started = [], 0
+                start, started, line_began = [], 0, None
             rest = lines.pop()
             if rest:
-                start, started = [rest], len(rest)
+                start, started, line_began = [rest], len(rest), loop.time()
             for line in lines:
                 if len(line) > MAX_LINE:
                     _check_line(len(line))

@@ -11,6 +11,7 @@ OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from urllib.parse import unquote
 
@@ -138,7 +139,11 @@ def _number(raw: Mapping[str, str], name: str, default: float, problems: list[st
     if not text:
         return default
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         problems.append(f"{name}={text} is not a number")
         return default
+    if not math.isfinite(number):  # "inf", "nan", "1e400": no count of spans or milliseconds
+        problems.append(f"{name}={text} is not a finite number")
+        return default
+    return number

@@ -221,6 +221,8 @@ class KeyRing:
                 ring._stamp, text = _stamp_of(ring.path), ring.path.read_text(encoding="utf-8")
             except OSError as exc:
                 raise KeysError(f"PROXY_KEYS_FILE={path}: {exc.strerror}") from None
+            except UnicodeDecodeError as exc:
+                raise KeysError(f"PROXY_KEYS_FILE={path}: not UTF-8 text ({exc})") from None
             ring._by_digest = parse_keys(text, source=str(ring.path))
         return ring
 
@@ -249,7 +251,9 @@ class KeyRing:
                 return False
             self._stamp = stamp
             tenants = parse_keys(self.path.read_text(encoding="utf-8"), source=str(self.path))
-        except (OSError, KeysError) as exc:
+        # Not UTF-8 (saved in another encoding) too: raised out of the watching task, it
+        # would end the watch for good, and no later fix of the file would be read.
+        except (OSError, UnicodeDecodeError, KeysError) as exc:
             log.error("keys not reloaded, the previous keys stay in force: %s", exc)  # noqa: TRY400 (no traceback: the message says it all)
             return False
         self._by_digest = tenants

@@ -154,6 +154,17 @@ async def test_a_model_ollama_must_load_first_gets_the_cold_start_budget(
     assert "error" not in body[-1]
 
 
+async def test_a_silence_under_the_cold_budget_names_the_cold_start_setting(
+    make_gateway: GatewayFactory, faulty: FaultyOllama, faulty_ollama: RunningUpstream,
+) -> None:
+    faulty.loaded = set()  # loaded for this request: every silence gets the cold budget
+    gateway = await make_gateway(ollama_base_url=faulty_ollama.url, cold_start_timeout=0.8, **FAST_TIMERS)
+    body = events(await (await gateway.post(STREAM, json=ask("hang-after-2"))).read())
+    assert "".join(e.get("token", "") for e in body) == "one two"
+    # The setting that bounded this silence, the one to raise: not PROXY_IDLE_TIMEOUT (0.3 s here).
+    assert "upstream silent for 0.8 s (PROXY_COLD_START_TIMEOUT" in body[-1]["error"]["message"]
+
+
 async def test_a_loaded_model_that_goes_silent_is_not_given_the_cold_budget(
     make_gateway: GatewayFactory, faulty: FaultyOllama, faulty_ollama: RunningUpstream,
 ) -> None:

@@ -167,3 +167,92 @@ async def test_an_sse_event_that_never_ends_is_refused_not_buffered(
     assert body[0]["token"] == "Hel"
     assert body[-1]["error"]["code"] == "bad_upstream_response"
     assert "larger than" in body[-1]["error"]["message"]
+
+
+
+async def test_a_line_dripped_a_byte_at_a_time_is_cut_at_the_idle_budget(
+    make_gateway: GatewayFactory, scripted: ScriptedUpstream, scripted_url: str,
+) -> None:
+    # Bytes keep coming (so the socket's own read timer never fires) but the SSE line they
+    # make never ends: the wait for it is a silence, cut at the idle budget. The first
+    # event comes 0.3 s after the headers, so the wait for the next line begins well after
+    # the stream's one timer was armed, and the timer has to move to that wait's end.
+    drip = [b"x"] * 30  # 30 bytes 0.2 s apart: 6 s, far beyond the 1 s budget
+    scripted.answers["/v1/chat/completions"] = Answer(content_type="text/event-stream", gap=0.3, chunks=[
+        b": opening comment\n\n", b'data: {"choices":[{"delta":{"content":"Hel"}}]}\n\n', *drip])
+    gateway = await make_gateway(openai_endpoint=f"{scripted_url}/v1", idle_timeout=1)
+    body = events(await (await gateway.post(STREAM, json=ASK)).read())
+    assert body[0]["token"] == "Hel"
+    assert body[-1]["error"]["code"] == "request_timeout", body[-1]["error"]
+    assert "silent for 1 s (PROXY_IDLE_TIMEOUT)" in body[-1]["error"]["message"]
+
+
+async def test_an_ollama_line_dripped_a_byte_at_a_time_is_cut_at_the_idle_budget(
+    make_gateway: GatewayFactory, scripted: ScriptedUpstream, scripted_url: str,
+) -> None:
+    # Ollama's lines are read as whatever has arrived, so every dripped byte ends a read:
+    # the wait for the rest of a line is counted from its first byte, not from each read.
+    first = {"model": "m", "message": {"role": "assistant", "content": "Hel"}, "done": False}
+    drip = [b'{"model":"m","message":{"role":"assistant","content":"', *[b"x"] * 30]  # 0.2 s apart
+    scripted.answers["/api/chat"] = Answer(content_type="application/x-ndjson", gap=0.2,
+                                           chunks=[*ndjson(first), *drip])
+    gateway = await make_gateway(ollama_base_url=scripted_url, idle_timeout=1)
+    body = events(await (await gateway.post(STREAM, json=ASK)).read())
+    assert body[0]["token"] == "Hel"
+    assert body[-1]["error"]["code"] == "request_timeout", body[-1]["error"]
+    assert "silent for 1 s (PROXY_IDLE_TIMEOUT)" in body[-1]["error"]["message"]
+
+
+# 68 lines of 1,000,000 characters each, every one under the line cap (1 MiB), together
+# over the whole answer's (64 MiB), then a proper end: the sum is what must be refused.
+BIG_PIECE = "x" * 1_000_000
+BIG_PIECES = 68
+
+
+@pytest.mark.parametrize(("upstream", "path", "body"), [
+    ("ollama", "/api/chat", {"model": "m", "stream": False, "messages": [{"role": "user", "content": "hi"}]}),
+    ("ollama", INFER, ASK),
+    ("openai", "/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+], ids=["ollama-api-single", "contract-single", "openai-single"])
+async def test_a_single_answer_over_the_cap_in_many_small_lines_is_refused(
+    make_gateway: GatewayFactory, scripted: ScriptedUpstream, scripted_url: str, upstream: str, path: str,
+    body: dict[str, object],
+) -> None:
+    if upstream == "ollama":
+        line = orjson.dumps({"model": "m", "message": {"role": "assistant", "content": BIG_PIECE}, "done": False})
+        end = {"model": "m", "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop"}
+        scripted.answers["/api/chat"] = Answer(content_type="application/x-ndjson",
+                                               chunks=[line + b"\n"] * BIG_PIECES + ndjson(end))
+        gateway = await make_gateway(ollama_base_url=scripted_url)
+    else:
+        event = orjson.dumps({"choices": [{"index": 0, "delta": {"content": BIG_PIECE}}]})
+        scripted.answers["/v1/chat/completions"] = Answer(content_type="text/event-stream", chunks=sse(
+            *[b"data: " + event] * BIG_PIECES, b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}',
+            b"data: [DONE]"))
+        gateway = await make_gateway(openai_endpoint=f"{scripted_url}/v1")
+    response = await gateway.post(path, json=body)
+    raw = await response.read()
+    assert response.status == 502, raw[:200]
+    error = orjson.loads(raw)
+    # Each API's error shape: Ollama's {"error": "..."}, OpenAI's {"error": {"message"...}},
+    # the contract's {"code", "message"...}.
+    message = error["error"] if path == "/api/chat" else error.get("error", error)["message"]
+    assert "answer larger than 67108864 characters" in message, error
+
+
+async def test_a_streamed_tool_call_over_the_cap_ends_the_ollama_stream_with_an_error(
+    make_gateway: GatewayFactory, scripted: ScriptedUpstream, scripted_url: str,
+) -> None:
+    # The Ollama API on the fallback holds a call's argument pieces until the call is whole.
+    first = {"index": 0, "id": "c1", "type": "function", "function": {"name": "f", "arguments": ""}}
+    piece = orjson.dumps({"choices": [{"index": 0, "delta": {"tool_calls": [
+        {"index": 0, "function": {"arguments": BIG_PIECE}}]}}]})
+    scripted.answers["/v1/chat/completions"] = Answer(content_type="text/event-stream", chunks=sse(
+        b"data: " + orjson.dumps({"choices": [{"index": 0, "delta": {"tool_calls": [first]}}]}),
+        *[b"data: " + piece] * BIG_PIECES,
+        b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}', b"data: [DONE]"))
+    gateway = await make_gateway(openai_endpoint=f"{scripted_url}/v1")
+    response = await gateway.post("/api/chat", json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    lines = [orjson.loads(line) for line in (await response.read()).splitlines()]
+    assert response.status == 200
+    assert "answer larger than 67108864 characters" in lines[-1]["error"], lines[-1]

@@ -45,3 +45,23 @@ def test_an_unknown_export_place_stops_start_up() -> None:
     result = run_to_exit(PROXY_API_TOKENS="t0k3n-for-tracing", OLLAMA_BASE_URL="http://127.0.0.1:11434",
                          PROXY_TRACE_EXPORT="sidecar", **ENDPOINT)
     assert_refused_naming(result, "PROXY_TRACE_EXPORT")
+
+
+def test_numbers_that_are_not_finite_are_named_not_a_crash() -> None:
+    problems: list[str] = []
+    config = tracing_config({**ENDPOINT, "OTEL_BSP_MAX_QUEUE_SIZE": "inf", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "nan",
+                             "OTEL_EXPORTER_OTLP_TIMEOUT": "nan", "OTEL_BSP_SCHEDULE_DELAY": "1e400"}, problems)
+    assert problems == [
+        "OTEL_EXPORTER_OTLP_TIMEOUT=nan is not a finite number",
+        "OTEL_BSP_SCHEDULE_DELAY=1e400 is not a finite number",
+        "OTEL_BSP_MAX_QUEUE_SIZE=inf is not a finite number",
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=nan is not a finite number",
+    ]
+    assert config is not None and (config.queue_size, config.batch_size) == (2048, 512)
+
+
+def test_an_endless_queue_stops_start_up_naming_it() -> None:
+    result = run_to_exit(PROXY_API_TOKENS="t0k3n-for-tracing", OLLAMA_BASE_URL="http://127.0.0.1:11434",
+                         OTEL_BSP_MAX_QUEUE_SIZE="inf", **ENDPOINT)
+    assert_refused_naming(result, "OTEL_BSP_MAX_QUEUE_SIZE=inf is not a finite number")
+    assert "Traceback" not in result.stderr

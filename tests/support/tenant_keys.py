@@ -51,3 +51,7 @@ def read_text(path: pathlib.Path) -> str:
 
 def write_text(path: pathlib.Path, text: str) -> None:
     path.write_text(text)
+
+
+def write_bytes(path: pathlib.Path, content: bytes) -> None:
+    path.write_bytes(content)

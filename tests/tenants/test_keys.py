@@ -21,7 +21,16 @@ from proxy.tenants.keyring import KeyRing, KeysError, parse_keys
 from tests.support.app import AUTH, GatewayFactory, RunningUpstream
 from tests.support.gateway_process import run_to_exit, spawn
 from tests.support.ports import free_port
-from tests.support.tenant_keys import ADMIN, bearer, keys_toml, read_text, secret_of, write_keys, write_text
+from tests.support.tenant_keys import (
+    ADMIN,
+    bearer,
+    keys_toml,
+    read_text,
+    secret_of,
+    write_bytes,
+    write_keys,
+    write_text,
+)
 from tests.support.waiting import eventually
 
 INFER = "/api/v1/inference"
@@ -143,6 +152,22 @@ async def test_a_broken_change_to_the_keys_file_keeps_the_keys_in_force(
     assert await accepted(keyed, bearer("narrow"))
 
 
+async def test_a_keys_file_that_is_not_utf8_is_refused_and_the_file_is_still_watched(
+    keyed: TestClient, keys_path: pathlib.Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Saved by an editor in Latin-1: a comment with an e-acute is not UTF-8.
+    write_bytes(keys_path, b"# caf\xe9\n" + keys_toml({"alice": {}}).encode())
+
+    async def refusals() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "keys not reloaded" in r.getMessage()]
+
+    [refusal, *_] = await eventually(refusals)
+    assert "utf-8" in refusal.lower()
+    assert await accepted(keyed, bearer("narrow"))  # the keys in force stay
+    write_keys(keys_path, {"newcomer": {}})  # the fixed file is still picked up
+    await wait_for_acceptance(keyed, bearer("newcomer"), True)
+
+
 async def test_keys_add_prints_the_secret_once_and_stores_only_its_hash(
     make_gateway: GatewayFactory, openai: RunningUpstream, tmp_path: pathlib.Path,
 ) -> None:
@@ -191,13 +216,21 @@ def test_a_keys_file_that_does_not_check_out_names_the_line_and_field(table: str
     assert problem in str(refused.value)
 
 
-def test_the_gateway_refuses_to_start_with_a_bad_keys_file(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize(("content", "problem"), [
+    (b'[keys.a]\nhash = "sha256:' + b"0" * 64 + b'"\ntokens_per_minute = -1\n',
+     "{path}: line 3: keys.a.tokens_per_minute"),
+    (b"# caf\xe9\n", "PROXY_KEYS_FILE={path}: not UTF-8 text"),
+], ids=["bad-field", "not-utf8"])
+def test_the_gateway_refuses_to_start_with_a_bad_keys_file(
+    tmp_path: pathlib.Path, content: bytes, problem: str,
+) -> None:
     path = tmp_path / "keys.toml"
-    path.write_text('[keys.a]\nhash = "sha256:' + "0" * 64 + '"\ntokens_per_minute = -1\n')
+    path.write_bytes(content)
     result = run_to_exit(PROXY_KEYS_FILE=str(path), OPENAI_API_ENDPOINT="http://127.0.0.1:9/v1",
                          PROXY_PORT=str(free_port()))
-    assert result.returncode == 2
-    assert f"{path}: line 3: keys.a.tokens_per_minute" in result.stderr
+    assert result.returncode == 2, result.stderr
+    assert problem.format(path=path) in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_a_keys_file_is_enough_to_start_without_plain_tokens(tmp_path: pathlib.Path) -> None:
