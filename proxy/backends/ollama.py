@@ -43,6 +43,7 @@ from proxy.llm import (
     CompletionRequest,
     EmbedRequest,
     EmbedResult,
+    LoggedText,
     NativeAnswer,
     NativeLine,
     NativeRequest,
@@ -232,12 +233,15 @@ class OllamaBackend(HttpBackend):
         fields = self.fields
         body = ollama_chat.chat_body(request, stream=True)
         calls = 0
+        logged = bool(request.logprobs)
         async with self._upstream.request("POST", "/api/chat", json=body, streaming=True, cold=cold) as response:
             async for raw in ndjson_objects(response.content, self._upstream.read_budget(cold=cold)):
                 message = self._checked(raw)
                 inner = message.get("message")
                 text = ollama_chat.plain_text(inner)
-                if text is None:
+                if logged and text:
+                    yield self._logged(text, message)
+                elif text is None:
                     for item in ollama_chat.stream_items(fields.object(inner, "message"), fields, calls):
                         calls += isinstance(item, ToolCallDelta)
                         yield item
@@ -249,6 +253,15 @@ class OllamaBackend(HttpBackend):
                                     finish_reason="tool_calls" if calls else reported)
                     return
         raise BadUpstreamResponse("the stream ended before Ollama's final message", backend=self.name)
+
+    def _logged(self, text: str, message: dict[str, Any]) -> LoggedText:
+        """A token with its logprobs. An Ollama before 0.12.11 ignores `logprobs` and sends
+        none: raised before anything of the answer is passed on, so the next backend can serve."""
+        entries = ollama_chat.logprobs(message, self.fields)
+        if entries is None:
+            raise CapabilityMissing("this Ollama sent no logprobs (they came in Ollama 0.12.11)", backend=self.name,
+                                    field="$.logprobs")
+        return LoggedText(text, entries)
 
     async def stream_completion(
         self, request: CompletionRequest, *, cold: bool = False,

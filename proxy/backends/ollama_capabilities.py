@@ -1,7 +1,8 @@
 """What an Ollama server can serve for a request, known before the request is sent.
 
-Some things Ollama never does (fetch an image URL, logit bias, logprobs through /api/chat):
-those requests skip it. Others depend on the model: `/api/show` lists its `capabilities`
+Some things Ollama never does (fetch an image URL, logit bias): those requests skip it.
+Logprobs came in Ollama 0.12.11: an older server's answer shows it by carrying none, and
+the request moves on from there (ollama.py). Others depend on the model: `/api/show` lists its `capabilities`
 ("completion", "tools", "vision", "thinking", "embedding"...). They are asked only when a
 request needs one, and remembered per model for CAPABILITIES_TTL seconds. An Ollama too old
 to list capabilities, or an /api/show that fails, tells nothing: the request is sent, and
@@ -38,8 +39,6 @@ def unsupported_by_ollama(request: ChatRequest) -> tuple[str, str] | None:
                     "send the image as a data: URL", f"$.messages[{i}].content")
     if request.logit_bias:
         return "Ollama has no logit_bias", "$.logit_bias"
-    if request.logprobs or request.top_logprobs:
-        return "logprobs are not available from Ollama's /api/chat", "$.logprobs"
     return None
 
 

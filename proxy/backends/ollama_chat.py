@@ -70,6 +70,10 @@ def chat_body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         body["format"] = request.response_format.schema if request.response_format.kind == "json_schema" else "json"
     if request.reasoning_effort is not None:
         body["think"] = think_value(request.model, request.reasoning_effort)
+    if request.logprobs:
+        body["logprobs"] = True
+        if request.top_logprobs:
+            body["top_logprobs"] = request.top_logprobs
     return body
 
 
@@ -162,3 +166,25 @@ def stream_items(message: dict[str, Any], fields: Fields, calls_so_far: int) -> 
     for offset, call in enumerate(tool_calls(message, fields, calls_so_far)):
         items.append(ToolCallDelta(index=calls_so_far + offset, id=call.id, name=call.name, arguments=call.arguments))
     return items
+
+
+def logprobs(message: dict[str, Any], fields: Fields) -> tuple[dict[str, Any], ...] | None:
+    """A line's `logprobs` as OpenAI's entries (`bytes` null and `top_logprobs` empty where
+    Ollama leaves them out); None when the line has none (an Ollama before 0.12.11)."""
+    raw = message.get("logprobs")
+    if raw is None:
+        return None
+    return tuple(_token_logprob(fields.object(entry, "a logprobs entry"), fields, top=True)
+                 for entry in fields.items(raw, "logprobs"))
+
+
+def _token_logprob(entry: dict[str, Any], fields: Fields, *, top: bool) -> dict[str, Any]:
+    logprob = entry.get("logprob")
+    if type(logprob) not in (int, float):
+        raise fields.bad("a logprobs entry without a number in logprob")
+    converted: dict[str, Any] = {"token": fields.text(entry.get("token"), "a logprobs entry's token"),
+                                 "logprob": logprob, "bytes": entry.get("bytes")}
+    if top:
+        converted["top_logprobs"] = [_token_logprob(fields.object(alt, "a top_logprobs entry"), fields, top=False)
+                                     for alt in fields.items(entry.get("top_logprobs"), "top_logprobs")]
+    return converted

@@ -102,10 +102,9 @@ async def test_logprobs_and_logit_bias_go_to_a_backend_that_has_them(
     assert ollama.recorder.requests == []
     alone = await make_gateway(ollama_base_url=ollama.url)
     response = await alone.post("/v1/chat/completions", json={"model": "gemma3:1b", "messages": ASK,
-                                                              "logprobs": True})
+                                                              "logit_bias": {"50256": -100}})
     assert response.status == 400
-    assert "logprobs are not available from Ollama's /api/chat @ $.logprobs" in (await response.json())["error"][
-        "message"]
+    assert "Ollama has no logit_bias @ $.logit_bias" in (await response.json())["error"]["message"]
 
 
 async def test_penalties_seed_and_stop_reach_both_kinds_in_their_own_names(

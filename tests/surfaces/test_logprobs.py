@@ -1,7 +1,8 @@
 """Log probabilities, single and streamed, on /v1 and on the Ollama API through the fallback:
 what an OpenAI-compatible upstream sends per chunk (`choices[0].logprobs.content`) reaches
 the client per chunk, the official clients unchanged. A single shot with logprobs is read as
-a stream like any other (bounded by silence, not by a whole-answer wait)."""
+a stream like any other (bounded by silence, not by a whole-answer wait). Ollama (0.12.11
+and later) serves them on /v1 too; an older one, which sends none, passes the request on."""
 
 from __future__ import annotations
 
@@ -24,12 +25,18 @@ def sent(openai: RunningUpstream) -> dict[str, Any]:
     return last
 
 
+@pytest.fixture
+async def fallback(make_gateway: GatewayFactory, openai: RunningUpstream, dead_url: URL) -> TestClient:
+    """A gateway whose Ollama is unreachable: the OpenAI test server serves."""
+    return await make_gateway(ollama_base_url=dead_url, openai_endpoint=openai.url)
+
+
 def tokens_of(entries: Any) -> list[str]:
     return [entry["token"] if isinstance(entry, dict) else entry.token for entry in entries]
 
 
-async def test_a_single_answer_carries_every_tokens_logprobs(gateway: TestClient, openai: RunningUpstream) -> None:
-    async with client_for(gateway) as client:
+async def test_a_single_answer_carries_every_tokens_logprobs(fallback: TestClient, openai: RunningUpstream) -> None:
+    async with client_for(fallback) as client:
         completion = await client.chat.completions.create(model="gpt-test", messages=ASK, logprobs=True,
                                                           top_logprobs=2)
     choice = completion.choices[0]
@@ -41,8 +48,8 @@ async def test_a_single_answer_carries_every_tokens_logprobs(gateway: TestClient
     assert (sent(openai)["stream"], sent(openai)["logprobs"], sent(openai)["top_logprobs"]) == (True, True, 2)
 
 
-async def test_a_stream_carries_each_chunks_logprobs(gateway: TestClient) -> None:
-    async with client_for(gateway) as client:
+async def test_a_stream_carries_each_chunks_logprobs(fallback: TestClient) -> None:
+    async with client_for(fallback) as client:
         stream = await client.chat.completions.create(model="gpt-test", messages=ASK, logprobs=True,
                                                       top_logprobs=1, stream=True)
         chunks = [chunk async for chunk in stream]
@@ -54,11 +61,8 @@ async def test_a_stream_carries_each_chunks_logprobs(gateway: TestClient) -> Non
     assert all(len(choice.logprobs.content[0].top_logprobs) == 1 for choice in logged)
 
 
-async def test_without_logprobs_asked_no_chunk_carries_any(
-    make_gateway: GatewayFactory, openai: RunningUpstream, dead_url: URL,
-) -> None:
-    gateway = await make_gateway(ollama_base_url=dead_url, openai_endpoint=openai.url)
-    async with client_for(gateway) as client:
+async def test_without_logprobs_asked_no_chunk_carries_any(fallback: TestClient, openai: RunningUpstream) -> None:
+    async with client_for(fallback) as client:
         stream = await client.chat.completions.create(model="gpt-test", messages=ASK, stream=True)
         chunks = [chunk async for chunk in stream]
     assert all(c.choices[0].logprobs is None for c in chunks if c.choices)
@@ -69,9 +73,8 @@ async def test_without_logprobs_asked_no_chunk_carries_any(
 
 
 @pytest.fixture
-async def ollama_client(make_gateway: GatewayFactory, openai: RunningUpstream, dead_url: URL) -> Any:
-    gateway = await make_gateway(ollama_base_url=dead_url, openai_endpoint=openai.url)
-    client = ollama.AsyncClient(host=str(gateway.make_url("")), headers=AUTH)
+async def ollama_client(fallback: TestClient) -> Any:
+    client = ollama.AsyncClient(host=str(fallback.make_url("")), headers=AUTH)
     yield client
     await client.close()
 
@@ -122,3 +125,47 @@ async def test_ollama_api_logprobs_go_to_ollama_as_they_were_sent(
     [asked] = ollama.recorder.bodies("/api/chat")
     assert (asked["logprobs"], asked["top_logprobs"]) == (True, 3)
     assert openai.recorder.requests == []
+
+
+# --- /v1 served by Ollama ------------------------------------------------------------------
+
+OLLAMA_TOKENS = ["Hello"]  # the Ollama test server's plain answer
+
+
+async def test_ollama_serves_v1_logprobs_single_and_streamed(
+    make_gateway: GatewayFactory, ollama: RunningUpstream, openai: RunningUpstream,
+) -> None:
+    gateway = await make_gateway(ollama_base_url=ollama.url, openai_endpoint=openai.url)
+    async with client_for(gateway) as client:
+        completion = await client.chat.completions.create(model="llama3.2", messages=ASK, logprobs=True,
+                                                          top_logprobs=2)
+        stream = await client.chat.completions.create(model="llama3.2", messages=ASK, logprobs=True, stream=True)
+        chunks = [chunk async for chunk in stream]
+    [entry] = completion.choices[0].logprobs.content
+    assert (entry.token, entry.logprob, entry.bytes) == ("Hello", -0.5, list(b"Hello"))
+    assert [(t.token, t.logprob, t.bytes) for t in entry.top_logprobs] == [("Hello", -0.5, None), ("alt1", -2.0, None)]
+    logged = [c.choices[0].logprobs for c in chunks if c.choices and c.choices[0].logprobs is not None]
+    assert [tokens_of(lp.content) for lp in logged] == [OLLAMA_TOKENS]
+    assert logged[0].content[0].top_logprobs == []  # none asked for: Ollama leaves them out, OpenAI says []
+    asked = ollama.recorder.bodies("/api/chat")
+    assert [(b["logprobs"], b.get("top_logprobs"), b["stream"]) for b in asked] == [(True, 2, True), (True, None, True)]
+    assert openai.recorder.requests == []
+
+
+async def test_an_ollama_that_sends_no_logprobs_passes_the_request_on(
+    make_gateway: GatewayFactory, ollama: RunningUpstream, openai: RunningUpstream,
+) -> None:
+    """An Ollama before 0.12.11 ignores `logprobs`: its answer, without them, is not passed on
+    as if they had been given; the next backend serves, or a 400 names the field."""
+    gateway = await make_gateway(ollama_base_url=ollama.url, openai_endpoint=openai.url)
+    async with client_for(gateway) as client:
+        completion = await client.chat.completions.create(model="old-ollama", messages=ASK, logprobs=True)
+    assert tokens_of(completion.choices[0].logprobs.content) == TOKENS  # the fallback's
+    assert [b["model"] for b in ollama.recorder.bodies("/api/chat")] == ["old-ollama"]  # tried first
+
+    alone = await make_gateway(ollama_base_url=ollama.url)
+    response = await alone.post("/v1/chat/completions", headers=AUTH, json={
+        "model": "old-ollama", "messages": ASK, "logprobs": True})
+    assert response.status == 400
+    assert "this Ollama sent no logprobs (they came in Ollama 0.12.11) @ $.logprobs" in (
+        await response.json())["error"]["message"]

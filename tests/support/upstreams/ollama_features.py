@@ -11,6 +11,11 @@ its show-model-details page (`capabilities`: "completion", "tools", "vision", "t
 "embedding"). A model without the capability gets Ollama's 400, whose text is
 `registry.ollama.ai/library/<model> does not support tools` (server/routes.go).
 
+`logprobs` (Ollama 0.12.11 and later, api.Logprob in api/types.go): each streamed line
+with text carries `logprobs`, an entry per token (`token`, `logprob`, `bytes`, and
+`top_logprobs` when asked for); a single answer carries the entries of all its tokens.
+"old-ollama" is older and ignores the field.
+
 /api/generate with a `suffix` (fill-in-the-middle) needs "insert": a model listed below
 without it gets Ollama's 400 `... does not support insert`; the others go to the replay.
 
@@ -54,7 +59,7 @@ def capabilities(model: str) -> list[str] | None:
 
 
 def _uses_features(body: dict[str, Any]) -> bool:
-    return bool(body.get("tools") or body.get("format") or "think" in body
+    return bool(body.get("tools") or body.get("format") or "think" in body or body.get("logprobs")
                 or any(m.get("images") or m.get("role") == "tool" for m in body.get("messages") or []))
 
 
@@ -113,21 +118,44 @@ async def chat(request: web.Request) -> web.StreamResponse:
     if call is not None:
         message["tool_calls"] = [{"function": {"name": call[0], "arguments": call[1]}}]
     thinking = "".join(model_answers.THINKING) if body.get("think") else None
+    # Ollama 0.12.11 and later; "old-ollama" is older and ignores the field.
+    logprobs = bool(body.get("logprobs")) and not model.startswith("old-ollama")
+    top = int(body.get("top_logprobs") or 0)
     if body.get("stream", True) is False:
         if thinking:
             message["thinking"] = thinking
+        extra = {"logprobs": [_logprob(t, top) for t in _pieces(message["content"])]} if logprobs else {}
         return web.json_response({"model": model, "created_at": _CREATED, "message": message,
-                                  "done_reason": "stop", "done": True, **_STATS})
-    return await _stream(request, model, message, body.get("think"))
+                                  "done_reason": "stop", "done": True, **_STATS, **extra})
+    return await _stream(request, model, message, body.get("think"), top if logprobs else None)
 
 
-async def _stream(request: web.Request, model: str, message: dict[str, Any], think: Any) -> web.StreamResponse:
+def _pieces(content: str) -> list[str]:
+    return re.findall(r"\s*\S+", content)
+
+
+def _logprob(token: str, top: int) -> dict[str, Any]:
+    """Ollama's entry for one token (api.Logprob: `bytes` and `top_logprobs` left out when
+    empty), with `top` alternatives, the token itself first."""
+    entry: dict[str, Any] = {"token": token, "logprob": -0.5, "bytes": list(token.encode())}
+    alternatives = [{"token": token, "logprob": -0.5}, *({"token": f"alt{n}", "logprob": -1.0 - n}
+                                                         for n in range(1, top))][:top]
+    if alternatives:
+        entry["top_logprobs"] = alternatives
+    return entry
+
+
+async def _stream(request: web.Request, model: str, message: dict[str, Any], think: Any,
+                  top_logprobs: int | None) -> web.StreamResponse:
+    """`top_logprobs` None: no logprobs asked (or an Ollama too old to send them)."""
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await response.prepare(request)
 
     async def line(part: dict[str, Any], done: bool = False) -> None:
         await asyncio.sleep(0)
-        extra = {"done_reason": "stop", **_STATS} if done else {}
+        extra: dict[str, Any] = {"done_reason": "stop", **_STATS} if done else {}
+        if top_logprobs is not None and part.get("content"):
+            extra["logprobs"] = [_logprob(part["content"], top_logprobs)]
         await response.write(orjson.dumps({"model": model, "created_at": _CREATED, "message": {
             "role": "assistant", "content": "", **part}, "done": done, **extra}) + b"\n")
 
@@ -137,7 +165,7 @@ async def _stream(request: web.Request, model: str, message: dict[str, Any], thi
     if "tool_calls" in message:
         await line({"tool_calls": message["tool_calls"]})  # whole, in one line
     else:
-        for piece in re.findall(r"\s*\S+", message["content"]):
+        for piece in _pieces(message["content"]):
             await line({"content": piece})
     await line({}, done=True)
     await response.write_eof()
