@@ -6,7 +6,8 @@ slow model would be bounded by the wait for headers; the gateway asks for the st
 instead (bounded by its silences, assemble.py) and rebuilds the single answer the way
 Ollama's own server builds it from the same lines (server/routes.go, ChatHandler and
 GenerateHandler with stream false): the final line, with the text and the thinking of
-every line joined into it and, for a chat, every line's tool calls collected. So the
+every line joined into it, every line's `logprobs` entries gathered into its own (asked for
+with `logprobs: true`) and, for a chat, every line's tool calls collected. So the
 answer has the final line's fields in the final line's order (`done_reason`, durations,
 counts, and `context` for /api/generate), as the recorded single answers in tests/data
 show; the bytes are re-serialized, the fields are Ollama's.
@@ -36,6 +37,7 @@ class SingleAnswer:
         self.text: list[str] = []
         self.thinking: list[str] = []
         self.tool_calls: list[Any] = []
+        self.logprobs: list[Any] = []
         self.size = 0  # characters held, held to MAX_ANSWER_BODY (assemble.within_cap)
 
     def empty(self) -> bool:
@@ -53,9 +55,14 @@ class SingleAnswer:
         if self.chat and (calls := fields.items(part.get("tool_calls"), "tool_calls")):
             self.tool_calls += calls
             self.size = within_cap(self.size + len(orjson.dumps(calls)))
+        if entries := line.get("logprobs"):  # only when asked for: measured as the JSON they came as
+            self.logprobs += fields.items(entries, "logprobs")
+            self.size = within_cap(self.size + len(orjson.dumps(entries)))
         if line.get("done") is not True:
             return None
         answer = self._message(line) if self.chat else self._generation(line)
+        if self.logprobs:
+            answer["logprobs"] = self.logprobs
         if "model" in answer:
             answer["model"] = self.request.public_model
         return NativeAnswer(body=orjson.dumps(answer), usage=usage(line, fields))

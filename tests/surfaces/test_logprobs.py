@@ -169,3 +169,20 @@ async def test_an_ollama_that_sends_no_logprobs_passes_the_request_on(
     assert response.status == 400
     assert "this Ollama sent no logprobs (they came in Ollama 0.12.11) @ $.logprobs" in (
         await response.json())["error"]["message"]
+
+
+async def test_ollama_api_single_answer_keeps_the_logprobs_of_every_line(
+    make_gateway: GatewayFactory, ollama: RunningUpstream,
+) -> None:
+    """A single answer on the Ollama API is rebuilt from Ollama's stream: the `logprobs` of
+    every line go into it, as Ollama's own single answer gathers them (server/routes.go)."""
+    gateway = await make_gateway(ollama_base_url=ollama.url)
+    response = await gateway.post("/api/chat", headers=AUTH, json={
+        "model": "llama3.2", "messages": ASK, "stream": False, "logprobs": True, "top_logprobs": 2})
+    assert response.status == 200, await response.text()
+    answer = await response.json()
+    assert answer["message"]["content"] == "".join(OLLAMA_TOKENS)
+    assert tokens_of(answer["logprobs"]) == OLLAMA_TOKENS
+    assert answer["logprobs"][0]["top_logprobs"] == [{"token": "Hello", "logprob": -0.5},
+                                                     {"token": "alt1", "logprob": -2.0}]
+    assert answer["done"] is True
