@@ -84,6 +84,12 @@ def _usage(data: dict[str, Any], fields: Fields) -> Usage | None:
 
 
 def _chat_choice_items(choice: dict[str, Any], fields: Fields, started_calls: set[int]) -> Iterable[StreamItem]:
+    """A choice's items; its `logprobs`, which an upstream may send unasked, left out."""
+    return openai_chat.delta_items(fields.object(choice.get("delta"), "delta"), fields, started_calls)
+
+
+def _logged_choice_items(choice: dict[str, Any], fields: Fields, started_calls: set[int]) -> Iterable[StreamItem]:
+    """A choice's items with its `logprobs`, for a request that asked for them."""
     return openai_chat.delta_items(fields.object(choice.get("delta"), "delta"), fields, started_calls,
                                    choice.get("logprobs"))
 
@@ -113,7 +119,8 @@ class OpenAIBackend(HttpBackend):
 
     def stream(self, request: ChatRequest, *, cold: bool = False) -> AsyncGenerator[StreamItem, None]:
         body = openai_chat.chat_body(request, stream=True)
-        return self._sse_stream("/chat/completions", body, _chat_choice_items, cold=cold)
+        items_of = _logged_choice_items if request.logprobs else _chat_choice_items
+        return self._sse_stream("/chat/completions", body, items_of, cold=cold)
 
     def stream_completion(
         self, request: CompletionRequest, *, cold: bool = False,

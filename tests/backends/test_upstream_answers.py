@@ -256,3 +256,37 @@ async def test_a_streamed_tool_call_over_the_cap_ends_the_ollama_stream_with_an_
     lines = [orjson.loads(line) for line in (await response.read()).splitlines()]
     assert response.status == 200
     assert "answer larger than 67108864 characters" in lines[-1]["error"], lines[-1]
+
+
+async def test_logprobs_an_upstream_sends_unasked_are_not_passed_on(
+    make_gateway: GatewayFactory, scripted: ScriptedUpstream, scripted_url: str,
+) -> None:
+    """Entries go to the client only when it asked for them: an upstream that sends them
+    anyway (or a hostile one, with whatever objects it likes) has them dropped, and the
+    answer stays plain text, as cacheable as any other."""
+    entry = {"token": "Hel", "logprob": -0.1, "bytes": [72, 101, 108], "top_logprobs": [], "injected": {"x": 1}}
+    chunk = orjson.dumps({"choices": [{"index": 0, "delta": {"content": "Hel"}, "logprobs": {"content": [entry]}}]})
+    scripted.answers["/v1/chat/completions"] = Answer(content_type="text/event-stream", chunks=sse(
+        b"data: " + chunk, b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}', b"data: [DONE]"))
+    gateway = await make_gateway(openai_endpoint=f"{scripted_url}/v1")
+    ask = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+    single = await (await gateway.post("/v1/chat/completions", json=ask)).json()
+    assert single["choices"][0]["message"]["content"] == "Hel"
+    assert single["choices"][0]["logprobs"] is None
+
+    streamed = await (await gateway.post("/v1/chat/completions", json={**ask, "stream": True})).read()
+    chunks = [orjson.loads(data) for data in events_data(streamed)]
+    assert [c["choices"][0]["delta"].get("content") for c in chunks if c["choices"]] == ["", "Hel", None]
+    assert all(c["choices"][0]["logprobs"] is None for c in chunks if c["choices"])
+    assert b"injected" not in streamed
+
+    ollama_api = await (await gateway.post("/api/chat", json={**ask, "stream": False})).json()
+    assert ollama_api["message"]["content"] == "Hel"
+    assert "logprobs" not in ollama_api
+
+
+def events_data(raw: bytes) -> list[bytes]:
+    """The data of each SSE event but the closing [DONE]."""
+    return [line[len(b"data: "):] for line in raw.splitlines()
+            if line.startswith(b"data: ") and line != b"data: [DONE]"]
