@@ -131,7 +131,9 @@ class Answer:
     def add(self, item: StreamItem) -> ChatResult | None:
         if isinstance(item, str):  # the usual item: text
             self.tokens.append(item)
-            self.size = within_cap(self.size + len(item))
+            self.size += len(item)
+            if self.size > MAX_ANSWER_BODY:  # within_cap's check, without its call on every token
+                within_cap(self.size)
         elif isinstance(item, StreamEnd):
             return self.result(item)
         elif isinstance(item, LoggedText):

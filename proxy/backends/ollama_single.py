@@ -21,6 +21,7 @@ import orjson
 
 from proxy.backends.assemble import within_cap
 from proxy.backends.base import Fields
+from proxy.backends.bounded_reads import MAX_ANSWER_BODY
 from proxy.backends.ollama_chat import usage
 from proxy.llm import NativeAnswer, NativeRequest
 
@@ -48,7 +49,9 @@ class SingleAnswer:
         part = fields.object(line.get("message"), "message") if self.chat else line
         if text := fields.text(part.get("content" if self.chat else "response"), "content"):
             self.text.append(text)
-            self.size = within_cap(self.size + len(text))
+            self.size += len(text)
+            if self.size > MAX_ANSWER_BODY:  # within_cap's check, without its call on every line
+                within_cap(self.size)
         if thinking := fields.text(part.get("thinking"), "thinking"):
             self.thinking.append(thinking)
             self.size = within_cap(self.size + len(thinking))
