@@ -186,7 +186,7 @@ class OllamaBackend(HttpBackend):
         raises, in Ollama's words, as Ollama's own single answer would have failed."""
         body = {**_native_body(request), "stream": True}
         async with self._upstream.request("POST", request.path, json=body, streaming=True, cold=cold) as response:
-            async for raw in ndjson_objects(response.content, self._upstream.read_budget(cold=cold)):
+            async for raw in ndjson_objects(response.content, *self._upstream.read_budgets(cold=cold)):
                 yield self._checked(raw, verbatim=True)
 
     async def open_forward(self, request: NativeRequest) -> tuple[NativeLine, AsyncGenerator[NativeLine, None]]:
@@ -198,7 +198,7 @@ class OllamaBackend(HttpBackend):
         fields = self.fields
         body = _native_body(request)
         async with self._upstream.request("POST", request.path, json=body, streaming=True, cold=cold) as response:
-            async for line in ndjson_lines(response.content, self._upstream.read_budget(cold=cold)):
+            async for line in ndjson_lines(response.content, *self._upstream.read_budgets(cold=cold)):
                 message = self._checked(orjson.loads(line), verbatim=True)
                 if message.get("done") is True:
                     end = StreamEnd(usage=ollama_chat.usage(message, fields),
@@ -226,7 +226,7 @@ class OllamaBackend(HttpBackend):
         """Each chunk as it arrives (a silence longer than the idle budget ends the relay),
         its read errors named as this upstream's."""
         with self._upstream.translate_errors():
-            async for chunk in chunks(content, self._upstream.read_budget()):
+            async for chunk in chunks(content, *self._upstream.read_budgets()):
                 yield chunk
 
     async def stream(self, request: ChatRequest, *, cold: bool = False) -> AsyncGenerator[StreamItem, None]:
@@ -235,7 +235,7 @@ class OllamaBackend(HttpBackend):
         calls = 0
         logged = bool(request.logprobs)
         async with self._upstream.request("POST", "/api/chat", json=body, streaming=True, cold=cold) as response:
-            async for raw in ndjson_objects(response.content, self._upstream.read_budget(cold=cold)):
+            async for raw in ndjson_objects(response.content, *self._upstream.read_budgets(cold=cold)):
                 message = self._checked(raw)
                 inner = message.get("message")
                 text = ollama_chat.plain_text(inner)
@@ -270,7 +270,7 @@ class OllamaBackend(HttpBackend):
         fields = self.fields
         body = self._generate_body(request, stream=True)
         async with self._upstream.request("POST", "/api/generate", json=body, streaming=True, cold=cold) as response:
-            async for raw in ndjson_objects(response.content, self._upstream.read_budget(cold=cold)):
+            async for raw in ndjson_objects(response.content, *self._upstream.read_budgets(cold=cold)):
                 message = self._checked(raw)
                 if token := fields.text(message.get("response"), "response"):
                     yield token

@@ -138,7 +138,7 @@ class OpenAIBackend(HttpBackend):
         started_calls: set[int] = set()
         opened = self._upstream.request("POST", path, json=body, streaming=True, cold=cold)
         async with opened as response:
-            async for event, data in sse_events(response.content, self._upstream.read_budget(cold=cold)):
+            async for event, data in sse_events(response.content, *self._upstream.read_budgets(cold=cold)):
                 if data == _DONE:
                     yield StreamEnd(usage=usage, finish_reason=finish_reason)
                     return

@@ -172,9 +172,12 @@ class Upstream:
                         raise
                     await await_body_end(response.content)
 
-    def read_budget(self, *, cold: bool = False) -> float:
-        """The longest wait for the next bytes of a stream (wire.py keeps this timer itself)."""
-        return max(self._timeouts.idle, self._timeouts.cold_start) if cold else self._timeouts.idle
+    def read_budgets(self, *, cold: bool = False) -> tuple[float, float | None]:
+        """The longest wait for the next bytes of a stream (wire.py keeps this timer itself),
+        and for its first bytes when that differs: a model being loaded (`cold`) sends
+        nothing until it is; once its first token has come, the usual idle budget applies."""
+        idle, cold_start = self._timeouts.idle, self._timeouts.cold_start
+        return idle, (cold_start if cold and cold_start > idle else None)
 
     @asynccontextmanager
     async def exchange(
@@ -311,7 +314,7 @@ class ErrorTranslation:
         if isinstance(exc, aiohttp.SocketTimeoutError):
             return UpstreamTimeout(f"upstream silent for {t.idle:g} s (PROXY_IDLE_TIMEOUT)", backend=name)
         if isinstance(exc, StreamSilent):
-            # A model Ollama had to load is given the cold-start budget for every silence (read_budget).
+            # A model Ollama has to load is given the cold-start budget until its first bytes (read_budgets).
             setting = "PROXY_IDLE_TIMEOUT" if exc.seconds <= t.idle else "PROXY_COLD_START_TIMEOUT, for a model loading"
             return UpstreamTimeout(f"upstream silent for {exc.seconds:g} s ({setting})", backend=name)
         if isinstance(exc, TimeoutError):  # the whole-call cap

@@ -42,10 +42,14 @@ class IdleTimer:
     whole budget, and otherwise moves itself to where that read's budget ends. When it has,
     the reading task is cancelled and the read raises StreamSilent, as asyncio.timeout
     would have raised TimeoutError. One stream's reads are made by one task (the request's).
+
+    `first`, when given, is the budget of the first read only (a model being loaded sends
+    nothing for as long as the load takes); once anything has come, `idle` applies.
     """
 
-    def __init__(self, idle: float) -> None:
-        self.idle = idle
+    def __init__(self, idle: float, first: float | None = None) -> None:
+        self.idle = idle if first is None else first
+        self._then = None if first is None else idle  # the budget after the first read
         self._loop = asyncio.get_running_loop()
         self._handle: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[Any] | None = None
@@ -62,13 +66,16 @@ class IdleTimer:
             self._task = asyncio.current_task()
             self._arm(began + self.idle)
         try:
-            return await wait
+            result = await wait
         except asyncio.CancelledError:
             if self._expired and self._task is not None and self._task.uncancel() <= self._cancelling:
                 raise StreamSilent(self.idle) from None
             raise
         finally:
             self._read_since = None
+        if self._then is not None:  # the first read is over
+            self.idle, self._then = self._then, None
+        return result
 
     def close(self) -> None:
         if self._handle is not None:
@@ -94,8 +101,8 @@ class IdleTimer:
         self._task.cancel()
 
 
-async def _lines(content: StreamReader, idle: float) -> AsyncIterator[bytes]:
-    timer = IdleTimer(idle)
+async def _lines(content: StreamReader, idle: float, first: float | None = None) -> AsyncIterator[bytes]:
+    timer = IdleTimer(idle, first)
     try:
         while line := await timer.read(content.readline(max_line_length=MAX_LINE)):
             yield line
@@ -103,9 +110,9 @@ async def _lines(content: StreamReader, idle: float) -> AsyncIterator[bytes]:
         timer.close()
 
 
-async def chunks(content: StreamReader, idle: float) -> AsyncIterator[bytes]:
+async def chunks(content: StreamReader, idle: float, first: float | None = None) -> AsyncIterator[bytes]:
     """The body in chunks as they arrive, for a relay that need not see its lines."""
-    timer = IdleTimer(idle)
+    timer = IdleTimer(idle, first)
     try:
         while chunk := await timer.read(content.readany()):
             yield chunk
@@ -113,14 +120,14 @@ async def chunks(content: StreamReader, idle: float) -> AsyncIterator[bytes]:
         timer.close()
 
 
-async def ndjson_lines(content: StreamReader, idle: float) -> AsyncIterator[bytes]:
+async def ndjson_lines(content: StreamReader, idle: float, first: float | None = None) -> AsyncIterator[bytes]:
     """Ollama's NDJSON as raw lines, each ending with a newline; blank lines are skipped."""
-    async for line in _lines(content, idle):
+    async for line in _lines(content, idle, first):
         if line.strip():
             yield line if line.endswith(b"\n") else line + b"\n"
 
 
-async def ndjson_objects(content: StreamReader, idle: float) -> AsyncIterator[Any]:
+async def ndjson_objects(content: StreamReader, idle: float, first: float | None = None) -> AsyncIterator[Any]:
     """Ollama's NDJSON: one JSON value per line; blank lines are skipped.
 
     Read as whatever has arrived (readany), then split into lines here: when the upstream
@@ -129,7 +136,7 @@ async def ndjson_objects(content: StreamReader, idle: float) -> AsyncIterator[An
     translated stream, and of a single shot, passes through this loop. A line is held to
     MAX_LINE as with readline: its start is kept while it has no end, and refused past it.
     """
-    timer = IdleTimer(idle)
+    timer = IdleTimer(idle, first)
     loop = asyncio.get_running_loop()
     start: list[bytes] = []  # the pieces of a line whose end has not arrived yet
     started = 0
@@ -170,7 +177,9 @@ def _check_line(size: int) -> None:
         raise ValueError(f"a line longer than {MAX_LINE} bytes")
 
 
-async def sse_events(content: StreamReader, idle: float) -> AsyncIterator[tuple[bytes, bytes]]:
+async def sse_events(
+    content: StreamReader, idle: float, first: float | None = None,
+) -> AsyncIterator[tuple[bytes, bytes]]:
     """(event name, data) of each Server-Sent Event; the name is b"" when none was given.
 
     Multi-line data is joined with newlines; comments and id/retry fields are skipped. An
@@ -181,7 +190,7 @@ async def sse_events(content: StreamReader, idle: float) -> AsyncIterator[tuple[
     data: list[bytes] = []
     size = 0
     event = b""
-    async for raw in _lines(content, idle):
+    async for raw in _lines(content, idle, first):
         line = raw.rstrip(b"\r\n")
         if not line:
             if data:

@@ -154,15 +154,15 @@ async def test_a_model_ollama_must_load_first_gets_the_cold_start_budget(
     assert "error" not in body[-1]
 
 
-async def test_a_silence_under_the_cold_budget_names_the_cold_start_setting(
+async def test_once_a_loaded_model_has_spoken_a_silence_gets_the_idle_budget_not_the_cold_one(
     make_gateway: GatewayFactory, faulty: FaultyOllama, faulty_ollama: RunningUpstream,
 ) -> None:
-    faulty.loaded = set()  # loaded for this request: every silence gets the cold budget
-    gateway = await make_gateway(ollama_base_url=faulty_ollama.url, cold_start_timeout=0.8, **FAST_TIMERS)
+    faulty.loaded = set()  # loaded for this request: the wait for its first bytes gets the cold budget
+    gateway = await make_gateway(ollama_base_url=faulty_ollama.url, cold_start_timeout=3, **FAST_TIMERS)
     body = events(await (await gateway.post(STREAM, json=ask("hang-after-2"))).read())
     assert "".join(e.get("token", "") for e in body) == "one two"
-    # The setting that bounded this silence, the one to raise: not PROXY_IDLE_TIMEOUT (0.3 s here).
-    assert "upstream silent for 0.8 s (PROXY_COLD_START_TIMEOUT" in body[-1]["error"]["message"]
+    # Its first tokens came: the model is loaded, and silence now means trouble (0.3 s, not 3 s).
+    assert "upstream silent for 0.3 s (PROXY_IDLE_TIMEOUT)" in body[-1]["error"]["message"]
 
 
 async def test_a_loaded_model_that_goes_silent_is_not_given_the_cold_budget(
