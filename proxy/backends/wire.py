@@ -158,13 +158,15 @@ async def ndjson_objects(content: StreamReader, idle: float, first: float | None
                 start, started, line_began = [], 0, None
             rest = lines.pop()
             if rest:
-                start, started, line_began = [rest], len(rest), loop.time()
+                start, started = [rest], len(rest)
             for line in lines:
                 if len(line) > MAX_LINE:
                     _check_line(len(line))
                 if line and not line.isspace():
                     yield orjson.loads(line)
             _check_line(started)
+            if rest:  # its clock starts once the lines before it are handed on, however slowly
+                line_began = loop.time()
         last = b"".join(start)
         if last and not last.isspace():  # the body's last line, without its newline
             yield orjson.loads(last)
