@@ -57,9 +57,6 @@ class ExporterProcess:
         """Pipe `batch` to the exporter; False (not sent) when it is dead or waiting to restart."""
         return self._send(frame(batch))
 
-    def shutdown(self, timeout: float) -> None:
-        self.close(timeout)
-
     def _send(self, data: bytes) -> bool:
         process = self._running()
         if process is None or process.stdin is None:
@@ -71,7 +68,7 @@ class ExporterProcess:
             return False
         return True
 
-    def close(self, timeout: float) -> None:
+    def shutdown(self, timeout: float) -> None:
         """Close its input (it exports what it holds and exits); kill it after `timeout` seconds."""
         process, self._process = self._process, None
         if process is None:
@@ -100,7 +97,7 @@ class ExporterProcess:
     def _start(self) -> None:
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, "PYTHONPATH": _PACKAGE_ROOT + (os.pathsep + path if path else "")}
-        # Unbuffered: close() from the stopping thread must not wait for a lock held by a write
+        # Unbuffered: shutdown() from the stopping thread must not wait for a lock held by a write
         # blocked on a stuck child (it kills the child instead, which ends the write).
         process = subprocess.Popen([sys.executable, "-m", "proxy.tracing.exporter_main"], stdin=subprocess.PIPE,
                                    stdout=subprocess.DEVNULL, env=env, bufsize=0)

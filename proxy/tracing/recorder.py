@@ -166,10 +166,6 @@ class Recorder:
         return TraceOf(trace_id, parent_id or 0, sampled=sampled,
                        trace_state=decision.trace_state.to_header() if sampled and decision.trace_state else "")
 
-    def server_span(self, name: str, caller: dict[str, str], attributes: dict[str, Any], start_ns: int) -> LiveSpan:
-        """The request's span: a child of the caller's (a valid `traceparent`), or a new trace."""
-        return self.server_span_at(name, self.trace_of(caller), attributes, start_ns)
-
     def server_span_at(self, name: str, where: TraceOf, attributes: dict[str, Any], start_ns: int) -> LiveSpan:
         """The request's span where `trace_of` placed it."""
         return LiveSpan(name, SERVER, where.trace_id, self.new_span_id(), where.parent_id,

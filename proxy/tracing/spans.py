@@ -23,7 +23,6 @@ tracing/recorder.py and exported by the official SDK outside the request path.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, final
@@ -155,6 +154,3 @@ def first_token_event(span: LiveSpan, started_ns: int, started: float, first_tok
     span.add_event("gen_ai.first_token", {"gen_ai.server.time_to_first_token": round(seconds, 6)},
                    timestamp=started_ns + int(seconds * 1e9))
 
-
-def now_ns() -> int:
-    return time.time_ns()

@@ -88,7 +88,7 @@ def through_the_sdk(sampler: Sampler, caller: dict[str, str]) -> list[ReadableSp
 def through_the_gateway(sampler: Sampler, caller: dict[str, str]) -> list[ReadableSpan]:
     ended: list[WireSpan] = []
     recorder = Recorder(sampler, CountingIds(), ended.append)
-    server = recorder.server_span("POST /v1/chat/completions", caller, dict(START), 1_000)
+    server = recorder.server_span_at("POST /v1/chat/completions", recorder.trace_of(caller), dict(START), 1_000)
     attempt = recorder.child_span(server, "chat gemma3:1b", dict(ATTEMPT))
     attempt.add_event("gen_ai.first_token")
     attempt.attributes.update({**ANSWERED, "error.type": "upstream_unavailable"})
