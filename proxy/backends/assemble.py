@@ -31,7 +31,6 @@ In = TypeVar("In", contravariant=True)
 Out = TypeVar("Out", covariant=True)
 
 
-
 class _Timers:
     """The first-token deadline, then the whole call's, on one asyncio timer."""
 

@@ -145,9 +145,7 @@ def delta_items(delta: dict[str, Any], fields: Fields, started: set[int], logpro
 
 
 def token_logprobs(logprobs: Any, fields: Fields) -> tuple[dict[str, Any], ...]:
-    """The entries of a choice's `logprobs.content` (null, or absent, when not asked for),
-    each an object as the upstream sent it."""
-    if logprobs is None:
-        return ()
+    """The entries of a choice's `logprobs` object (`content`), each an object as the
+    upstream sent it."""
     content = fields.object(logprobs, "logprobs").get("content")
     return tuple(fields.object(entry, "a logprobs entry") for entry in fields.items(content, "logprobs.content"))

@@ -16,6 +16,9 @@ from typing import Any, Literal
 
 from attrs import frozen
 
+# A key's limit that a 429 names.
+LimitName = Literal["requests_per_minute", "tokens_per_minute", "concurrent_requests"]
+
 
 @frozen
 class UsageAnswer:
@@ -44,7 +47,7 @@ class ErrorAnswer:
     attempts: list[AttemptAnswer] | None = None
     # 429 rate_limited: which limit of the key, its value, and the seconds in Retry-After
     # (null when the request could never fit).
-    limit: Literal["requests_per_minute", "tokens_per_minute", "concurrent_requests"] | None = None
+    limit: LimitName | None = None
     limit_value: int | None = None
     retry_after: int | None = None
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from attrs import frozen
 
-from proxy.surfaces.openapi.contract_shapes import AttemptAnswer, EmbeddingUsage, UsageAnswer
+from proxy.surfaces.openapi.contract_shapes import AttemptAnswer, EmbeddingUsage, LimitName, UsageAnswer
 
 
 @frozen
@@ -24,7 +24,7 @@ class OpenAIErrorDetail:
     request_id: str | None = None
     errors: list[str] | None = None
     attempts: list[AttemptAnswer] | None = None
-    limit: Literal["requests_per_minute", "tokens_per_minute", "concurrent_requests"] | None = None
+    limit: LimitName | None = None
     limit_value: int | None = None
     retry_after: int | None = None
 
