@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import pathlib
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -23,12 +23,6 @@ from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.waiting import eventually
 
 EXPORTER_MODULE = b"proxy.tracing.exporter_main"
-
-
-@pytest.fixture
-async def receiver(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> tuple[OtlpReceiver, TestServer]:
-    receiver = OtlpReceiver()
-    return receiver, await aiohttp_server(receiver.app())
 
 
 def traced_env(ollama: RunningUpstream, receiver: TestServer, **more: str) -> dict[str, str]:

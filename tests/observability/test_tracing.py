@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -17,12 +16,6 @@ CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"
 CALLER_SPAN = "b7ad6b7169203331"
 TRACEPARENT = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
 PROMPT = "the secret recipe for the sauce"
-
-
-@pytest.fixture
-async def receiver(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> tuple[OtlpReceiver, TestServer]:
-    receiver = OtlpReceiver()
-    return receiver, await aiohttp_server(receiver.app())
 
 
 @pytest.fixture
