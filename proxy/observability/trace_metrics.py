@@ -1,5 +1,5 @@
-"""Tracing's Prometheus metrics: the spans the gateway could not hand to its exporter process,
-and that process's restarts (tracing/exporter_process.py)."""
+"""Tracing's Prometheus metrics: the spans the gateway dropped, and its exporter process's
+restarts (tracing/exporter_process.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,16 @@ from prometheus_client import Counter
 
 SPANS_DROPPED = Counter(
     "gateway_trace_spans_dropped",
-    "Finished spans never handed to the trace exporter process, by reason: queue_full (the exporter "
-    "fell behind and the queue to it, OTEL_BSP_MAX_QUEUE_SIZE spans, was full) or exporter_down (it had died).",
+    "Finished spans the gateway dropped, by reason: queue_full (what is after the queue fell behind and "
+    "the queue, OTEL_BSP_MAX_QUEUE_SIZE spans, was full), exporter_down (the exporter process had died); "
+    "with PROXY_TRACE_EXPORT=thread also export_failed (the collector refused the spans or did not answer) "
+    "and too_large (one span over the 4 MiB of an export request). The exporter process logs its own.",
     ["reason"],
 )
 EXPORTER_RESTARTS = Counter(
     "gateway_trace_exporter_restarts", "Times the trace exporter process was started again after it died.",
 )
+
+
+def count_dropped(reason: str, spans: int) -> None:
+    SPANS_DROPPED.labels(reason).inc(spans)

@@ -2,30 +2,37 @@
 
 The request path records spans with tracing/recorder.py, using the SDK's sampler (from
 OTEL_TRACES_SAMPLER) and id generator, and ends them into the export queue
-(tracing/span_queue.py). Past the queue, the official SDK exports them: a BatchSpanProcessor
-and the OTLP/HTTP exporter, under a resource naming the service. By default they run in a
-child process fed through a pipe (tracing/exporter_process.py), so their protobuf encoding
-costs the gateway's core nothing; with PROXY_TRACE_EXPORT=thread, in a thread of the
-gateway. Either way the request path only ever appends to a bounded queue: a collector
-that is down or slow loses spans, never requests. The SDK is imported here only, so a
-gateway without tracing never loads it.
+(tracing/span_queue.py). Past the queue, spans are encoded as OTLP protobuf
+(tracing/otlp_encoding.py) and sent by the official OTLP/HTTP exporter's client
+(tracing/otlp_export.py), under a resource naming the service: by default in a child
+process fed through a pipe (tracing/exporter_process.py), so that the encoding costs the
+gateway's core nothing; with PROXY_TRACE_EXPORT=thread, in the queue's thread. Either way the
+request path only ever appends to a bounded queue: a collector that is down or slow loses
+spans, never requests. The SDK is imported here only, so a gateway without tracing never
+loads it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from proxy.observability.trace_metrics import count_dropped
 from proxy.settings.tracing import TracingConfig
+from proxy.tracing.otlp_encoding import ExportRequest
+from proxy.tracing.otlp_export import OtlpExport
 from proxy.tracing.recorder import Recorder
 from proxy.tracing.span_queue import SpanQueue
-from proxy.tracing.span_wire import WireSpan, from_wire
+from proxy.tracing.span_wire import WireSpan
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace.sampling import Sampler
 
 SCOPE_NAME = "octomil-gateway"
-SpanExport = SpanQueue
+SpanExport = SpanQueue[WireSpan]
+# Spans reach the exporter process this often at most, in batches; it exports them every
+# OTEL_BSP_SCHEDULE_DELAY. A short wait keeps each pipe write small.
+_TO_THE_PROCESS_EVERY = 0.2
 
 
 def _sampler(config: TracingConfig) -> Sampler:
@@ -44,23 +51,38 @@ def span_recording(config: TracingConfig, version: str) -> tuple[Recorder, SpanE
     export what it holds."""
     from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
-    exporter = _exporter_process(config, version) if config.export_process else _InThread(config, version)
     # The exporter gets the export timeout to flush at shutdown, and a second to exit.
-    queue = SpanQueue(exporter.deliver, exporter.shutdown, queue_size=config.queue_size,
-                      batch_size=config.batch_size, close_timeout=config.export_timeout + 1)
+    close_timeout = config.export_timeout + 1
+    queue: SpanExport
+    if config.export_process:
+        exporter = _exporter_process(config, version)
+        queue = SpanQueue(exporter.deliver, exporter.shutdown, queue_size=config.queue_size,
+                          batch_size=config.batch_size, hand_on_every=_TO_THE_PROCESS_EVERY,
+                          close_timeout=close_timeout, dropped=count_dropped, undelivered="exporter_down")
+    else:
+        export = otlp_export(config.endpoint, config.headers, config.export_timeout,
+                             resource_attributes(config, version), version, count_dropped)
+        queue = SpanQueue(export.deliver, export.close, queue_size=config.queue_size, batch_size=config.batch_size,
+                          hand_on_every=config.export_every, close_timeout=close_timeout, dropped=count_dropped,
+                          undelivered="export_failed")
     return Recorder(_sampler(config), RandomIdGenerator(), queue.put), queue
 
 
-def resource(config: TracingConfig, version: str) -> Resource:
-    from opentelemetry.sdk.resources import Resource
+def otlp_export(endpoint: object, headers: tuple[tuple[str, str], ...], timeout: float, resource: dict[str, Any],
+                version: str, dropped: Callable[[str, int], None]) -> OtlpExport:
+    """Every setting passed explicitly (left unset, the exporter would read the environment itself)."""
+    return OtlpExport(str(endpoint), dict(headers), timeout, ExportRequest(resource, SCOPE_NAME, version), dropped)
 
-    return Resource({
+
+def resource_attributes(config: TracingConfig, version: str) -> dict[str, Any]:
+    """The resource every span is exported under."""
+    return {
         **dict(config.resource_attributes),
         "service.name": config.service_name,
         "service.version": version,
         "telemetry.sdk.language": "python",
         "telemetry.sdk.name": "opentelemetry",
-    })
+    }
 
 
 def _exporter_process(config: TracingConfig, version: str) -> Any:
@@ -69,42 +91,5 @@ def _exporter_process(config: TracingConfig, version: str) -> Any:
     return ExporterProcess({
         "endpoint": str(config.endpoint), "headers": config.headers, "export_timeout": config.export_timeout,
         "export_every": config.export_every, "queue_size": config.queue_size, "batch_size": config.batch_size,
-        "resource": tuple(resource(config, version).attributes.items()),
-        "scope_name": SCOPE_NAME, "scope_version": version,
+        "resource": tuple(resource_attributes(config, version).items()), "version": version,
     })
-
-
-def batch_processor(endpoint: str, headers: dict[str, str], *, export_timeout: float, export_every: float,
-                    queue_size: int, batch_size: int) -> Any:
-    """The official BatchSpanProcessor and OTLP/HTTP exporter, every setting passed explicitly
-    (left unset, the SDK would read the environment itself)."""
-    from opentelemetry.exporter.otlp.proto.http import Compression
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    exporter = OTLPSpanExporter(endpoint=endpoint, headers=headers, timeout=export_timeout,
-                                compression=Compression.NoCompression)
-    return BatchSpanProcessor(
-        exporter, max_queue_size=queue_size, schedule_delay_millis=export_every * 1000,
-        max_export_batch_size=batch_size, export_timeout_millis=export_timeout * 1000)
-
-
-class _InThread:
-    """PROXY_TRACE_EXPORT=thread: the SDK's processor and exporter in the gateway's process."""
-
-    def __init__(self, config: TracingConfig, version: str) -> None:
-        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-
-        self._resource = resource(config, version)
-        self._scope = InstrumentationScope(SCOPE_NAME, version)
-        self._processor = batch_processor(str(config.endpoint), dict(config.headers),
-                                          export_timeout=config.export_timeout, export_every=config.export_every,
-                                          queue_size=config.queue_size, batch_size=config.batch_size)
-
-    def deliver(self, batch: list[WireSpan]) -> bool:
-        for wire in batch:
-            self._processor.on_end(from_wire(wire, self._resource, self._scope))
-        return True
-
-    def shutdown(self, timeout: float) -> None:
-        self._processor.shutdown()

@@ -1,11 +1,11 @@
-"""Finished spans as plain tuples, for the pipe to the exporter process and back into SDK spans.
+"""Finished spans as plain tuples, for the pipe to the exporter process.
 
 The request path ends each span as a tuple of numbers, strings and dicts
 (tracing/recorder.py); batches of them are written with `marshal` (a C routine; a batch
 of a few hundred spans takes tens of microseconds) to the exporter process
-(tracing/exporter_main.py), which rebuilds the SDK's ReadableSpans and hands them to the
-official OTLP exporter. So the costly part, the OTLP protobuf encoding and the HTTP
-export, runs on another core and under another interpreter lock.
+(tracing/exporter_main.py), which encodes them as OTLP protobuf (tracing/otlp_encoding.py)
+and exports them. So the costly part, the encoding and the HTTP export, runs on another
+core and under another interpreter lock.
 
 A span on the wire: (name, trace_id, span_id, trace_flags, tracestate header, parent span
 id or 0, parent is remote, SpanKind value, start ns, end ns, attributes,
@@ -20,12 +20,7 @@ from __future__ import annotations
 
 import marshal
 import struct
-from typing import IO, TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import ReadableSpan
-    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from typing import IO, Any
 
 # A frame: 4 bytes of length (big-endian), then a marshalled value.
 _LENGTH = struct.Struct(">I")
@@ -33,24 +28,6 @@ _LENGTH = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024
 
 WireSpan = tuple[Any, ...]
-
-
-def from_wire(wire: WireSpan, resource: Resource, scope: InstrumentationScope) -> ReadableSpan:
-    from opentelemetry.sdk.trace import Event, ReadableSpan
-    from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
-
-    (name, trace_id, span_id, flags, state, parent_id, parent_remote, kind, start, end, attributes, events,
-     status_code, status_description) = wire
-    trace_state = TraceState.from_header([state]) if state else None
-    context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(flags), trace_state=trace_state)
-    parent = (SpanContext(trace_id, parent_id, is_remote=parent_remote, trace_flags=TraceFlags(flags))
-              if parent_id else None)
-    return ReadableSpan(
-        name=name, context=context, parent=parent, resource=resource, attributes=attributes,
-        events=tuple(Event(event_name, event_attributes, timestamp)
-                     for event_name, timestamp, event_attributes in events),
-        kind=SpanKind(kind), status=Status(StatusCode(status_code), status_description),
-        start_time=start, end_time=end, instrumentation_scope=scope)
 
 
 def frame(value: Any) -> bytes:

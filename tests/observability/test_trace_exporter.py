@@ -1,8 +1,10 @@
 """The trace exporter process (proxy/tracing/exporter_process.py), with the real gateway process.
 
-The gateway pipes its finished spans to a child process that runs the official OTLP
-exporter. Whatever happens to that child, requests are answered; spans it could not take
-are counted; it is started again after it dies; and it never outlives the gateway.
+The gateway pipes its finished spans to a child process that encodes and exports them.
+Whatever happens to that child or to the collector, requests are answered; spans that could
+not be exported are counted (or, in the child, logged); the child is started again after it
+dies; and it never outlives the gateway. The same for the export in a thread of the gateway
+(PROXY_TRACE_EXPORT=thread).
 """
 
 from __future__ import annotations
@@ -217,3 +219,46 @@ async def test_a_stuck_exporter_does_not_hold_up_the_gateways_stop(
         await fill_until_dropped(session, gateway)  # the pipe and the queue are full: a write is blocked
     assert gateway.returncode == 0
     await until_gone(exporter)
+
+
+async def test_a_collector_that_is_down_costs_spans_never_requests(
+    ollama: RunningUpstream, receiver: tuple[OtlpReceiver, TestServer], session: aiohttp.ClientSession,
+    tmp_path: pathlib.Path,
+) -> None:
+    spans, server = receiver
+    spans.unavailable = True  # 503: retried with backoff, within the 1 s export timeout, then given up
+    env = traced_env(ollama, server, OTEL_EXPORTER_OTLP_TIMEOUT="1000")
+    async with running_gateway(env, log_dir=tmp_path) as gateway:
+        await chat(session, gateway, "while-down-1")  # answered in full
+
+        async def logged() -> bool:  # by the exporter process, on the gateway's standard error
+            return "spans dropped since the last report: 2 export_failed" in gateway.output()
+
+        await eventually(logged, RUN_TIMEOUT)
+        assert spans.spans == []
+
+        spans.unavailable = False  # back: the next spans get through
+        await chat(session, gateway, "after-down-1")
+        server_span, client_span = await spans.trace_of("after-down-1", 2)
+        assert client_span.parent_span_id == server_span.span_id
+        assert await metric(session, gateway, "gateway_trace_exporter_restarts_total") == 0
+
+
+async def test_exported_from_a_thread_spans_arrive_and_what_the_collector_refuses_is_counted(
+    ollama: RunningUpstream, receiver: tuple[OtlpReceiver, TestServer], session: aiohttp.ClientSession,
+) -> None:
+    spans, server = receiver
+    env = traced_env(ollama, server, PROXY_TRACE_EXPORT="thread", OTEL_EXPORTER_OTLP_TIMEOUT="1000")
+    async with running_gateway(env) as gateway:
+        await chat(session, gateway, "threaded-1")
+        server_span, client_span = await spans.trace_of("threaded-1", 2)
+        assert client_span.parent_span_id == server_span.span_id
+        assert exporters_of(gateway.process.pid) == []  # no child process
+
+        spans.unavailable = True
+        await chat(session, gateway, "threaded-down-1")  # answered in full
+
+        async def counted() -> bool:
+            return await metric(session, gateway, "gateway_trace_spans_dropped_total", reason="export_failed") == 2
+
+        await eventually(counted, RUN_TIMEOUT)

@@ -56,17 +56,26 @@ def _attributes(pairs: Any) -> dict[str, Any]:
 
 @define
 class OtlpReceiver:
+    """A collector. `unavailable` makes it answer 503 (a collector restarting); `stuck` makes it
+    read each export and never answer until `stuck` is set again (a collector hung on its disk)."""
+
     spans: list[ReceivedSpan] = field(factory=list)
     requests: list[dict[str, str]] = field(factory=list)  # the headers of each export
+    unavailable: bool = False
+    stuck: asyncio.Event | None = None
     _changed: asyncio.Event = field(factory=asyncio.Event)
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=20 * 1024 * 1024)  # the OpenTelemetry Collector's default
         app.router.add_post("/v1/traces", self._export)
         return app
 
     async def _export(self, request: web.Request) -> web.Response:
         body = await request.read()
+        if self.stuck is not None:
+            await self.stuck.wait()
+        if self.unavailable:
+            return web.Response(status=503, text="collector unavailable")
         encoding = request.headers.get("Content-Encoding", "")
         if encoding == "gzip":
             body = gzip.decompress(body)
