@@ -51,7 +51,8 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("proxy/observability/logs.py", "", "access log"),
     ("proxy/tracing/span_queue.py", "", "tracing: export queue thread"),
     ("proxy/tracing/exporter_process.py", "", "tracing: export queue thread"),
-    ("proxy/tracing/setup.py", "deliver", "tracing: export queue thread"),
+    ("proxy/tracing/otlp_export.py", "", "tracing: export queue thread"),
+    ("proxy/tracing/otlp_encoding.py", "", "tracing: export queue thread"),
     ("proxy/tracing/", "", "tracing: request path"),
     ("proxy/edge/tracing.py", "", "tracing: request path"),
     ("proxy/serving/attempt_spans.py", "", "tracing: request path"),
@@ -95,8 +96,8 @@ def stage_of(stack: list[str]) -> str:
                     return "response building"
                 return stage
     whole = " ".join(stack)
-    if "BatchProcessor" in whole or "encode_spans" in whole:
-        return "tracing: SDK exporter thread (PROXY_TRACE_EXPORT=thread)"
+    if "span_queue.py" in whole:  # the queue's thread inside the exporter's HTTP client (PROXY_TRACE_EXPORT=thread)
+        return "tracing: export queue thread"
     if "aiohttp/web_" in whole or "aiohttp/http_" in whole or "_http_parser" in whole:
         return "aiohttp server (no app frame)"
     if any(c in whole for c in _CLIENT) or "client_proto" in whole:
