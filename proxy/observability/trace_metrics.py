@@ -8,9 +8,10 @@ from prometheus_client import Counter
 SPANS_DROPPED = Counter(
     "gateway_trace_spans_dropped",
     "Finished spans the gateway dropped, by reason: queue_full (what is after the queue fell behind and "
-    "the queue, OTEL_BSP_MAX_QUEUE_SIZE spans, was full), exporter_down (the exporter process had died); "
-    "with PROXY_TRACE_EXPORT=thread also export_failed (the collector refused the spans or did not answer) "
-    "and too_large (one span over the 4 MiB of an export request). The exporter process logs its own.",
+    "the queue, OTEL_BSP_MAX_QUEUE_SIZE spans, was full), exporter_down (the exporter process had died), "
+    "too_large (one span over the 64 MiB of the pipe to the exporter process, or with "
+    "PROXY_TRACE_EXPORT=thread over the 4 MiB of an export request), and with PROXY_TRACE_EXPORT=thread "
+    "export_failed (the collector refused the spans or did not answer). The exporter process logs its own.",
     ["reason"],
 )
 EXPORTER_RESTARTS = Counter(

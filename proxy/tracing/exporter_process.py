@@ -25,10 +25,11 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 from proxy.observability.trace_metrics import EXPORTER_RESTARTS
-from proxy.tracing.span_wire import WireSpan, frame
+from proxy.tracing.span_wire import FRAME_HEAD, MAX_FRAME, WireSpan, frame
 
 log = logging.getLogger("proxy")
 
@@ -41,8 +42,9 @@ _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
 class ExporterProcess:
     """The child process, started on demand and again after it dies. Used by one thread only."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], dropped: Callable[[str, int], None]) -> None:
         self._config = frame(config)
+        self._dropped = dropped
         self._process: subprocess.Popen[bytes] | None = None
         self._started_at = 0.0
         self._retry_at = 0.0
@@ -54,8 +56,22 @@ class ExporterProcess:
         return self._process.pid if self._process is not None else None
 
     def deliver(self, batch: list[WireSpan]) -> bool:
-        """Pipe `batch` to the exporter; False (not sent) when it is dead or waiting to restart."""
-        return self._send(frame(batch))
+        """Pipe `batch` to the exporter; False (not sent) when it is dead or waiting to restart.
+
+        A batch over the pipe's frame limit (long prompts, with content capture on) goes in
+        parts, each part's spans counted if it could not be sent; a span over it alone is
+        dropped and counted."""
+        data = frame(batch)
+        if len(data) <= MAX_FRAME + FRAME_HEAD:
+            return self._send(data)
+        if len(batch) == 1:
+            self._dropped("too_large", 1)
+            return True
+        half = len(batch) // 2
+        for part in (batch[:half], batch[half:]):
+            if not self.deliver(part):
+                self._dropped("exporter_down", len(part))
+        return True
 
     def _send(self, data: bytes) -> bool:
         process = self._running()

@@ -55,7 +55,7 @@ def span_recording(config: TracingConfig, version: str) -> tuple[Recorder, SpanE
     close_timeout = config.export_timeout + 1
     queue: SpanExport
     if config.export_process:
-        exporter = _exporter_process(config, version)
+        exporter = _exporter_process(config, version, count_dropped)
         queue = SpanQueue(exporter.deliver, exporter.shutdown, queue_size=config.queue_size,
                           batch_size=config.batch_size, hand_on_every=_TO_THE_PROCESS_EVERY,
                           close_timeout=close_timeout, dropped=count_dropped, undelivered="exporter_down")
@@ -85,11 +85,11 @@ def resource_attributes(config: TracingConfig, version: str) -> dict[str, Any]:
     }
 
 
-def _exporter_process(config: TracingConfig, version: str) -> Any:
+def _exporter_process(config: TracingConfig, version: str, dropped: Callable[[str, int], None]) -> Any:
     from proxy.tracing.exporter_process import ExporterProcess
 
     return ExporterProcess({
         "endpoint": str(config.endpoint), "headers": config.headers, "export_timeout": config.export_timeout,
         "export_every": config.export_every, "queue_size": config.queue_size, "batch_size": config.batch_size,
         "resource": tuple(resource_attributes(config, version).items()), "version": version,
-    })
+    }, dropped)

@@ -24,6 +24,7 @@ from typing import IO, Any
 
 # A frame: 4 bytes of length (big-endian), then a marshalled value.
 _LENGTH = struct.Struct(">I")
+FRAME_HEAD = _LENGTH.size
 # Bound on one frame, so a corrupt length cannot make the reader allocate gigabytes.
 MAX_FRAME = 64 * 1024 * 1024
 

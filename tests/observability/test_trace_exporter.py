@@ -9,15 +9,20 @@ dies; and it never outlives the gateway. The same for the export in a thread of 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pathlib
 import signal
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from proxy.tracing.exporter_process import ExporterProcess
+from proxy.tracing.recorder import CLIENT
+from proxy.tracing.span_wire import MAX_FRAME, WireSpan
 from tests.support.app import AUTH, TOKEN, RunningUpstream
 from tests.support.gateway_process import RUN_TIMEOUT, GatewayProcess, running_gateway
 from tests.support.metrics import parse, value
@@ -262,3 +267,32 @@ async def test_exported_from_a_thread_spans_arrive_and_what_the_collector_refuse
             return await metric(session, gateway, "gateway_trace_spans_dropped_total", reason="export_failed") == 2
 
         await eventually(counted, RUN_TIMEOUT)
+
+
+def captured_prompt(number: int, size: int) -> WireSpan:
+    """A span with its prompt captured (OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT)."""
+    return ("chat gemma3:1b", number + 1, number + 1, 1, "", 0, False, CLIENT, 1_000, 2_000,
+            {"gateway.request_id": f"long-{number}", "gen_ai.input.messages": "p" * size}, (), 0, None)
+
+
+async def test_spans_over_the_pipes_frame_limit_go_in_parts_and_one_over_it_alone_is_counted(
+    receiver: tuple[OtlpReceiver, TestServer],
+) -> None:
+    """Long prompts captured: a batch of them is more than one frame of the pipe (64 MiB), and
+    each export request to the collector is at most 4 MiB."""
+    spans, server = receiver
+    dropped: Counter[str] = Counter()
+    exporter = ExporterProcess({
+        "endpoint": str(server.make_url("/v1/traces")), "headers": (), "export_timeout": 10.0, "export_every": 0.05,
+        "queue_size": 2048, "batch_size": 512, "resource": (("service.name", "gateway-under-test"),),
+        "version": "1.2.3"}, lambda reason, count: dropped.update({reason: count}))
+    try:
+        batch = [captured_prompt(n, 1024 * 1024) for n in range(70)] + [captured_prompt(70, MAX_FRAME)]
+        assert await asyncio.to_thread(exporter.deliver, batch)
+        assert dropped == {"too_large": 1}
+        await spans.wait_until(lambda received: len(received) == 70, limit=RUN_TIMEOUT)
+        assert sorted(s.attributes["gateway.request_id"] for s in spans.spans) == sorted(f"long-{n}" for n in range(70))
+        assert all(len(s.attributes["gen_ai.input.messages"]) == 1024 * 1024 for s in spans.spans)
+        assert len(spans.requests) >= 70 // 3  # at most 3 spans of 1 MiB in a 4 MiB export request
+    finally:
+        await asyncio.to_thread(exporter.shutdown, 5.0)
