@@ -11,7 +11,8 @@ SPANS_DROPPED = Counter(
     "the queue, OTEL_BSP_MAX_QUEUE_SIZE spans, was full), exporter_down (the exporter process had died), "
     "too_large (one span over the 64 MiB of the pipe to the exporter process, or with "
     "PROXY_TRACE_EXPORT=thread over the 4 MiB of an export request), and with PROXY_TRACE_EXPORT=thread "
-    "export_failed (the collector refused the spans or did not answer). The exporter process logs its own.",
+    "export_failed (the collector refused the spans or did not answer) and unencodable (a span name that is "
+    "not valid Unicode). The exporter process logs its own.",
     ["reason"],
 )
 EXPORTER_RESTARTS = Counter(

@@ -126,7 +126,7 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', '(none)', 'the full traces URL, used as given instead'),
     Variable('OTEL_EXPORTER_OTLP_HEADERS', '(none)', 'key=value,... headers sent to the collector (e.g. an API key)'),
     Variable('OTEL_EXPORTER_OTLP_TRACES_HEADERS', '(none)', 'more headers, for the traces endpoint'),
-    Variable('OTEL_EXPORTER_OTLP_TIMEOUT', '10000', 'milliseconds one export may take'),
+    Variable('OTEL_EXPORTER_OTLP_TIMEOUT', '10000', 'milliseconds one export request may take, retries included'),
     Variable('OTEL_SERVICE_NAME', 'octomil-gateway', "the spans' service.name"),
     Variable('OTEL_RESOURCE_ATTRIBUTES', '(none)', 'key=value,... added to every span\'s resource'),
     Variable('OTEL_TRACES_SAMPLER', 'parentbased_always_on',

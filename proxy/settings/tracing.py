@@ -35,7 +35,7 @@ class TracingConfig:
     sampler: str = "parentbased_always_on"
     sampler_ratio: float = 1.0
     export_timeout: float = 10.0  # seconds
-    export_every: float = 5.0  # seconds between the batch processor's exports
+    export_every: float = 5.0  # seconds between exports of what is queued
     # The GenAI conventions' opt-in: prompts and answers as span events.
     capture_content: bool = False
     # PROXY_TRACE_EXPORT: the exporter in a child process (the default) or in a thread of the gateway.

@@ -82,12 +82,13 @@ def _queue(config: dict[str, Any], dropped: _LoggedDrops) -> SpanQueue[WireSpan]
                      undelivered="export_failed")
 
 
-def _exit_when_orphaned(parent: int, queue: SpanQueue[WireSpan]) -> None:
+def _exit_when_orphaned(parent: int, queue: SpanQueue[WireSpan], dropped: _LoggedDrops) -> None:
     """A daemon thread: the gateway is gone but the pipe stayed open elsewhere, so the
     reading loop may never see its end. Export what is queued and exit."""
     while os.getppid() == parent:
         time.sleep(_ORPHAN_CHECK_SECONDS)
     queue.shutdown()
+    dropped.flush()
     os._exit(0)
 
 
@@ -104,7 +105,7 @@ def main() -> None:
         return  # the gateway was gone before it could say anything
     dropped = _LoggedDrops()
     queue = _queue(config, dropped)
-    threading.Thread(target=_exit_when_orphaned, args=(parent, queue), daemon=True).start()
+    threading.Thread(target=_exit_when_orphaned, args=(parent, queue, dropped), daemon=True).start()
     try:
         while True:
             for wire in read_frame(stream):

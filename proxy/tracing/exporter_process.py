@@ -1,10 +1,10 @@
 """Spans leave the gateway's process: batches piped to a supervised exporter process.
 
-Encoding spans as OTLP protobuf costs more CPU than making them (docs/tracing.md, cost):
-inside the gateway it would run on the event loop's core and under its interpreter lock.
-So the export queue's thread (tracing/span_queue.py) writes batches of finished spans, as
-plain tuples, to the standard input of a child process (tracing/exporter_main.py) where
-the official BatchSpanProcessor and OTLP/HTTP exporter do the rest.
+Encoding and sending spans costs about as much CPU as recording them (docs/tracing.md,
+cost): inside the gateway it would run on the event loop's core and under its interpreter
+lock. So the export queue's thread (tracing/span_queue.py) writes batches of finished
+spans, as plain tuples, to the standard input of a child process (tracing/exporter_main.py)
+which encodes and exports them.
 
 The child is supervised, and can never hold a request up:
 - it is started with the first spans, and again after it dies (1 s later, then doubling

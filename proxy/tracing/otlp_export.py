@@ -12,11 +12,13 @@ tests/observability/ export through it to a receiver.
 A batch is sent as one export request, or several when its spans add up to more than
 MAX_REQUEST_BYTES; a span over that alone (a very long prompt, with content capture on) is
 dropped and counted ("too_large"), as are the spans of a request the collector refused or
-never answered ("export_failed").
+never answered ("export_failed") and a span that cannot be encoded ("unencodable": a name
+that is not valid Unicode; an attribute that cannot be is left out, the span kept).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,6 +28,8 @@ from proxy.tracing.span_wire import WireSpan
 # One export request at most: the 4 MiB a gRPC-based collector takes by default, well under
 # the OpenTelemetry Collector's 20 MiB for OTLP/HTTP.
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 
 class OtlpExport:
@@ -46,7 +50,13 @@ class OtlpExport:
         """Sends `batch`, counting what the collector did not take; True: nothing is left to count."""
         request: list[bytes] = []
         size = 0
-        for span in map(encode_span, batch):
+        for wire in batch:
+            try:
+                span = encode_span(wire)
+            except (TypeError, ValueError):  # a name that is not valid Unicode: the span alone is lost
+                log.warning("a span could not be encoded and is dropped", exc_info=True)
+                self._dropped("unencodable", 1)
+                continue
             if len(span) > MAX_REQUEST_BYTES:
                 self._dropped("too_large", 1)
                 continue

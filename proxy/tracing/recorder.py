@@ -5,16 +5,15 @@ a lock and a type check per attribute, a copy of the span at its end, a chain of
 processors and the context API around every call. The gateway's spans are few and their
 attributes are known (strings, numbers, tuples of strings), so the request path keeps
 each span as a small object and, at its end, appends one tuple (tracing/span_wire.py) to
-the export queue. From there the official SDK takes over, in the exporter process or
-thread: the tuple becomes the SDK's ReadableSpan, and its BatchSpanProcessor and OTLP
-exporter encode and send it.
+the export queue. From there, in the exporter process or the queue's thread, it is encoded
+as OTLP protobuf (tracing/otlp_encoding.py) and sent by the official OTLP exporter's client.
 
 What stays the SDK's own on the request path: the random trace and span ids, and the W3C
 trace context parsing of a caller's `traceparent`. The sampler (OTEL_TRACES_SAMPLER) is the
 SDK's object, but for the samplers the gateway offers (settings/tracing.py) its decision is
 taken here, in one call (`_deciders`): the SDK's should_sample goes through the context API,
 a SamplingResult and the parent's trace state for every request, sampled or not, and most
-requests are not sampled at a low ratio. tests/observability/test_span_wire.py checks that
+requests are not sampled at a low ratio. tests/observability/test_otlp_encoding.py checks that
 each sampler decides as the SDK's does. An attempt's span follows the request's decision:
 for each sampler the gateway offers, the SDK would decide the same for a child in the same
 trace (a sampled local parent, or the same trace id).

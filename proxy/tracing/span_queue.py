@@ -16,11 +16,14 @@ dropped, and so is a batch that could not be handed on; both are counted by reas
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 Span = TypeVar("Span")
+
+log = logging.getLogger(__name__)
 
 
 class SpanQueue(Generic[Span]):
@@ -42,6 +45,8 @@ class SpanQueue(Generic[Span]):
         self._undelivered = undelivered
         self._wake = threading.Event()
         self._stopping = False
+        self._shutdown_lock = threading.Lock()
+        self._shut_down = False
         self._thread = threading.Thread(target=self._run, name="trace-export-queue", daemon=True)
         self._thread.start()
 
@@ -56,11 +61,21 @@ class SpanQueue(Generic[Span]):
             self._wake.set()
 
     def shutdown(self) -> None:
-        """Hand on what is queued, then close what is after the queue (it exports what it holds)."""
-        self._stopping = True
-        self._wake.set()
-        self._thread.join(self._close_timeout)
-        self._close(self._close_timeout)
+        """Hand on what is queued (for at most `close_timeout`: what is left then is counted),
+        then close what is after the queue (it exports what it holds). Once; a second call
+        returns when the first is done."""
+        with self._shutdown_lock:
+            if self._shut_down:
+                return
+            self._stopping = True
+            self._wake.set()
+            self._thread.join(self._close_timeout)
+            left = len(self._queue)
+            self._queue.clear()
+            if left:
+                self._dropped(self._undelivered, left)
+            self._close(self._close_timeout)
+            self._shut_down = True
 
     def _run(self) -> None:
         while not self._stopping:
@@ -72,5 +87,10 @@ class SpanQueue(Generic[Span]):
     def _hand_on(self, *, everything: bool) -> None:
         while self._queue and (everything or len(self._queue) >= self._batch_size):
             batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._batch_size))]
-            if not self._deliver(batch):
+            try:
+                delivered = self._deliver(batch)
+            except Exception:  # a bug there must not end the thread: every later span would be lost
+                log.exception("handing on %d finished spans failed", len(batch))
+                delivered = False
+            if not delivered:
                 self._dropped(self._undelivered, len(batch))

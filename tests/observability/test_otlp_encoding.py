@@ -6,10 +6,13 @@ decisions."""
 
 from __future__ import annotations
 
+import enum
 import io
 import itertools
+import logging
 import random
 import string
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -149,9 +152,22 @@ def test_sampling_decides_as_the_sdk_does(sampler: Sampler, caller: dict[str, An
     assert otlp(ours) == otlp(sdks)
 
 
+class Colour(enum.Enum):
+    RED = "red"
+
+
+class Named(str, enum.Enum):  # noqa: UP042 (str() gives its name, not its value: the case to get right)
+    MODEL = "gemma3:1b"
+
+
+class Count(enum.IntEnum):
+    TWO = 2
+
+
 def a_value(rng: random.Random) -> Any:
-    """Any attribute value the gateway's spans can carry, edge cases included."""
-    kind = rng.randrange(8)
+    """Any attribute value: the gateway's own (strings, ints, floats, booleans, tuples of
+    strings), edge cases, and what the official encoder also takes or leaves out."""
+    kind = rng.randrange(11)
     if kind == 0:
         return "".join(rng.choices(string.printable + "é漢🙂", k=rng.choice([0, 1, 20, 127, 128, 300, 20000])))
     if kind == 1:
@@ -159,26 +175,33 @@ def a_value(rng: random.Random) -> Any:
     if kind == 2:
         return rng.choice([0, 1, 127, 128, 200, 11434, 2**31, 2**63 - 1, -1, -(2**63)])
     if kind == 3:
-        return rng.choice([0.0, 0.0123, -1.5, 1e300, 1.0])
+        return rng.choice([0.0, 0.0123, -1.5, 1e300, 1.0, float("nan"), float("inf"), -0.0])
     if kind == 4:
         return tuple(rng.choice(["stop", "length", "tool_calls", ""]) for _ in range(rng.randrange(4)))
     if kind == 5:
         return tuple(rng.randrange(-5, 300) for _ in range(rng.randrange(1, 4)))
     if kind == 6:  # one key's values keep coming back: the cache's path
-        return rng.choice(["gemma3:1b", "llama3.2", 200, 1, True, 1.0, ("stop",)])
+        return rng.choice(["gemma3:1b", "llama3.2", 200, 1, True, 1.0, ("stop",), "x" * 300, ("y" * 300,)])
+    if kind == 7:  # what the official encoder takes besides
+        return rng.choice([None, b"\x00\xffbytes", ["a", 1, True], ("a", 1.5, False), {"k": "v", "n": 2},
+                           Named.MODEL, Count.TWO, []])
+    if kind == 8:  # what it leaves out: the attribute is dropped
+        return rng.choice([2**63, -(2**63) - 1, 2**64 + 5, "lone \ud800 surrogate", ("ok", None), Colour.RED])
+    if kind == 9:
+        return ("unhashable", ["list"])
     return f"req-{rng.getrandbits(48):012x}"
 
 
 def a_span(rng: random.Random) -> WireSpan:
     """A finished span of any shape the recorder makes, as the exporter process gets it."""
-    keys = [f"gen_ai.key.{n}" for n in range(12)]  # few keys: they come back with other values and types
+    keys = [f"gen_ai.key.{n}" for n in range(12)] + [""]  # few keys: they come back with other values and types
     parent_id = rng.choice([0, rng.getrandbits(64) or 1])
-    events = tuple(("gen_ai.first_token", rng.getrandbits(63) or 1,
+    events = tuple((rng.choice(["gen_ai.first_token", ""]), rng.choice([0, rng.getrandbits(63) or 1]),
                     {rng.choice(keys): a_value(rng) for _ in range(rng.randrange(3))}) for _ in range(rng.randrange(3)))
     failed = rng.random() < 0.3
-    return (rng.choice(["POST /v1/chat/completions", "chat gemma3:1b", "é" * 200]), rng.getrandbits(128) or 1,
+    return (rng.choice(["POST /v1/chat/completions", "chat gemma3:1b", "é" * 200, ""]), rng.getrandbits(128) or 1,
             rng.getrandbits(64) or 1, 1, rng.choice(["", "vendor=abc", "a=1,b=2"]), parent_id,
-            bool(parent_id) and rng.random() < 0.5, rng.choice([SERVER, CLIENT]), rng.getrandbits(63) or 1,
+            bool(parent_id) and rng.random() < 0.5, rng.choice([SERVER, CLIENT]), rng.choice([0, rng.getrandbits(63)]),
             rng.getrandbits(63) or 1, {rng.choice(keys): a_value(rng) for _ in range(rng.randrange(0, 16))}, events,
             2 if failed else 0, rng.choice(["upstream_unavailable", "HTTP 502", "x" * 200]) if failed else None)
 
@@ -201,20 +224,40 @@ def as_the_sdks(wire: WireSpan) -> ReadableSpan:
 def test_every_shape_of_span_encodes_to_the_official_encoders_bytes() -> None:
     """Byte for byte, one span at a time and in batches: strings of every length (one- and
     two-byte length prefixes, multi-byte UTF-8), every int64, doubles, booleans, arrays, the
-    same key with values of different types (True, 1 and 1.0 are equal as dict keys), events,
-    error statuses, trace states, remote and local parents, no parent."""
+    same key with values of different types (True, 1 and 1.0 are equal as dict keys), the
+    types the official encoder also takes (None, bytes, lists, mappings, enums) and those it
+    leaves out (ints beyond int64, invalid Unicode, None in an array), empty names and keys,
+    zero timestamps, events, error statuses, trace states, remote, local and no parents."""
     rng = random.Random(20261201)
-    for size in [1] * 300 + [2, 7, 50]:
+    logging.getLogger("opentelemetry.exporter.otlp.proto.common._internal").disabled = True  # its refusals, logged
+    for size in [1] * 1000 + [2, 7, 50]:
         spans = [a_span(rng) for _ in range(size)]
         ours = REQUEST.of([encode_span(span) for span in spans])
         assert ours == encode_spans([as_the_sdks(span) for span in spans]).SerializeToString()
 
 
-def test_an_attribute_the_protocol_cannot_carry_is_named() -> None:
+def test_an_attribute_the_protocol_cannot_carry_is_left_out_and_named_once(caplog: pytest.LogCaptureFixture) -> None:
     span = a_span(random.Random(1))
-    span[10]["gateway.odd"] = {"a": 1}
-    with pytest.raises(TypeError, match="type dict"):
-        encode_span(span)
+    kept = {"gateway.request_id": "req-1"}
+    for count in (2**64, 2**65):  # the second is not logged again
+        encoded = encode_span((*span[:10], {**kept, "gateway.refused": count}, (), 0, None))
+        assert encoded == encode_span((*span[:10], kept, (), 0, None))
+    assert [r.getMessage() for r in caplog.records if "gateway.refused" in r.getMessage()] == [
+        "span attribute 'gateway.refused' left out (and from now on when it cannot be exported): ValueError"]
+
+
+def test_a_captured_prompt_is_not_kept_by_the_encoder() -> None:
+    """Content capture puts whole prompts in attributes; the attribute cache keeps short values only."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for number in range(40):
+            wire = a_span(random.Random(number))
+            encode_span((*wire[:10], {"gen_ai.input.messages": f"{number}" + "p" * 1024 * 1024}, (), 0, None))
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 1024 * 1024  # 40 MiB went through
 
 
 def test_a_frame_cut_short_or_claiming_too_much_is_refused() -> None:

@@ -54,3 +54,16 @@ async def test_spans_the_collector_refused_are_counted(receiver: tuple[OtlpRecei
     await asyncio.to_thread(export.deliver, [span(n) for n in range(3)])
     export.close(1)
     assert dropped == {"export_failed": 3}
+
+
+async def test_a_span_that_cannot_be_encoded_is_counted_and_the_rest_sent(
+    receiver: tuple[OtlpReceiver, TestServer],
+) -> None:
+    spans, server = receiver
+    dropped: Counter[str] = Counter()
+    export = export_to(server, dropped)
+    unencodable = ("lone \ud800 surrogate", *span(1)[1:])
+    await asyncio.to_thread(export.deliver, [span(0), unencodable, span(2)])
+    export.close(1)
+    assert dropped == {"unencodable": 1}
+    assert [s.attributes["gateway.request_id"] for s in spans.spans] == ["req-0", "req-2"]

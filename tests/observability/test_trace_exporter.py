@@ -293,6 +293,22 @@ async def test_spans_over_the_pipes_frame_limit_go_in_parts_and_one_over_it_alon
         await spans.wait_until(lambda received: len(received) == 70, limit=RUN_TIMEOUT)
         assert sorted(s.attributes["gateway.request_id"] for s in spans.spans) == sorted(f"long-{n}" for n in range(70))
         assert all(len(s.attributes["gen_ai.input.messages"]) == 1024 * 1024 for s in spans.spans)
-        assert len(spans.requests) >= 70 // 3  # at most 3 spans of 1 MiB in a 4 MiB export request
+        assert max(spans.spans_per_request) == 3  # 3 spans of 1 MiB fit in a 4 MiB export request, 4 do not
     finally:
         await asyncio.to_thread(exporter.shutdown, 5.0)
+
+
+async def test_a_collector_stuck_at_the_stop_holds_up_an_exporting_thread_no_longer_than_the_export_timeout(
+    ollama: RunningUpstream, receiver: tuple[OtlpReceiver, TestServer], session: aiohttp.ClientSession,
+) -> None:
+    spans, server = receiver
+    spans.stuck = asyncio.Event()  # reads each export and never answers
+    # Exports a minute apart: the stop sends these spans, into a collector that never answers; unbounded,
+    # the stop would never end (running_gateway's stop then kills it and raises).
+    env = traced_env(ollama, server, PROXY_TRACE_EXPORT="thread", OTEL_EXPORTER_OTLP_TIMEOUT="1000",
+                     OTEL_BSP_SCHEDULE_DELAY="60000")
+    async with running_gateway(env, graceful=True) as gateway:
+        await chat(session, gateway, "stuck-at-stop-1")
+    assert gateway.returncode == 0
+    assert spans.spans == []
+    spans.stuck.set()

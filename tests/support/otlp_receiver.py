@@ -61,6 +61,7 @@ class OtlpReceiver:
 
     spans: list[ReceivedSpan] = field(factory=list)
     requests: list[dict[str, str]] = field(factory=list)  # the headers of each export
+    spans_per_request: list[int] = field(factory=list)
     unavailable: bool = False
     stuck: asyncio.Event | None = None
     _changed: asyncio.Event = field(factory=asyncio.Event)
@@ -86,6 +87,7 @@ class OtlpReceiver:
         message = ExportTraceServiceRequest()
         message.ParseFromString(body)
         self.requests.append(dict(request.headers))
+        self.spans_per_request.append(sum(len(s.spans) for r in message.resource_spans for s in r.scope_spans))
         for resource_spans in message.resource_spans:
             resource = _attributes(resource_spans.resource.attributes)
             for scope_spans in resource_spans.scope_spans:
