@@ -83,11 +83,14 @@ async def test_idle_connections_past_a_1024_limit_do_not_lock_clients_out(
         await process.wait()
 
 
+@pytest.mark.parametrize("body_bytes", [0, 512 * 1024], ids=["a small request", "a large body still being sent"])
 async def test_past_the_gate_a_new_connection_gets_a_503_it_can_read(
-    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    aiohttp_server: Callable[..., Awaitable[TestServer]], body_bytes: int,
 ) -> None:
     """Every connection busy (streams held open by the upstream) and the gate full: the next
-    client is told so in a 503 it can read, on the event loop the gateway really runs."""
+    client is told so in a 503 it can read, on the event loop the gateway really runs. Also
+    when it is still sending a large body, which the gate never reads: closing a socket with
+    unread bytes makes the kernel reset the connection, and the answer must still be read."""
     upstream = GatedOpenAI()
     server = await aiohttp_server(upstream.app())
     port = free_port()
@@ -111,10 +114,13 @@ async def test_past_the_gate_a_new_connection_gets_a_503_it_can_read(
                 assert response.status == 200
                 await response.content.readline()  # its first token: the connection is busy
                 held.append(response)
-            async with session.post(url, json=ask) as refused:
-                body = await refused.json()
-            assert refused.status == 503 and refused.headers["Retry-After"] == "1"
-            assert body == {"code": "overloaded", "message": "too many connections; retry shortly", "retryable": True}
+            for _ in range(5):  # each refused the same way, none reset
+                refused_ask = {**ask, "user": "x" * body_bytes}
+                async with session.post(url, json=refused_ask) as refused:
+                    body = await refused.json()
+                assert refused.status == 503 and refused.headers["Retry-After"] == "1"
+                assert body == {"code": "overloaded", "message": "too many connections; retry shortly",
+                                "retryable": True}
             for response in held:
                 response.close()
         assert process.returncode is None
