@@ -1,4 +1,4 @@
-"""Finished spans as OTLP protobuf: the bytes the official encoder gives, for a fifteenth of its CPU.
+"""Finished spans as OTLP protobuf: the bytes the official encoder gives, for about a twelfth of its CPU.
 
 The official encoder (opentelemetry-exporter-otlp-proto-common's `encode_spans`) builds a
 protobuf message object for every span, attribute and value: on the machine of
