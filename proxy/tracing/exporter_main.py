@@ -33,7 +33,7 @@ import threading
 import time
 from typing import Any
 
-from proxy.tracing.setup import otlp_export
+from proxy.tracing.otlp_export import OtlpExport
 from proxy.tracing.span_queue import SpanQueue
 from proxy.tracing.span_wire import WireSpan, read_frame
 
@@ -75,8 +75,8 @@ class _LoggedDrops:
 
 
 def _queue(config: dict[str, Any], dropped: _LoggedDrops) -> SpanQueue[WireSpan]:
-    export = otlp_export(config["endpoint"], config["headers"], config["export_timeout"], dict(config["resource"]),
-                         config["version"], dropped)
+    export = OtlpExport(config["endpoint"], dict(config["headers"]), config["export_timeout"],
+                        dict(config["resource"]), config["version"], dropped)
     return SpanQueue(export.deliver, export.close, queue_size=config["queue_size"], batch_size=config["batch_size"],
                      hand_on_every=config["export_every"], close_timeout=config["export_timeout"], dropped=dropped,
                      undelivered="export_failed")

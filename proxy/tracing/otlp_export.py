@@ -28,6 +28,7 @@ from proxy.tracing.span_wire import WireSpan
 # One export request at most: the 4 MiB a gRPC-based collector takes by default, well under
 # the OpenTelemetry Collector's 20 MiB for OTLP/HTTP.
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
+SCOPE_NAME = "octomil-gateway"  # the instrumentation scope of every span, with the gateway's version
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +36,16 @@ log = logging.getLogger(__name__)
 class OtlpExport:
     """Encodes and sends batches of finished spans. Used by one thread."""
 
-    def __init__(self, endpoint: str, headers: Mapping[str, str], timeout: float, request: ExportRequest,
-                 dropped: Callable[[str, int], None]) -> None:
+    def __init__(self, endpoint: str, headers: Mapping[str, str], timeout: float, resource: Mapping[str, Any],
+                 version: str, dropped: Callable[[str, int], None]) -> None:
+        """Every setting passed explicitly (left unset, the exporter would read the environment itself)."""
         from opentelemetry.exporter.otlp.proto.http import Compression
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         self._exporter: Any = OTLPSpanExporter(endpoint=endpoint, headers=dict(headers), timeout=timeout,
                                                compression=Compression.NoCompression)
         self._client: Any = self._exporter._client  # a private name: see the module's doc
-        self._request = request
+        self._request = ExportRequest(resource, SCOPE_NAME, version)
         self._dropped = dropped
 
     def deliver(self, batch: list[WireSpan]) -> bool:

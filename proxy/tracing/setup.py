@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from proxy.observability.trace_metrics import count_dropped
 from proxy.settings.tracing import TracingConfig
-from proxy.tracing.otlp_encoding import ExportRequest
 from proxy.tracing.otlp_export import OtlpExport
 from proxy.tracing.recorder import Recorder
 from proxy.tracing.span_queue import SpanQueue
@@ -28,7 +27,6 @@ from proxy.tracing.span_wire import WireSpan
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.sampling import Sampler
 
-SCOPE_NAME = "octomil-gateway"
 SpanExport = SpanQueue[WireSpan]
 # Spans reach the exporter process this often at most, in batches; it exports them every
 # OTEL_BSP_SCHEDULE_DELAY. A short wait keeps each pipe write small.
@@ -60,18 +58,12 @@ def span_recording(config: TracingConfig, version: str) -> tuple[Recorder, SpanE
                           batch_size=config.batch_size, hand_on_every=_TO_THE_PROCESS_EVERY,
                           close_timeout=close_timeout, dropped=count_dropped, undelivered="exporter_down")
     else:
-        export = otlp_export(config.endpoint, config.headers, config.export_timeout,
-                             resource_attributes(config, version), version, count_dropped)
+        export = OtlpExport(str(config.endpoint), dict(config.headers), config.export_timeout,
+                            resource_attributes(config, version), version, count_dropped)
         queue = SpanQueue(export.deliver, export.close, queue_size=config.queue_size, batch_size=config.batch_size,
                           hand_on_every=config.export_every, close_timeout=close_timeout, dropped=count_dropped,
                           undelivered="export_failed")
     return Recorder(_sampler(config), RandomIdGenerator(), queue.put), queue
-
-
-def otlp_export(endpoint: object, headers: tuple[tuple[str, str], ...], timeout: float, resource: dict[str, Any],
-                version: str, dropped: Callable[[str, int], None]) -> OtlpExport:
-    """Every setting passed explicitly (left unset, the exporter would read the environment itself)."""
-    return OtlpExport(str(endpoint), dict(headers), timeout, ExportRequest(resource, SCOPE_NAME, version), dropped)
 
 
 def resource_attributes(config: TracingConfig, version: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from collections import Counter
 
 from aiohttp.test_utils import TestServer
 
-from proxy.tracing.otlp_encoding import ExportRequest
 from proxy.tracing.otlp_export import MAX_REQUEST_BYTES, OtlpExport
 from proxy.tracing.recorder import SERVER
 from proxy.tracing.span_wire import WireSpan
@@ -25,7 +24,7 @@ def span(number: int, prompt_bytes: int = 0) -> WireSpan:
 
 def export_to(server: TestServer, dropped: Counter[str], timeout: float = 5.0) -> OtlpExport:
     return OtlpExport(str(server.make_url("/v1/traces")), {"x-api-key": "k"}, timeout,
-                      ExportRequest({"service.name": "gateway-under-test"}, "octomil-gateway", "1.2.3"),
+                      {"service.name": "gateway-under-test"}, "1.2.3",
                       lambda reason, spans: dropped.update({reason: spans}))
 
 
